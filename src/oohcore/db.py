@@ -1,0 +1,20 @@
+"""The one SQLAlchemy ``MetaData`` every store table is declared on.
+
+Each module that persists something declares its own tables here (one concern per module),
+and Alembic migrations in ``oohcore/migrations`` are checked against this metadata by a test.
+Only portable SQLAlchemy Core is used, so SQLite (the default) and PostgreSQL both work.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)

@@ -1,0 +1,502 @@
+"""Typed, immutable models of the ruleset files.
+
+The published JSON Schema (``oohcore schema``) is generated from these models, so the schema that
+editors and CI validate against and the objects the engine runs on cannot drift apart.
+Spec paragraphs are cited where a clause shapes a field.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, time, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Small value types
+# ---------------------------------------------------------------------------------------------
+
+ID_PATTERN = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
+FIELD_PATTERN = r"^[a-z][a-z0-9_]*$"
+_DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+DURATION_PATTERN = r"^(?=\d)(\d+h)?(\d+m)?(\d+s)?$"
+CLOCK_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$"
+
+
+def parse_duration(value: Any) -> Any:
+    """``"10m"``, ``"1h30m"``, ``"45s"`` → timedelta. Other values pass through to pydantic."""
+    if isinstance(value, str):
+        m = _DURATION_RE.match(value)
+        if m and value:
+            h, mi, s = (int(g) if g else 0 for g in m.groups())
+            return timedelta(hours=h, minutes=mi, seconds=s)
+        raise ValueError(f"{value!r} is not a duration; write e.g. 10m, 1h30m or 45s")
+    return value
+
+
+def format_duration(value: timedelta) -> str:
+    total = int(value.total_seconds())
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    out = (f"{h}h" if h else "") + (f"{m}m" if m else "") + (f"{s}s" if s else "")
+    return out or "0s"
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("a duration must be longer than zero")
+    return value
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    AfterValidator(_positive),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": DURATION_PATTERN,
+            "description": "A duration such as 10m, 1h30m or 45s.",
+        }
+    ),
+]
+
+
+class ClockTime(str):
+    """A local wall-clock time ``HH:MM``; ``24:00`` means the end of the day."""
+
+    @property
+    def minutes(self) -> int:
+        h, m = self.split(":")
+        return int(h) * 60 + int(m)
+
+    def as_time(self) -> time:
+        return time(0, 0) if self == "24:00" else time(int(self[:2]), int(self[3:]))
+
+
+def _clock(value: Any) -> Any:
+    if isinstance(value, str) and re.match(CLOCK_PATTERN, value):
+        return ClockTime(value)
+    raise ValueError(f"{value!r} is not a time of day; write it as \"HH:MM\", e.g. \"17:00\"")
+
+
+Clock = Annotated[
+    ClockTime,
+    BeforeValidator(_clock),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": CLOCK_PATTERN,
+            "description": 'A local time of day "HH:MM" (24-hour); "24:00" is midnight at the '
+            "end of the day.",
+        }
+    ),
+]
+
+Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
+FieldName = Annotated[str, Field(pattern=FIELD_PATTERN, max_length=64)]
+Template = Annotated[
+    str,
+    Field(
+        description="Text with named placeholders in braces, e.g. 'Ref {reference} at {address}'. "
+        "Only placeholder names are allowed: no attribute access, indexing or formatting code."
+    ),
+]
+Condition = Annotated[
+    str,
+    Field(
+        min_length=1,
+        description="A condition in the oohcore condition language (docs/rulesets.md), e.g. "
+        "'repair == \"no_heating\" and (vulnerable or outside_temp < 5)'.",
+    ),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, str_strip_whitespace=False
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Hours of service (2.1.5, 2.1.6, 5.4.2, 5.4.3, 13.3a, 13.5.1a)
+# ---------------------------------------------------------------------------------------------
+
+
+class Weekday(StrEnum):
+    mon = "mon"
+    tue = "tue"
+    wed = "wed"
+    thu = "thu"
+    fri = "fri"
+    sat = "sat"
+    sun = "sun"
+
+
+WEEKDAYS: tuple[Weekday, ...] = tuple(Weekday)
+
+
+class Window(_Model):
+    """A weekly window of service. ``to`` at or before ``from`` runs past midnight into the
+    next day (``from: "17:00", to: "08:00"`` on fri covers Friday 17:00 to Saturday 08:00)."""
+
+    days: Annotated[list[Weekday], Field(min_length=1)]
+    start: Clock = Field(alias="from")
+    end: Clock = Field(alias="to")
+
+
+class SpecialDays(StrEnum):
+    """How a special day (bank holiday, the Christmas period) is covered."""
+
+    all_day = "all_day"  # the whole 24 hours (2.1.6)
+    as_weekly = "as_weekly"  # the ordinary weekly windows apply
+
+
+class UkNation(StrEnum):
+    """The UK nation whose bank holidays apply (the ``holidays`` package's subdivisions)."""
+
+    ENG = "ENG"
+    WLS = "WLS"
+    SCT = "SCT"
+    NIR = "NIR"
+
+
+class Hours(_Model):
+    """When a service (or the whole organisation) is operated."""
+
+    weekly: Annotated[list[Window], Field(min_length=1)]
+    bank_holidays: SpecialDays = SpecialDays.all_day
+    christmas_period: SpecialDays = Field(
+        default=SpecialDays.all_day,
+        description="The working days between Christmas and New Year (2.1.6).",
+    )
+    extra_days: list[date] = Field(
+        default_factory=list,
+        description="Further whole days of service, e.g. Christmas Eve (2.1.6).",
+    )
+
+
+class Variant(_Model):
+    """A time-varying form of a service option (5.4.3): e.g. no noise patrol after 03:00.
+
+    While a variant's hours apply, the built-in field ``variant`` equals its id, so decision
+    rules can branch on it, and ``tell_caller`` is shown to the call handler.
+    """
+
+    id: Id
+    name: str
+    hours: Hours
+    tell_caller: Template
+
+
+# ---------------------------------------------------------------------------------------------
+# Organisation (Participating Organisation)
+# ---------------------------------------------------------------------------------------------
+
+
+class RoleKind(StrEnum):
+    officer = "officer"  # a named on-call officer of the organisation (audit item 9)
+    manager = "manager"
+    contractor = "contractor"
+    team = "team"
+
+
+class RotaRole(_Model):
+    """A role on the organisation's on-call rota (2.1.3, 7.5) that rulesets refer to."""
+
+    id: Id
+    name: str
+    kind: RoleKind = RoleKind.officer
+    description: str | None = None
+
+
+class AccessNumber(_Model):
+    """A published number diverted to the service (7.1.2, 7.1.3): one service option or an
+    IVR menu of options (7.1.4). Exactly one of ``service_option`` and ``ivr`` is given."""
+
+    number: Annotated[str, Field(pattern=r"^\+?[0-9 ]{3,20}$")]
+    name: str | None = None
+    service_option: Id | None = None
+    ivr: Id | None = None
+
+
+class IvrChoice(_Model):
+    key: Annotated[str, Field(pattern=r"^[0-9*#]$")]
+    service_option: Id
+    say: str | None = None
+
+
+class IvrMenu(_Model):
+    """An automated attendant / IVR menu (5.1.2, 7.1.4)."""
+
+    id: Id
+    prompt: str
+    choices: Annotated[list[IvrChoice], Field(min_length=1)]
+    no_choice: Id | None = Field(
+        default=None,
+        description="The service option a caller who makes no choice is handled under.",
+    )
+
+
+class OrganisationFile(_Model):
+    """``organisation.yaml``: one Participating Organisation (13.3)."""
+
+    id: Id
+    name: str
+    timezone: str = "Europe/London"
+    nation: UkNation = UkNation.ENG
+    hours: Hours
+    referral_time_limit: Duration = Field(
+        default=timedelta(minutes=10),
+        description="Default time to pass on a valid service request (6.4b: 10 minutes).",
+    )
+    rota_roles: list[RotaRole] = Field(default_factory=list)
+    access_numbers: list[AccessNumber] = Field(default_factory=list)
+    ivr_menus: list[IvrMenu] = Field(default_factory=list)
+    priorities: list[Id] = Field(
+        default_factory=list,
+        description="Service options whose callers go first under high load (7.1.5), "
+        "highest first.",
+    )
+    out_of_scope_categories: list[Id] = Field(
+        default_factory=list,
+        description="Categories of out-of-scope calls for reporting (11.7.3f, 13.3p).",
+    )
+
+
+class CatalogueFile(_Model):
+    """``catalogue.yaml``: the header of a catalogue of ready-made service options (5.3.4)."""
+
+    id: Id
+    name: str
+    rota_roles: list[RotaRole] = Field(default_factory=list)
+    out_of_scope_categories: list[Id] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# Service option: script, decision, actions
+# ---------------------------------------------------------------------------------------------
+
+
+class Standard(StrEnum):
+    """Performance standard of a service option (2.1.2, 6.1–6.3)."""
+
+    platinum = "platinum"
+    gold = "gold"
+    silver = "silver"
+    bronze = "bronze"
+
+
+class QuestionType(StrEnum):
+    text = "text"
+    number = "number"
+    yes_no = "yes_no"
+    choice = "choice"
+    choices = "choices"  # several of a list
+    phone = "phone"
+    postcode = "postcode"
+    address = "address"
+    date = "date"
+    time = "time"
+
+
+class Question(_Model):
+    """One question of the script and the field its answer is captured in (5.3.3, 7.4.1)."""
+
+    field: FieldName
+    ask: str
+    type: QuestionType = QuestionType.text
+    essential: bool = Field(
+        default=False,
+        description="Essential fields must be captured before action is taken; others may be "
+        "left unanswered when the caller cannot say (5.3.3).",
+    )
+    help: str | None = Field(default=None, description="Guidance for the call handler.")
+    options: dict[Annotated[str, Field(pattern=FIELD_PATTERN)], str] | None = Field(
+        default=None,
+        description="For choice/choices: value → label read to the caller.",
+    )
+    min: float | None = None
+    max: float | None = None
+    max_length: int | None = Field(default=None, ge=1)
+    pattern: str | None = Field(default=None, description="A regular expression text must match.")
+    ask_if: Condition | None = Field(
+        default=None, description="Ask this question only when the condition holds."
+    )
+
+
+class Script(_Model):
+    """The script the call handler follows (5.3, 13.5.1b–d)."""
+
+    opening: str | None = None
+    questions: list[Question] = Field(default_factory=list)
+    data_protection: str | None = Field(
+        default=None, description="What to tell the caller about their personal data (13.5.1f)."
+    )
+
+
+class Rule(_Model):
+    when: Condition
+    then: Id
+    note: str | None = None
+
+
+class Decision(_Model):
+    """An ordered list of rules: the first whose ``when`` holds chooses the action; ``default``
+    is taken when none does, so every call has exactly one outcome (audit item 8)."""
+
+    rules: list[Rule] = Field(default_factory=list)
+    default: Id
+
+
+class Channel(StrEnum):
+    """How a message reaches someone (5.2.3.3, 7.5, 5.2.4, 7.8, 7.9)."""
+
+    phone = "phone"
+    sms = "sms"
+    email = "email"
+    pager = "pager"
+    feed = "feed"
+    crm = "crm"
+
+
+class Message(_Model):
+    """Message templates for a referral; SMS priorities per 5.2.5."""
+
+    sms: Template | None = None
+    subject: Template | None = None
+    body: Template | None = None
+
+
+class EscalationStage(_Model):
+    """One stage of an escalation procedure (5.3.2, 6.4e, audit items 8–9)."""
+
+    rota_role: Id
+    channels: Annotated[list[Channel], Field(min_length=1)]
+    wait: Duration = Field(
+        default=timedelta(minutes=15),
+        description="How long this stage has to acknowledge before the next stage starts.",
+    )
+    say: Template | None = None
+
+
+class _Action(_Model):
+    name: str | None = None
+    say: Template | None = Field(default=None, description="What the call handler tells the caller.")
+    caller_sms: Template | None = Field(
+        default=None, description="Follow-up SMS to the caller (5.2.6)."
+    )
+
+
+class Signpost(_Action):
+    """Advise the caller of another service, its number and opening times (5.2.3.1)."""
+
+    kind: Literal["signpost"]
+    service: str
+    number: str | None = None
+    opening_times: str | None = None
+
+
+class Transfer(_Action):
+    """Transfer the call to a duty team or agency (5.2.3.2)."""
+
+    kind: Literal["transfer"]
+    to: str
+    number: str
+    fallback: Id | None = Field(
+        default=None, description="Action to take if the transfer cannot be made."
+    )
+
+
+class Refer(_Action):
+    """Refer to the on-call officer found from the rota (5.2.3.3, 7.5)."""
+
+    kind: Literal["refer"]
+    rota_role: Id
+    channels: Annotated[list[Channel], Field(min_length=1)]
+    time_limit: Duration | None = Field(
+        default=None,
+        description="Time to pass on the request; the organisation's default when absent (6.4b).",
+    )
+    acknowledge_within: Duration = Field(default=timedelta(minutes=15))
+    message: Message = Field(default_factory=Message)
+    escalation: list[EscalationStage] = Field(default_factory=list)
+
+
+class Resolve(_Action):
+    """Resolve the call with information (5.2.3.4)."""
+
+    kind: Literal["resolve"]
+    information: str
+
+
+class OutOfScopeResponse(StrEnum):
+    forward_to_daytime = "forward_to_daytime"  # 5.2.3.5 (i)
+    call_back_in_hours = "call_back_in_hours"  # 5.2.3.5 (ii)
+
+
+class OutOfScope(_Action):
+    """Log as out of scope and forward or advise (5.2.3.5, 11.7.3f)."""
+
+    kind: Literal["out_of_scope"]
+    category: Id
+    response: OutOfScopeResponse
+    forward_to: str | None = Field(default=None, description="The daytime service forwarded to.")
+    message: Message = Field(default_factory=Message)
+
+
+class LoneWorker(_Action):
+    """Watch over a lone worker's site visit (5.2.3.6)."""
+
+    kind: Literal["lone_worker"]
+    visit_length: Duration = Field(description="The pre-agreed time by which they must call out.")
+    grace: Duration = Field(default=timedelta(minutes=5))
+    escalation: Annotated[list[EscalationStage], Field(min_length=1)]
+
+
+Action = Annotated[
+    Signpost | Transfer | Refer | Resolve | OutOfScope | LoneWorker,
+    Field(discriminator="kind"),
+]
+
+
+class SignOff(_Model):
+    """Formal sign-off of a ruleset version by the organisation (5.3.1)."""
+
+    by: str
+    on: date
+    version: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+
+
+class ServiceOptionFile(_Model):
+    """One service option file (2.2.2, 13.5.1)."""
+
+    id: Id
+    name: str
+    extends: str | None = Field(
+        default=None,
+        description="A catalogue ruleset to start from: 'catalogue:<id>' or a relative path.",
+    )
+    description: str | None = None
+    spec_reference: str | None = None
+    standard: Standard = Standard.silver
+    hours: Hours | None = Field(
+        default=None, description="This option's hours when they differ from the organisation's."
+    )
+    variants: list[Variant] = Field(default_factory=list)
+    script: Script = Field(default_factory=Script)
+    decision: Decision
+    actions: dict[Annotated[str, Field(pattern=ID_PATTERN)], Action]
+    sign_off: SignOff | None = None
