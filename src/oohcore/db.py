@@ -18,3 +18,16 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
+
+# Modules that declare tables on ``metadata``. Importing them all gives the complete schema
+# (Alembic's env.py and the migration drift test call ``load_all_tables``).
+TABLE_MODULES: tuple[str, ...] = ()
+
+
+def load_all_tables() -> MetaData:
+    """Import every table-declaring module and return the complete ``metadata``."""
+    import importlib
+
+    for name in TABLE_MODULES:
+        importlib.import_module(name)
+    return metadata

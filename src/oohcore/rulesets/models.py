@@ -472,6 +472,15 @@ Action = Annotated[
 ]
 
 
+class Setting(_Model):
+    """A documented choice the organisation makes when it adopts a catalogue ruleset, where the
+    spec allows alternatives ("either 1. … or 2. …", 2.2.2). Conditions read it like a field."""
+
+    description: str
+    allowed: Annotated[list[Annotated[str, Field(pattern=FIELD_PATTERN)]], Field(min_length=2)]
+    value: Annotated[str, Field(pattern=FIELD_PATTERN)]
+
+
 class SignOff(_Model):
     """Formal sign-off of a ruleset version by the organisation (5.3.1)."""
 
@@ -496,6 +505,9 @@ class ServiceOptionFile(_Model):
         default=None, description="This option's hours when they differ from the organisation's."
     )
     variants: list[Variant] = Field(default_factory=list)
+    settings: dict[Annotated[str, Field(pattern=FIELD_PATTERN)], Setting] = Field(
+        default_factory=dict
+    )
     script: Script = Field(default_factory=Script)
     decision: Decision
     actions: dict[Annotated[str, Field(pattern=ID_PATTERN)], Action]
