@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    GetCoreSchemaHandler,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -21,6 +22,7 @@ from pydantic import (
     PlainSerializer,
     WithJsonSchema,
 )
+from pydantic_core import core_schema
 
 # ---------------------------------------------------------------------------------------------
 # Small value types
@@ -76,25 +78,30 @@ Duration = Annotated[
 class ClockTime(str):
     """A local wall-clock time ``HH:MM``; ``24:00`` means the end of the day."""
 
+    __slots__ = ()
+
     @property
     def minutes(self) -> int:
+        """Minutes since local midnight (``24:00`` is 1440)."""
         h, m = self.split(":")
         return int(h) * 60 + int(m)
 
     def as_time(self) -> time:
         return time(0, 0) if self == "24:00" else time(int(self[:2]), int(self[3:]))
 
-
-def _clock(value: Any) -> Any:
-    if isinstance(value, str) and re.match(CLOCK_PATTERN, value):
-        return ClockTime(value)
-    raise ValueError(f"{value!r} is not a time of day; write it as \"HH:MM\", e.g. \"17:00\"")
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(
+            cls,
+            core_schema.str_schema(pattern=CLOCK_PATTERN),
+            serialization=core_schema.plain_serializer_function_ser_schema(str),
+        )
 
 
 Clock = Annotated[
     ClockTime,
-    BeforeValidator(_clock),
-    PlainSerializer(str, return_type=str),
     WithJsonSchema(
         {
             "type": "string",

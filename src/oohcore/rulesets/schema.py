@@ -1,0 +1,106 @@
+"""The published JSON Schemas of the ruleset files.
+
+They are generated from the pydantic models (``models.py``) so the two cannot disagree, then
+shaped for people: a discriminated action is checked by ``if kind == … then …`` so an error
+names the field that is wrong rather than "not valid under any of the given schemas", and a
+service option that ``extends:`` another need not repeat what it inherits.
+
+The generated files live in the package (``oohcore/rulesets/schemas/*.schema.json``), are
+printed by ``oohcore schema``, and a test fails if they drift from the models — regenerate them
+with ``python -m oohcore.rulesets.schema``.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from jsonschema import Draft202012Validator
+
+from oohcore.rulesets.models import CatalogueFile, OrganisationFile, ServiceOptionFile
+
+Kind = Literal["organisation", "service-option", "catalogue"]
+KINDS: tuple[Kind, ...] = ("organisation", "service-option", "catalogue")
+_MODELS = {
+    "organisation": OrganisationFile,
+    "service-option": ServiceOptionFile,
+    "catalogue": CatalogueFile,
+}
+SCHEMA_BASE = "https://oohcore.dev/schemas/"
+
+
+def generate(kind: Kind) -> dict[str, Any]:
+    """Build the schema of ``kind`` from the models."""
+    schema = _MODELS[kind].model_json_schema(by_alias=True, mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"{SCHEMA_BASE}{kind}.schema.json"
+    _shape(schema)
+    if kind == "service-option":
+        required = schema.pop("required")
+        schema["required"] = ["id"]
+        schema["if"] = {"not": {"required": ["extends"]}}
+        schema["then"] = {"required": [r for r in required if r != "id"]}
+    return schema
+
+
+def _shape(node: Any) -> None:
+    """Replace discriminated ``oneOf`` by per-kind ``if/then`` and drop noise."""
+    if isinstance(node, dict):
+        disc = node.get("discriminator")
+        if disc and "oneOf" in node:
+            prop = disc["propertyName"]
+            mapping: dict[str, str] = disc["mapping"]
+            node.pop("oneOf")
+            node.pop("discriminator")
+            node["type"] = "object"
+            node["required"] = [prop]
+            node["properties"] = {prop: {"enum": sorted(mapping)}}
+            node["allOf"] = [
+                {
+                    "if": {"properties": {prop: {"const": value}}, "required": [prop]},
+                    "then": {"$ref": ref},
+                }
+                for value, ref in sorted(mapping.items())
+            ]
+        for value in node.values():
+            _shape(value)
+    elif isinstance(node, list):
+        for item in node:
+            _shape(item)
+
+
+def _schema_dir() -> Path:
+    return Path(str(resources.files("oohcore.rulesets") / "schemas"))
+
+
+@cache
+def published(kind: Kind) -> dict[str, Any]:
+    """The schema of ``kind`` as shipped in the package."""
+    path = _schema_dir() / f"{kind}.schema.json"
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+@cache
+def validator(kind: Kind) -> Draft202012Validator:
+    return Draft202012Validator(published(kind))
+
+
+def write_all(directory: Path | None = None) -> list[Path]:
+    """(Re)write the published schemas from the models."""
+    directory = directory or _schema_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for kind in KINDS:
+        path = directory / f"{kind}.schema.json"
+        path.write_text(json.dumps(generate(kind), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":  # pragma: no cover
+    for p in write_all():
+        print(p)
