@@ -22,9 +22,11 @@ class Problem:
     col: int
     message: str
     code: str = "error"
+    severity: str = "error"  # "error" or "warning" (a warning never stops a load)
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.col}: {self.message}"
+        tag = "warning: " if self.severity == "warning" else ""
+        return f"{self.path}:{self.line}:{self.col}: {tag}{self.message}"
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -32,6 +34,7 @@ class Problem:
             "line": self.line,
             "col": self.col,
             "code": self.code,
+            "severity": self.severity,
             "message": self.message,
         }
 

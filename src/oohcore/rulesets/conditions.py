@@ -235,7 +235,9 @@ class _Parser:
 
     def expect_op(self, op: str, what: str) -> Token:
         if not self.is_op(op):
-            raise ConditionError(f"expected {op!r} {what}, found {self._describe(self.tok)}", self.tok.offset)
+            raise ConditionError(
+                f"expected {op!r} {what}, found {self._describe(self.tok)}", self.tok.offset
+            )
         return self.take()
 
     @staticmethod
@@ -254,7 +256,9 @@ class _Parser:
     def _enter(self, offset: int) -> None:
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            raise ConditionError(f"the condition is nested more than {MAX_DEPTH} levels deep", offset)
+            raise ConditionError(
+                f"the condition is nested more than {MAX_DEPTH} levels deep", offset
+            )
 
     def parse_or(self) -> Node:
         start = self.tok.offset
@@ -291,8 +295,10 @@ class _Parser:
         elif self.is_kw("in"):
             self.take()
             node = Compare(tok.offset, "in", left, self.parse_operand())
-        elif self.is_kw("not") and self.tokens[self.i + 1].kind == "keyword" and (
-            self.tokens[self.i + 1].text == "in"
+        elif (
+            self.is_kw("not")
+            and self.tokens[self.i + 1].kind == "keyword"
+            and (self.tokens[self.i + 1].text == "in")
         ):
             self.take()
             self.take()
@@ -342,7 +348,9 @@ class _Parser:
         if self.is_op("["):
             return self.parse_list()
         if tok.kind == "end":
-            raise ConditionError("the condition ends too early: a value or field is missing", tok.offset)
+            raise ConditionError(
+                "the condition ends too early: a value or field is missing", tok.offset
+            )
         raise ConditionError(f"expected a value or a field name, found {tok.text!r}", tok.offset)
 
     def parse_call(self, name: Token) -> Node:
@@ -366,7 +374,9 @@ class _Parser:
             if not isinstance(item, Literal) or item.type not in (Type.STRING, Type.NUMBER):
                 raise ConditionError("a list may hold only text or number values", item.offset)
             if items and item.type != items[0].type:
-                raise ConditionError("a list must hold values of one type (all text or all numbers)", item.offset)
+                raise ConditionError(
+                    "a list must hold values of one type (all text or all numbers)", item.offset
+                )
             items.append(item)
             if self.is_op(","):
                 self.take()
@@ -474,7 +484,11 @@ class _Checker:
             if element is None:
                 raise ConditionError(
                     f"'{shown}' needs a list on its right, but this is {right.type}"
-                    + ("; to look for words in text use contains()" if right.type is Type.STRING else ""),
+                    + (
+                        "; to look for words in text use contains()"
+                        if right.type is Type.STRING
+                        else ""
+                    ),
                     node.right.offset,
                 )
             if left.type is not element:
@@ -526,7 +540,9 @@ class _Checker:
         spec = _FUNCTIONS.get(node.function)
         if spec is None:
             known = ", ".join(FUNCTION_NAMES)
-            raise ConditionError(f"unknown function {node.function}(); the functions are {known}", node.offset)
+            raise ConditionError(
+                f"unknown function {node.function}(); the functions are {known}", node.offset
+            )
         params, result = spec
         if len(node.args) != len(params):
             raise ConditionError(
@@ -544,9 +560,13 @@ class _Checker:
             used |= c.fields
             if want == "text-or-list":
                 if c.type not in (Type.STRING, Type.STRINGS, Type.NUMBERS):
-                    raise ConditionError(f"{node.function}() takes text or a list, not {c.type}", arg.offset)
+                    raise ConditionError(
+                        f"{node.function}() takes text or a list, not {c.type}", arg.offset
+                    )
             elif c.type is not want:
-                raise ConditionError(f"{node.function}() needs {want} here, not {c.type}", arg.offset)
+                raise ConditionError(
+                    f"{node.function}() needs {want} here, not {c.type}", arg.offset
+                )
         return _Checked(result, fields=used)
 
 
@@ -654,7 +674,11 @@ class _Emitter:
         expr = f"{left} {py_op} {right}"
         if op == "==" and not (self._maybe_none(node.left) and self._maybe_none(node.right)):
             return f"({expr})"
-        guards = [f"{side} is not None" for n, side in ((node.left, left), (node.right, right)) if self._maybe_none(n)]
+        guards = [
+            f"{side} is not None"
+            for n, side in ((node.left, left), (node.right, right))
+            if self._maybe_none(n)
+        ]
         return "(" + " and ".join([*guards, expr]) + ")"
 
 
@@ -679,13 +703,13 @@ def _build(
     fixed = fixed or {}
     lines = [f"def {name}(values):", "    get = values.get"]
     lines += [
-        f"    f_{f} = {repr(fixed[f])}" if f in fixed else f"    f_{f} = get({f!r})"
+        f"    f_{f} = {fixed[f]!r}" if f in fixed else f"    f_{f} = get({f!r})"
         for f in sorted(fields)
     ]
     lines += [f"    {line}" for line in body]
     source = "\n".join(lines) + "\n"
     namespace: dict[str, Any] = {"__builtins__": {}, "bool": bool, **_HELPERS, **constants}
-    exec(compile(source, f"<oohcore {name}>", "exec"), namespace)  # noqa: S102 - generated from a checked tree
+    exec(compile(source, f"<oohcore {name}>", "exec"), namespace)
     fn: Callable[..., Any] = namespace[name]
     return fn
 
@@ -702,7 +726,9 @@ def compile_condition(
             node.offset,
         )
     emitter = _Emitter()
-    fn = _build("holds", [f"return bool({emitter.emit(node)})"], set(used), emitter.constants, fixed)
+    fn = _build(
+        "holds", [f"return bool({emitter.emit(node)})"], set(used), emitter.constants, fixed
+    )
     return CompiledCondition(text, used, fn)
 
 

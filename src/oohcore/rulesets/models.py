@@ -14,11 +14,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    GetCoreSchemaHandler,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     PlainSerializer,
     WithJsonSchema,
 )
@@ -195,6 +195,33 @@ class Hours(_Model):
     )
 
 
+def _common_hours() -> Hours:
+    weekdays = [Weekday.mon, Weekday.tue, Weekday.wed, Weekday.thu, Weekday.fri]
+    return Hours.model_validate(
+        {
+            "weekly": [
+                {"days": weekdays, "from": "00:00", "to": "08:00"},
+                {"days": weekdays, "from": "17:00", "to": "24:00"},
+                {"days": [Weekday.sat, Weekday.sun], "from": "00:00", "to": "24:00"},
+            ]
+        }
+    )
+
+
+COMMON_HOURS = _common_hours()
+"""The most common hours (2.1.5): 5pm–8am Monday to Friday, all weekend, bank holidays and the
+Christmas period all day (2.1.6). Catalogue options are checked against these."""
+
+
+class VariantHours(Hours):
+    """The hours of a variant: like :class:`Hours`, but bank holidays and the Christmas period
+    follow the weekly windows unless the author says ``all_day`` — a "no patrol 03:00–08:00"
+    variant must not swallow a whole bank holiday by default."""
+
+    bank_holidays: SpecialDays = SpecialDays.as_weekly
+    christmas_period: SpecialDays = SpecialDays.as_weekly
+
+
 class Variant(_Model):
     """A time-varying form of a service option (5.4.3): e.g. no noise patrol after 03:00.
 
@@ -204,7 +231,7 @@ class Variant(_Model):
 
     id: Id
     name: str
-    hours: Hours
+    hours: VariantHours
     tell_caller: Template
 
 
@@ -401,7 +428,9 @@ class EscalationStage(_Model):
 
 class _Action(_Model):
     name: str | None = None
-    say: Template | None = Field(default=None, description="What the call handler tells the caller.")
+    say: Template | None = Field(
+        default=None, description="What the call handler tells the caller."
+    )
     caller_sms: Template | None = Field(
         default=None, description="Follow-up SMS to the caller (5.2.6)."
     )

@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from jsonschema import Draft202012Validator
+from pydantic import BaseModel
 
 from oohcore.rulesets.models import CatalogueFile, OrganisationFile, ServiceOptionFile
 
 Kind = Literal["organisation", "service-option", "catalogue"]
 KINDS: tuple[Kind, ...] = ("organisation", "service-option", "catalogue")
-_MODELS = {
+_MODELS: dict[str, type[BaseModel]] = {
     "organisation": OrganisationFile,
     "service-option": ServiceOptionFile,
     "catalogue": CatalogueFile,
@@ -34,7 +35,7 @@ SCHEMA_BASE = "https://oohcore.dev/schemas/"
 
 def generate(kind: Kind) -> dict[str, Any]:
     """Build the schema of ``kind`` from the models."""
-    schema = _MODELS[kind].model_json_schema(by_alias=True, mode="validation")
+    schema: dict[str, Any] = _MODELS[kind].model_json_schema(by_alias=True, mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"{SCHEMA_BASE}{kind}.schema.json"
     _shape(schema)
@@ -96,7 +97,9 @@ def write_all(directory: Path | None = None) -> list[Path]:
     written = []
     for kind in KINDS:
         path = directory / f"{kind}.schema.json"
-        path.write_text(json.dumps(generate(kind), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        path.write_text(
+            json.dumps(generate(kind), indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
         written.append(path)
     return written
 

@@ -18,10 +18,8 @@ import yaml
 
 from oohcore.errors import Problem, RulesetError
 
-try:  # the C composer is faster and gives identical marks
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - libyaml missing
-    _Loader = yaml.SafeLoader
+# the C composer is faster and gives identical marks
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 PathKey = tuple[str | int, ...]
 
@@ -135,7 +133,13 @@ class _Builder:
                 kpos = _mark(self.source.path, key_node)
                 if not isinstance(key_node, yaml.ScalarNode):
                     self.problems.append(
-                        Problem(self.source.path, kpos.line, kpos.col, "a key must be plain text", "yaml-key")
+                        Problem(
+                            self.source.path,
+                            kpos.line,
+                            kpos.col,
+                            "a key must be plain text",
+                            "yaml-key",
+                        )
                     )
                     continue
                 key = str(key_node.value)
@@ -204,7 +208,9 @@ def read_yaml(path: Path) -> Source:
             path, 1, 1, f"the file is not UTF-8 text ({exc.reason}); save it as UTF-8", "encoding"
         ) from None
     except OSError as exc:
-        raise RulesetError.single(path, 0, 0, f"cannot read the file: {exc.strerror}", "io") from None
+        raise RulesetError.single(
+            path, 0, 0, f"cannot read the file: {exc.strerror}", "io"
+        ) from None
     return parse_yaml(text, str(path))
 
 

@@ -1,0 +1,591 @@
+"""Finding, reading, resolving and validating ruleset folders.
+
+A ruleset folder is either an **organisation** (``organisation.yaml`` plus one file per service
+option in ``options/``) or a **catalogue** (``catalogue.yaml`` plus ``options/``). A service
+option may start from another with ``extends:`` — ``catalogue:<id>`` for the packaged
+catalogue (5.3.4) or a path relative to the file — and override parts of it with JSON Merge
+Patch semantics (RFC 7396): mappings merge key by key, ``null`` removes a key, and anything
+else, lists included, replaces what it inherits.
+
+Loading is all-or-nothing: :func:`load_organisation` returns a fully compiled
+:class:`~oohcore.rulesets.compiler.Organisation` or raises :class:`~oohcore.errors.RulesetError`
+listing every problem found, each at ``file:line:col``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+from jsonschema.exceptions import ValidationError
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticError
+
+from oohcore.errors import Problem, RulesetError
+from oohcore.rulesets import models
+from oohcore.rulesets.compiler import (
+    Organisation,
+    ServiceOption,
+    check_organisation,
+    check_roles,
+    compile_service_option,
+    normalise_number,
+    version_hash,
+)
+from oohcore.rulesets.models import CatalogueFile, OrganisationFile, RotaRole, ServiceOptionFile
+from oohcore.rulesets.schema import Kind, validator
+from oohcore.rulesets.source import PathKey, Source, read_yaml, walk
+
+ORGANISATION_FILE = "organisation.yaml"
+CATALOGUE_FILE = "catalogue.yaml"
+OPTIONS_DIR = "options"
+CATALOGUE_PREFIX = "catalogue:"
+
+
+def default_catalogue() -> Path:
+    """The catalogue shipped with oohcore (``rulesets/catalogue`` in a source checkout)."""
+    packaged = Path(str(resources.files("oohcore") / "catalogue"))
+    if (packaged / CATALOGUE_FILE).is_file():
+        return packaged
+    return Path(__file__).resolve().parents[3] / "rulesets" / "catalogue"
+
+
+@dataclass(frozen=True, eq=False)
+class Catalogue:
+    """A catalogue of ready-made service options (5.3.4)."""
+
+    id: str
+    name: str
+    rota_roles: Mapping[str, RotaRole]
+    service_options: Mapping[str, ServiceOption]
+    path: Path
+
+
+@dataclass
+class _Session:
+    """One load or validate run: a cache of parsed files and the problems found."""
+
+    catalogue: Path
+    problems: list[Problem] = field(default_factory=list)
+    sources: dict[Path, Source | None] = field(default_factory=dict)
+
+    def read(self, path: Path) -> Source | None:
+        path = path.resolve()
+        if path not in self.sources:
+            try:
+                self.sources[path] = read_yaml(path)
+            except RulesetError as exc:
+                self.problems.extend(exc.problems)
+                self.sources[path] = None
+        return self.sources[path]
+
+
+# ---------------------------------------------------------------------------------------------
+# Schema and model validation with located messages
+# ---------------------------------------------------------------------------------------------
+
+_PATTERN_HINTS = {
+    models.ID_PATTERN: "an id is lower-case letters and digits in words joined by single "
+    "hyphens, e.g. housing-repairs",
+    models.FIELD_PATTERN: "a field name is lower-case letters, digits and underscores, "
+    "starting with a letter, e.g. caller_name",
+    models.DURATION_PATTERN: "write a duration such as 10m, 1h30m or 45s",
+    models.CLOCK_PATTERN: 'write a time of day in quotes as "HH:MM" (24-hour), e.g. "17:00"',
+}
+_JSON_TYPES = {
+    "string": "text",
+    "number": "a number",
+    "integer": "a whole number",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a mapping of keys to values",
+    "null": "nothing",
+}
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing (an empty value)"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (yes/no)"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    return "a mapping"
+
+
+def _schema_problem(source: Source, error: ValidationError) -> list[Problem]:
+    path: PathKey = tuple(error.absolute_path)
+    v = error.validator
+    inst: Any = error.instance
+    value: Any = error.validator_value
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if v in ("anyOf", "oneOf") and error.context:
+        # e.g. "a duration or nothing": report against the branch that was meant
+        meant = [
+            e for e in error.context if not (e.validator == "type" and e.validator_value == "null")
+        ]
+        if meant:
+            out = []
+            for sub in meant:
+                out.extend(_schema_problem(source, sub))
+            return out
+    if v == "additionalProperties" and isinstance(inst, dict):
+        allowed = sorted(schema.get("properties", {}))
+        out = []
+        for key in inst:
+            if key in allowed:
+                continue
+            close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            listed = f" (allowed here: {', '.join(allowed)})" if allowed and not close else ""
+            out.append(
+                source.problem(
+                    (*path, key), f"unknown key {key!r}{hint}{listed}", "unknown-key", at_key=True
+                )
+            )
+        return out
+    if v == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        where = f"in {path[-1]!r}" if path else "at the top of the file"
+        return [source.problem(path, f"missing {missing!r} {where}", "missing-key")]
+    if v == "enum":
+        choices = ", ".join(str(x) for x in value)
+        return [
+            source.problem(
+                path, f"{_describe(inst)} is not allowed here; use one of: {choices}", "bad-value"
+            )
+        ]
+    if v == "pattern":
+        hint = _PATTERN_HINTS.get(str(value), f"it must match {value}")
+        return [source.problem(path, f"{_describe(inst)} is not valid: {hint}", "bad-format")]
+    if v == "type":
+        want = value
+        wants = [want] if isinstance(want, str) else list(want)
+        words = " or ".join(_JSON_TYPES.get(w, w) for w in wants)
+        msg = f"expected {words}, found {_describe(inst)}"
+        if "string" in wants and isinstance(inst, (int, float, bool)):
+            msg += (
+                "; put the value in quotes (unquoted, YAML reads 17:00 or 0207 as numbers and "
+                "yes/no/on/off as true/false)"
+            )
+        return [source.problem(path, msg, "bad-type")]
+    if v == "minItems":
+        n = value
+        return [source.problem(path, f"needs at least {n} item{'s' if n != 1 else ''}", "too-few")]
+    if v == "minLength":
+        return [source.problem(path, "must not be empty", "empty")]
+    if v == "maxLength":
+        return [source.problem(path, f"is longer than {value} characters", "too-long")]
+    if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        return [
+            source.problem(
+                path,
+                f"{_describe(inst)} is out of range ({v} {value})",
+                "out-of-range",
+            )
+        ]
+    return [source.problem(path, error.message, f"schema-{v}")]
+
+
+def _validate(source: Source, data: Any, kind: Kind) -> list[Problem]:
+    problems: list[Problem] = []
+    for error in validator(kind).iter_errors(data):
+        problems.extend(_schema_problem(source, error))
+    return problems
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _build_model(source: Source, data: Any, model: type[M]) -> tuple[M | None, list[Problem]]:
+    try:
+        return model.model_validate(data), []
+    except PydanticError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x[0].isupper()))
+            problems.append(
+                source.problem(loc, str(err["msg"]).replace("Value error, ", ""), "invalid")
+            )
+        return None, problems
+
+
+# ---------------------------------------------------------------------------------------------
+# extends: resolution and merge
+# ---------------------------------------------------------------------------------------------
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON Merge Patch of plain data."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def _merged_source(parent: Source, child: Source) -> Source:
+    data = merge_patch(parent.data, child.data)
+    merged = Source(path=child.path, data=data)
+    for p, _ in walk(data):
+        pos = child.values.get(p) or parent.values.get(p)
+        if pos is not None:
+            merged.values[p] = pos
+        kpos = child.keys.get(p) or parent.keys.get(p)
+        if kpos is not None:
+            merged.keys[p] = kpos
+    return merged
+
+
+def _resolve(session: _Session, path: Path, stack: tuple[Path, ...] = ()) -> Source | None:
+    """The option file at ``path`` with its ``extends`` chain applied (``extends`` removed)."""
+    source = session.read(path)
+    if source is None:
+        return None
+    data = source.data
+    if not isinstance(data, dict):
+        session.problems.append(
+            source.problem(
+                (), f"expected a mapping of keys to values, found {_describe(data)}", "bad-type"
+            )
+        )
+        return None
+    extends = data.get("extends")
+    if extends is None:
+        if "extends" in data:
+            resolved = Source(
+                source.path,
+                {k: v for k, v in data.items() if k != "extends"},
+                source.values,
+                source.keys,
+            )
+            return resolved
+        return source
+    if not isinstance(extends, str):
+        session.problems.append(
+            source.problem(
+                ("extends",),
+                f"expected text such as catalogue:housing-repairs, found {_describe(extends)}",
+                "bad-type",
+            )
+        )
+        return None
+    if extends.startswith(CATALOGUE_PREFIX):
+        name = extends[len(CATALOGUE_PREFIX) :]
+        target = session.catalogue / OPTIONS_DIR / f"{name}.yaml"
+        if not target.is_file():
+            known = sorted(p.stem for p in (session.catalogue / OPTIONS_DIR).glob("*.yaml"))
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            hint = f"; did you mean 'catalogue:{close[0]}'?" if close else ""
+            session.problems.append(
+                source.problem(
+                    ("extends",),
+                    f"the catalogue has no service option {name!r} (looked for {target}){hint}",
+                    "bad-extends",
+                )
+            )
+            return None
+    else:
+        target = (path.parent / extends).resolve()
+        if not target.is_file():
+            session.problems.append(
+                source.problem(
+                    ("extends",),
+                    f"'extends' names {extends!r}, but there is no file {target}; write catalogue:<id> or a path relative to this file",
+                    "bad-extends",
+                )
+            )
+            return None
+    if target.resolve() in stack or target.resolve() == path.resolve():
+        chain = " -> ".join(p.name for p in (*stack, path, target))
+        session.problems.append(
+            source.problem(
+                ("extends",), f"'extends' goes round in a circle: {chain}", "extends-cycle"
+            )
+        )
+        return None
+    parent = _resolve(session, target, (*stack, path.resolve()))
+    if parent is None:
+        return None
+    child = Source(
+        source.path, {k: v for k, v in data.items() if k != "extends"}, source.values, source.keys
+    )
+    return _merged_source(parent, child)
+
+
+# ---------------------------------------------------------------------------------------------
+# Folders
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Header:
+    kind: Kind
+    source: Source | None
+    model: OrganisationFile | CatalogueFile | None
+    roles: dict[str, RotaRole] | None
+
+
+def _read_header(session: _Session, folder: Path) -> _Header:
+    org = folder / ORGANISATION_FILE
+    kind: Kind = "organisation" if org.is_file() else "catalogue"
+    path = org if kind == "organisation" else folder / CATALOGUE_FILE
+    source = session.read(path)
+    if source is None:
+        return _Header(kind, None, None, None)
+    problems = _validate(source, source.data, kind)
+    model: OrganisationFile | CatalogueFile | None = None
+    if not problems:
+        model_type: type[OrganisationFile] | type[CatalogueFile] = (
+            OrganisationFile if kind == "organisation" else CatalogueFile
+        )
+        model, problems = _build_model(source, source.data, model_type)
+    session.problems.extend(problems)
+    roles = None
+    if model is not None:
+        roles, role_problems = check_roles(source, model.rota_roles)
+        session.problems.extend(role_problems)
+    return _Header(kind, source, model, roles)
+
+
+def _option_files(folder: Path) -> list[Path]:
+    options = folder / OPTIONS_DIR
+    return sorted([*options.glob("*.yaml"), *options.glob("*.yml")])
+
+
+def _load_folder(session: _Session, folder: Path) -> Organisation | Catalogue | None:
+    header = _read_header(session, folder)
+    model = header.model
+    org_model = model if isinstance(model, OrganisationFile) else None
+    categories = frozenset(model.out_of_scope_categories) if model else frozenset()
+    compiled: dict[str, ServiceOption] = {}
+    files: dict[str, Path] = {}
+    option_files = _option_files(folder)
+    if not option_files:
+        session.problems.append(
+            Problem(
+                str(folder / OPTIONS_DIR),
+                0,
+                0,
+                f"no service option files (*.yaml) in {folder / OPTIONS_DIR}",
+                "no-options",
+            )
+        )
+    for path in option_files:
+        source = _resolve(session, path)
+        if source is None:
+            continue
+        problems = _validate(source, source.data, "service-option")
+        if problems:
+            session.problems.extend(problems)
+            continue
+        option_model, problems = _build_model(source, source.data, ServiceOptionFile)
+        session.problems.extend(problems)
+        if option_model is None:
+            continue
+        if option_model.id != path.stem:
+            session.problems.append(
+                source.problem(
+                    ("id",),
+                    f"the id {option_model.id!r} does not match the file name {path.name!r}; rename the file to {option_model.id}.yaml or change the id",
+                    "id-mismatch",
+                )
+            )
+        if option_model.id in files:
+            session.problems.append(
+                source.problem(
+                    ("id",),
+                    f"service option id {option_model.id!r} is also used by {files[option_model.id]}",
+                    "duplicate-id",
+                )
+            )
+            continue
+        files[option_model.id] = path
+        version = version_hash(
+            option_model.model_dump(mode="json", by_alias=True, exclude={"sign_off", "extends"})
+        )
+        option, problems = compile_service_option(
+            source,
+            option_model,
+            organisation_id=model.id if model else folder.name,
+            roles=header.roles,
+            out_of_scope_categories=categories,
+            default_hours=org_model.hours if org_model else models.COMMON_HOURS,
+            default_time_limit=org_model.referral_time_limit
+            if org_model
+            else models.OrganisationFile.model_fields["referral_time_limit"].default,
+            version=version,
+        )
+        session.problems.extend(problems)
+        if option is not None:
+            compiled[option.id] = option
+    if header.source is not None and org_model is not None:
+        session.problems.extend(check_organisation(header.source, org_model, set(files)))
+    if model is None or len(compiled) != len(option_files):
+        return None
+    if org_model is not None:
+        return Organisation(
+            id=org_model.id,
+            name=org_model.name,
+            timezone=org_model.timezone,
+            nation=org_model.nation,
+            hours=org_model.hours,
+            referral_time_limit=org_model.referral_time_limit,
+            rota_roles=MappingProxyType(dict(header.roles or {})),
+            access_numbers=MappingProxyType(
+                {normalise_number(a.number): a for a in org_model.access_numbers}
+            ),
+            ivr_menus=MappingProxyType({m.id: m for m in org_model.ivr_menus}),
+            priorities=tuple(org_model.priorities),
+            out_of_scope_categories=categories,
+            service_options=MappingProxyType(compiled),
+            version=version_hash(org_model.model_dump(mode="json", by_alias=True)),
+            path=folder,
+        )
+    assert isinstance(model, CatalogueFile)
+    return Catalogue(
+        model.id,
+        model.name,
+        MappingProxyType(dict(header.roles or {})),
+        MappingProxyType(compiled),
+        folder,
+    )
+
+
+def _ruleset_folders(path: Path) -> list[Path]:
+    """Folders under ``path`` (or ``path`` itself) that hold an organisation or catalogue."""
+    if (path / ORGANISATION_FILE).is_file() or (path / CATALOGUE_FILE).is_file():
+        return [path]
+    found = {p.parent for name in (ORGANISATION_FILE, CATALOGUE_FILE) for p in path.rglob(name)}
+    return sorted(found)
+
+
+def _errors(problems: Iterable[Problem]) -> list[Problem]:
+    return [p for p in problems if p.severity == "error"]
+
+
+def load_organisation(path: str | Path, *, catalogue: str | Path | None = None) -> Organisation:
+    """Load and compile one organisation folder. Raises :class:`RulesetError`."""
+    folder = Path(path)
+    if not (folder / ORGANISATION_FILE).is_file():
+        raise RulesetError.single(
+            folder, 0, 0, f"no {ORGANISATION_FILE} in {folder}", "not-an-organisation"
+        )
+    session = _Session(Path(catalogue) if catalogue else default_catalogue())
+    result = _load_folder(session, folder)
+    errors = _errors(session.problems)
+    if errors or not isinstance(result, Organisation):
+        raise RulesetError(
+            errors
+            or [Problem(str(folder), 0, 0, "the organisation could not be loaded", "not-loaded")]
+        )
+    return result
+
+
+def load_catalogue(path: str | Path | None = None) -> Catalogue:
+    """Load and compile a catalogue folder (default: the packaged one)."""
+    folder = Path(path) if path else default_catalogue()
+    if not (folder / CATALOGUE_FILE).is_file():
+        raise RulesetError.single(
+            folder, 0, 0, f"no {CATALOGUE_FILE} in {folder}", "not-a-catalogue"
+        )
+    session = _Session(folder)
+    result = _load_folder(session, folder)
+    errors = _errors(session.problems)
+    if errors or not isinstance(result, Catalogue):
+        raise RulesetError(
+            errors
+            or [Problem(str(folder), 0, 0, "the catalogue could not be loaded", "not-loaded")]
+        )
+    return result
+
+
+def load_organisations(
+    path: str | Path, *, catalogue: str | Path | None = None
+) -> list[Organisation]:
+    """Every organisation folder under ``path``; all problems of all of them in one error."""
+    session = _Session(Path(catalogue) if catalogue else default_catalogue())
+    loaded: list[Organisation] = []
+    folders = [f for f in _ruleset_folders(Path(path)) if (f / ORGANISATION_FILE).is_file()]
+    if not folders:
+        raise RulesetError.single(
+            path, 0, 0, f"no {ORGANISATION_FILE} found under {path}", "not-an-organisation"
+        )
+    for folder in folders:
+        result = _load_folder(session, folder)
+        if isinstance(result, Organisation):
+            loaded.append(result)
+    errors = _errors(session.problems)
+    if errors:
+        raise RulesetError(errors)
+    ids: dict[str, Path | None] = {}
+    for org in loaded:
+        if org.id in ids:
+            raise RulesetError.single(
+                org.path or path,
+                1,
+                1,
+                f"organisation id {org.id!r} is also used by {ids[org.id]}",
+                "duplicate-id",
+            )
+        ids[org.id] = org.path
+    return loaded
+
+
+def validate(paths: Sequence[str | Path], *, catalogue: str | Path | None = None) -> list[Problem]:
+    """Every problem (errors and warnings) in the files or folders ``paths``.
+
+    A folder may be a ruleset folder or contain several; a single option file is checked in
+    the context of its organisation (or catalogue), and only its own problems are reported.
+    """
+    session = _Session(Path(catalogue) if catalogue else default_catalogue())
+    out: list[Problem] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            out.append(Problem(str(path), 0, 0, "no such file or folder", "not-found"))
+            continue
+        only: Path | None = None
+        if path.is_file():
+            only = path.resolve()
+            folder = path.parent.parent if path.parent.name == OPTIONS_DIR else path.parent
+            folders = (
+                [folder]
+                if (folder / ORGANISATION_FILE).is_file() or (folder / CATALOGUE_FILE).is_file()
+                else []
+            )
+        else:
+            folders = _ruleset_folders(path)
+        if not folders:
+            out.append(
+                Problem(
+                    str(path),
+                    0,
+                    0,
+                    f"no {ORGANISATION_FILE} or {CATALOGUE_FILE} found here; a ruleset folder holds one of them and an '{OPTIONS_DIR}' folder",
+                    "not-a-ruleset",
+                )
+            )
+            continue
+        for folder in folders:
+            session.problems = []
+            _load_folder(session, folder)
+            found = session.problems
+            if only is not None:
+                found = [p for p in found if Path(p.path).resolve() == only]
+            out.extend(found)
+    unique = {(p.path, p.line, p.col, p.message): p for p in out}
+    return sorted(unique.values(), key=lambda p: (p.path, p.line, p.col))
