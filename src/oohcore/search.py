@@ -1,0 +1,742 @@
+"""Earlier-call search and the duplicate check (spec 5.2.7, 7.4.2).
+
+Before a second referral goes out about the same issue, and whenever a Caller follows up an
+earlier call, the Call Handler searches earlier calls by name of caller, address of incident,
+Service Option and time of call (7.4.2 a–d). This module keeps its own index table,
+``call_search``, written by the call engine inside the transaction that records the call
+(:func:`index_call`), and answers searches from it (:func:`search`, :func:`likely_duplicate`).
+
+Tenant scope (7.10, DESIGN.md principle 5)
+    Every function takes ``organisation_id`` as a required keyword and every statement it runs
+    is built from one scoped base (``organisation_id = :org``). There is no cross-organisation
+    search here: a provider-wide view, if ever needed, is a separate, deliberate function.
+
+How tolerance works: keys to find candidates, then scores
+    Exact keys are indexed, so candidates are found with index lookups whatever the size of
+    the table; candidates are then scored in Python.
+
+    * Names are upper-cased, stripped of punctuation and titles (Mr, Mrs, Dr, Cllr …),
+      particles are joined (``Mc Donald`` → ``MCDONALD``, ``De Souza`` → ``DESOUZA``), and
+      the last word is taken as the surname and the first as the forename. ``name_key`` is
+      ``<sound key of surname>:<sound key of forename>`` (an initial is kept as the letter),
+      and ``surname_key`` the surname's sound key; the sound key is Soundex with English
+      spelling variants folded first (:func:`oohcore.addresses.sound_key`). So ``Jon Smyth``
+      and ``John Smith`` share ``S530:J500``. A search also looks under the surname with the
+      initial, with no forename, and with the two words swapped.
+    * Addresses are normalised (:func:`oohcore.addresses.normalise_address`: case,
+      punctuation, spacing, ``Rd``/``Road``, ``Flat``/``Apt`` …). ``address_key`` is
+      ``<sound key of the first street or building word>:<house number digits>`` (the flat
+      number when there is no house number), so ``12a High St.`` and ``12A HIGH STREET`` share
+      ``H200:12``; without a number, the search takes every number on that street. The UPRN
+      and the postcode, when known, are keys of their own.
+    * Each candidate then gets a name score (surname 60%, forename 40%, each word compared
+      with an edit distance and the sound key: :func:`oohcore.addresses.word_similarity`) and
+      an address score (:func:`oohcore.addresses.address_similarity`; the same UPRN on both
+      sides scores 1, different UPRNs at most 0.5; different postcodes × 0.8). A hit's score
+      is the mean of the scores for what was searched for (a criterion the earlier call did
+      not record counts 0.5). Hits below ``min_score`` (0.5) are dropped.
+    * Each key lookup reads at most :data:`CANDIDATES_PER_KEY` rows, newest first, so a very
+      common name over all time is answered from its most recent calls.
+
+The duplicate threshold (:func:`likely_duplicate`)
+    An earlier call of the same organisation and Service Option within ``window`` (24 hours by
+    default) is a likely duplicate when its address score is at least
+    :data:`DUPLICATE_ADDRESS_THRESHOLD` (0.9: the same UPRN, or the same house number and
+    street however spelt; a different house or flat number never reaches it), or when its name
+    score is at least :data:`DUPLICATE_NAME_THRESHOLD` (0.85: ``Jon Smyth`` for ``John Smith``
+    scores 0.9, a different forename or surname does not) and the addresses do not disagree
+    (one of them is unknown, or they score at least 0.6). The best such call is returned.
+
+Personal data
+    The index holds normalised caller names and addresses. When calls are deleted under the
+    retention schedule, :func:`remove_calls` must be called for them in the same transaction.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Index,
+    Row,
+    Select,
+    String,
+    Table,
+    and_,
+    delete,
+    insert,
+    select,
+)
+
+from oohcore.addresses import (
+    AddressParts,
+    InvalidPostcode,
+    address_parts,
+    address_similarity,
+    normalise_postcode,
+    sound_key,
+    word_similarity,
+)
+from oohcore.clock import as_utc
+from oohcore.db import metadata
+from oohcore.store import UTCDateTime
+
+__all__ = [
+    "CANDIDATES_PER_KEY",
+    "DEFAULT_DUPLICATE_WINDOW",
+    "DUPLICATE_ADDRESS_THRESHOLD",
+    "DUPLICATE_NAME_THRESHOLD",
+    "CallToIndex",
+    "SearchHit",
+    "call_search",
+    "index_call",
+    "index_calls",
+    "likely_duplicate",
+    "name_similarity",
+    "normalise_name",
+    "remove_calls",
+    "search",
+]
+
+DUPLICATE_ADDRESS_THRESHOLD = 0.9
+DUPLICATE_NAME_THRESHOLD = 0.85
+DUPLICATE_ADDRESSES_DISAGREE_BELOW = 0.6
+DEFAULT_DUPLICATE_WINDOW = timedelta(hours=24)
+CANDIDATES_PER_KEY = 200
+MIN_SCORE = 0.5
+MAX_LIMIT = 500
+
+call_search = Table(
+    "call_search",
+    metadata,
+    Column("organisation_id", String(64), primary_key=True),
+    Column("call_id", String(64), primary_key=True),
+    Column("service_option", String(64), nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("caller_name", String(200)),  # normalised: upper-case words
+    Column("name_key", String(16)),  # S530:J500
+    Column("surname_key", String(4)),  # S530
+    Column("address", String(400)),  # normalised
+    Column("address_key", String(24)),  # H200:12
+    Column("uprn", BigInteger),
+    Column("postcode", String(8)),  # SW1A 1AA
+    Index(None, "organisation_id", "name_key", "received_at"),
+    Index(None, "organisation_id", "surname_key", "received_at"),
+    Index(None, "organisation_id", "address_key", "received_at"),
+    Index(None, "organisation_id", "uprn", "received_at"),
+    Index(None, "organisation_id", "postcode", "received_at"),
+    Index(None, "organisation_id", "service_option", "received_at"),
+    Index(None, "organisation_id", "received_at"),
+)
+"""One row per indexed call. Columns ending in ``_key`` are derived for lookups only."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Names
+# ---------------------------------------------------------------------------------------------
+
+_TITLES = frozenset(
+    [
+        "MR",
+        "MRS",
+        "MS",
+        "MISS",
+        "MX",
+        "DR",
+        "PROF",
+        "REV",
+        "REVD",
+        "FR",
+        "SIR",
+        "DAME",
+        "LADY",
+        "LORD",
+        "CLLR",
+        "COUNCILLOR",
+        "SGT",
+        "PC",
+    ]
+)
+_PARTICLES = frozenset(
+    [
+        "O",
+        "MC",
+        "MAC",
+        "DE",
+        "DA",
+        "DI",
+        "DU",
+        "DEL",
+        "DELLA",
+        "LE",
+        "LA",
+        "VAN",
+        "VON",
+        "DER",
+        "DEN",
+        "TER",
+    ]
+)
+_NO_NAME = frozenset(
+    {"", "ANON", "ANONYMOUS", "UNKNOWN", "WITHHELD", "REFUSED", "NOT GIVEN", "NONE", "N A", "NA"}
+)
+
+
+@lru_cache(maxsize=65536)
+def normalise_name(text: str) -> str:
+    """A caller's name in one canonical spelling, or "" when no name was given.
+
+    >>> normalise_name("Mrs. Mary O'Brien-Mc Donald")
+    'MARY OBRIEN MCDONALD'
+    """
+    s = re.sub(r"['’`‘]", "", _ascii_upper(text))
+    raw = [t for t in re.sub(r"[^A-Z]+", " ", s).split() if t not in _TITLES]
+    if " ".join(raw) in _NO_NAME:
+        return ""
+    out: list[str] = []
+    pending = ""
+    for tok in raw:
+        if tok in _PARTICLES:
+            pending += tok  # joined to the next word: MC DONALD → MCDONALD
+            continue
+        out.append(pending + tok)
+        pending = ""
+    if pending:
+        out.append(pending)
+    return " ".join(out)
+
+
+def _ascii_upper(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).upper()
+
+
+def _forename_key(forename: str) -> str:
+    return forename if len(forename) == 1 else sound_key(forename)
+
+
+def _name_keys(normalised: str) -> tuple[str | None, str | None]:
+    """(name_key, surname_key) of a normalised name."""
+    words = normalised.split()
+    if not words:
+        return None, None
+    surname = sound_key(words[-1])
+    forename = _forename_key(words[0]) if len(words) > 1 else ""
+    return f"{surname}:{forename}", surname
+
+
+def _query_name_keys(normalised: str) -> tuple[list[str], list[str]]:
+    """Where to look for a searched name: (name keys to match exactly, name-key prefixes).
+
+    ``John Smith`` looks under ``S530:J500`` (the same sound), ``S530:J`` (recorded with an
+    initial), ``S530:`` (recorded with a surname only) and ``J500:S530`` (written surname
+    first). ``J Smith`` looks under every forename starting with J (the prefix ``S530:J``). A
+    single word is taken as a surname: every forename (the prefix ``S530:``).
+    """
+    words = normalised.split()
+    if len(words) == 1:
+        return [], [f"{sound_key(words[0])}:"]
+    forename, surname = words[0], words[-1]
+    s = sound_key(surname)
+    if len(forename) == 1:
+        return [f"{s}:"], [f"{s}:{forename}"]
+    keys = [f"{s}:{_forename_key(forename)}", f"{s}:{forename[0]}", f"{s}:"]
+    swapped = f"{sound_key(forename)}:{_forename_key(surname)}"
+    if swapped not in keys:
+        keys.append(swapped)
+    return keys, []
+
+
+def name_similarity(query: str, candidate: str) -> float:
+    """How well a recorded name fits a searched one, 0 to 1 (both normalised or not).
+
+    Surname (last word) 60%, forename (first word) 40%; an initial meeting a forename with that
+    initial counts 0.8; when either side has only a surname, the score is 0.9 × the surname's.
+    Names written surname first are tried too, at 0.95 of their score.
+    """
+    q, c = normalise_name(query).split(), normalise_name(candidate).split()
+    if not q or not c:
+        return 0.0
+    if q == c:
+        return 1.0
+
+    def pair(qf: str | None, qs: str, cf: str | None, cs: str) -> float:
+        surname = word_similarity(qs, cs)
+        if qf is None or cf is None:
+            return 0.9 * surname
+        if len(qf) == 1 or len(cf) == 1:
+            forename = 0.8 if qf[0] == cf[0] else 0.0
+        else:
+            forename = word_similarity(qf, cf)
+        return 0.6 * surname + 0.4 * forename
+
+    qf, cf = (q[0] if len(q) > 1 else None), (c[0] if len(c) > 1 else None)
+    best = pair(qf, q[-1], cf, c[-1])
+    if len(q) > 1:
+        best = max(best, 0.95 * pair(q[-1], q[0], cf, c[-1]))
+    return round(best, 4)
+
+
+# ---------------------------------------------------------------------------------------------
+# Addresses
+# ---------------------------------------------------------------------------------------------
+
+# Words that open many street names and so say little on their own.
+_KEY_SKIP = frozenset(
+    [
+        "SAINT",
+        "UPPER",
+        "LOWER",
+        "GREAT",
+        "LITTLE",
+        "NORTH",
+        "SOUTH",
+        "EAST",
+        "WEST",
+        "OLD",
+        "NEW",
+        "OUTSIDE",
+        "NEAR",
+        "OPPOSITE",
+    ]
+)
+
+
+def _street_key(parts: AddressParts) -> str | None:
+    for w in parts.words:
+        if w not in _KEY_SKIP:
+            return sound_key(w)
+    return sound_key(parts.words[0]) if parts.words else None
+
+
+def _address_number(parts: AddressParts) -> str:
+    number = parts.number_digits
+    if number is None and parts.flat is not None:
+        m = re.match(r"\d+", parts.flat)
+        number = m.group(0) if m else parts.flat
+    return number or ""
+
+
+def _address_key(parts: AddressParts) -> str | None:
+    street = _street_key(parts)
+    if street is None:
+        return None
+    return f"{street}:{_address_number(parts)}"
+
+
+def _uprn(value: int | str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise TypeError("a UPRN is a whole number, not a bool")
+    if isinstance(value, int):
+        return value
+    text = value.strip()
+    if not text.isdigit():
+        raise ValueError(f"{value!r} is not a UPRN (a whole number of up to 12 digits)")
+    return int(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing the index
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CallToIndex:
+    """What :func:`index_calls` needs to know about one call."""
+
+    organisation_id: str
+    call_id: str
+    service_option: str
+    received_at: datetime
+    caller_name: str | None = None
+    address: str | None = None
+    uprn: int | str | None = None
+    postcode: str | None = None
+
+
+def _require_org(organisation_id: str) -> str:
+    if not isinstance(organisation_id, str) or not organisation_id:
+        raise ValueError(
+            "organisation_id is required: earlier-call search is always scoped to one "
+            "organisation (spec 7.10)"
+        )
+    return organisation_id
+
+
+def _row(call: CallToIndex) -> dict[str, Any]:
+    name = normalise_name(call.caller_name) if isinstance(call.caller_name, str) else ""
+    name_key, surname_key = _name_keys(name)
+    text = call.address.strip() if isinstance(call.address, str) else ""
+    parts = address_parts(text) if text else None
+    postcode: str | None = None
+    raw_postcode = call.postcode or (parts.postcode if parts else None)
+    if raw_postcode:
+        try:
+            postcode = normalise_postcode(raw_postcode)
+        except InvalidPostcode:
+            postcode = None  # the index never refuses a call; the script validates postcodes
+    return {
+        "organisation_id": _require_org(call.organisation_id),
+        "call_id": call.call_id,
+        "service_option": call.service_option,
+        "received_at": as_utc(call.received_at),
+        "caller_name": name or None,
+        "name_key": name_key,
+        "surname_key": surname_key,
+        "address": parts.normalised if parts and parts.normalised else None,
+        "address_key": _address_key(parts) if parts else None,
+        "uprn": _uprn(call.uprn),
+        "postcode": postcode,
+    }
+
+
+def index_call(
+    conn: Connection,
+    *,
+    organisation_id: str,
+    call_id: str,
+    service_option: str,
+    received_at: datetime,
+    caller_name: str | None = None,
+    address: str | None = None,
+    uprn: int | str | None = None,
+    postcode: str | None = None,
+) -> None:
+    """Add a call to the search index, or replace its entry (5.2.7).
+
+    Called by the engine inside the transaction that records the call, so the index never
+    disagrees with the calls. Calling it again for the same call (new details from the Caller)
+    replaces the entry. An unreadable postcode is left out rather than refused.
+    """
+    row = _row(
+        CallToIndex(
+            organisation_id,
+            call_id,
+            service_option,
+            received_at,
+            caller_name,
+            address,
+            uprn,
+            postcode,
+        )
+    )
+    conn.execute(
+        delete(call_search).where(
+            and_(
+                call_search.c.organisation_id == row["organisation_id"],
+                call_search.c.call_id == call_id,
+            )
+        )
+    )
+    conn.execute(insert(call_search), row)
+
+
+def index_calls(conn: Connection, calls: Iterable[CallToIndex], *, batch: int = 20_000) -> int:
+    """Add many calls not yet in the index (a backfill or a rebuild); returns how many.
+
+    Rows are inserted in batches of ``batch`` with ``executemany``. A call already in the index
+    makes the insert fail (use :func:`index_call` to replace one).
+    """
+    count = 0
+    rows: list[dict[str, Any]] = []
+    for call in calls:
+        rows.append(_row(call))
+        if len(rows) >= batch:
+            conn.execute(insert(call_search), rows)
+            count += len(rows)
+            rows = []
+    if rows:
+        conn.execute(insert(call_search), rows)
+        count += len(rows)
+    return count
+
+
+def remove_calls(conn: Connection, *, organisation_id: str, call_ids: Iterable[str]) -> int:
+    """Delete calls from the index (retention, 7.14.7); returns how many rows went."""
+    org = _require_org(organisation_id)
+    ids = list(call_ids)
+    removed = 0
+    for start in range(0, len(ids), 500):
+        result = conn.execute(
+            delete(call_search).where(
+                and_(
+                    call_search.c.organisation_id == org,
+                    call_search.c.call_id.in_(ids[start : start + 500]),
+                )
+            )
+        )
+        removed += result.rowcount
+    return removed
+
+
+# ---------------------------------------------------------------------------------------------
+# Searching
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """An earlier call that fits a search, with how well it fits (0 to 1).
+
+    ``name_score``/``address_score`` are None when that criterion was not searched for or the
+    earlier call did not record it; ``same_uprn`` says the UPRNs are known and equal.
+    """
+
+    call_id: str
+    organisation_id: str
+    service_option: str
+    received_at: datetime
+    score: float
+    name_score: float | None = None
+    address_score: float | None = None
+    same_uprn: bool = False
+
+
+_COLUMNS = (
+    call_search.c.call_id,
+    call_search.c.service_option,
+    call_search.c.received_at,
+    call_search.c.caller_name,
+    call_search.c.address,
+    call_search.c.uprn,
+    call_search.c.postcode,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Query:
+    organisation_id: str
+    name: str
+    address: AddressParts | None
+    uprn: int | None
+    postcode: str | None
+    service_option: str | None
+    since: datetime | None
+    until: datetime | None
+
+
+def _scoped(q: _Query) -> Select[Any]:
+    """The one base every search statement is built on: this organisation, these filters."""
+    conditions = [call_search.c.organisation_id == q.organisation_id]
+    if q.service_option is not None:
+        conditions.append(call_search.c.service_option == q.service_option)
+    if q.since is not None:
+        conditions.append(call_search.c.received_at >= q.since)
+    if q.until is not None:
+        conditions.append(call_search.c.received_at <= q.until)
+    return select(*_COLUMNS).where(and_(*conditions))
+
+
+def _lookups(q: _Query) -> Iterator[Select[Any]]:
+    newest = call_search.c.received_at.desc()
+    base = _scoped(q)
+    if q.uprn is not None:
+        yield base.where(call_search.c.uprn == q.uprn).order_by(newest).limit(CANDIDATES_PER_KEY)
+    if q.name:
+        keys, prefixes = _query_name_keys(q.name)
+        for key in keys:
+            yield (
+                base.where(call_search.c.name_key == key).order_by(newest).limit(CANDIDATES_PER_KEY)
+            )
+        for prefix in prefixes:
+            if prefix.endswith(":"):  # a surname alone: its own index, read newest first
+                lookup = call_search.c.surname_key == prefix[:-1]
+            else:
+                lookup = and_(
+                    call_search.c.name_key >= prefix, call_search.c.name_key < prefix + "~"
+                )
+            yield base.where(lookup).order_by(newest).limit(CANDIDATES_PER_KEY)
+    address_key = _address_key(q.address) if q.address is not None else None
+    if address_key is not None and address_key.endswith(":"):
+        # No number: every number on that street (key prefix), newest first.
+        lookup = and_(
+            call_search.c.address_key >= address_key, call_search.c.address_key < address_key + "~"
+        )
+        yield base.where(lookup).order_by(newest).limit(CANDIDATES_PER_KEY)
+    elif address_key is not None:
+        yield (
+            base.where(call_search.c.address_key == address_key)
+            .order_by(newest)
+            .limit(CANDIDATES_PER_KEY)
+        )
+    if q.postcode is not None:
+        yield (
+            base.where(call_search.c.postcode == q.postcode)
+            .order_by(newest)
+            .limit(CANDIDATES_PER_KEY)
+        )
+
+
+def _address_score(q: _Query, row: Row[Any]) -> tuple[float | None, bool]:
+    if q.uprn is not None and row.uprn is not None:
+        if q.uprn == row.uprn:
+            return 1.0, True
+        text = address_similarity(q.address, row.address) if q.address and row.address else 0.0
+        return min(text, 0.5), False
+    if q.address is not None and q.address.normalised and row.address:
+        score = address_similarity(q.address, address_parts(row.address))
+    elif q.postcode is not None and row.postcode is not None and q.address is None:
+        return (1.0 if q.postcode == row.postcode else 0.0), False
+    else:
+        return None, False
+    if q.postcode is not None and row.postcode is not None and q.postcode != row.postcode:
+        score *= 0.8
+    return round(score, 4), False
+
+
+def _score(q: _Query, row: Row[Any]) -> SearchHit:
+    name_score: float | None = None
+    if q.name and row.caller_name:
+        name_score = name_similarity(q.name, row.caller_name)
+    address_score, same_uprn = _address_score(q, row)
+    parts: list[float] = []
+    if q.name:
+        parts.append(0.5 if name_score is None else name_score)
+    if q.address is not None or q.uprn is not None or q.postcode is not None:
+        parts.append(0.5 if address_score is None else address_score)
+    score = sum(parts) / len(parts) if parts else 1.0
+    return SearchHit(
+        call_id=row.call_id,
+        organisation_id=q.organisation_id,
+        service_option=row.service_option,
+        received_at=row.received_at,
+        score=round(score, 4),
+        name_score=name_score,
+        address_score=address_score,
+        same_uprn=same_uprn,
+    )
+
+
+def _build_query(
+    organisation_id: str,
+    caller_name: str | None,
+    address: str | None,
+    uprn: int | str | None,
+    postcode: str | None,
+    service_option: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> _Query:
+    since = as_utc(since) if since is not None else None
+    until = as_utc(until) if until is not None else None
+    if since is not None and until is not None and since > until:
+        raise ValueError(f"since ({since}) is after until ({until})")
+    parts = address_parts(address) if address and address.strip() else None
+    pc = normalise_postcode(postcode) if postcode else (parts.postcode if parts else None)
+    return _Query(
+        organisation_id=_require_org(organisation_id),
+        name=normalise_name(caller_name) if caller_name else "",
+        address=parts if parts and parts.normalised else None,
+        uprn=_uprn(uprn),
+        postcode=pc,
+        service_option=service_option or None,
+        since=since,
+        until=until,
+    )
+
+
+def _run(conn: Connection, q: _Query) -> list[SearchHit]:
+    seen: dict[str, Row[Any]] = {}
+    lookups = list(_lookups(q))
+    if not lookups:  # only an option and/or a time window: the newest calls that fit
+        lookups = [_scoped(q).order_by(call_search.c.received_at.desc()).limit(MAX_LIMIT)]
+    for statement in lookups:
+        for row in conn.execute(statement):
+            seen.setdefault(row.call_id, row)
+    return [_score(q, row) for row in seen.values()]
+
+
+def _filters(q: _Query) -> tuple[str | None, datetime | None, datetime | None]:
+    return q.service_option, q.since, q.until
+
+
+def _ranked(hits: Sequence[SearchHit]) -> list[SearchHit]:
+    return sorted(hits, key=lambda h: (-h.score, -h.received_at.timestamp(), h.call_id))
+
+
+def search(
+    conn: Connection,
+    *,
+    organisation_id: str,
+    caller_name: str | None = None,
+    address: str | None = None,
+    uprn: int | str | None = None,
+    postcode: str | None = None,
+    service_option: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 20,
+    min_score: float = MIN_SCORE,
+) -> list[SearchHit]:
+    """Earlier calls of one organisation that fit, best first (5.2.7, 7.4.2).
+
+    Search by any of ``caller_name``, ``address``, ``uprn`` and ``postcode`` (a postcode in the
+    address text is used too), filtered by ``service_option`` and the time window
+    ``since <= received_at <= until`` (aware datetimes; either may be left open). With none of
+    the four, the newest calls in the option and window are listed (score 1). Ties are broken
+    by the newer call first.
+    """
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, not {limit}")
+    q = _build_query(
+        organisation_id, caller_name, address, uprn, postcode, service_option, since, until
+    )
+    hits = [h for h in _run(conn, q) if h.score >= min_score]
+    return _ranked(hits)[:limit]
+
+
+def _is_duplicate(hit: SearchHit) -> bool:
+    if hit.address_score is not None and hit.address_score >= DUPLICATE_ADDRESS_THRESHOLD:
+        return True
+    return (
+        hit.name_score is not None
+        and hit.name_score >= DUPLICATE_NAME_THRESHOLD
+        and (hit.address_score is None or hit.address_score >= DUPLICATE_ADDRESSES_DISAGREE_BELOW)
+    )
+
+
+def likely_duplicate(
+    conn: Connection,
+    *,
+    organisation_id: str,
+    service_option: str,
+    at: datetime,
+    caller_name: str | None = None,
+    address: str | None = None,
+    uprn: int | str | None = None,
+    postcode: str | None = None,
+    window: timedelta = DEFAULT_DUPLICATE_WINDOW,
+    exclude_call_id: str | None = None,
+) -> SearchHit | None:
+    """The earlier call this one most likely repeats, or None (5.2.7: flagged before a second
+    referral goes out to On-call Duty Staff).
+
+    Looks at calls of the same organisation and Service Option received in ``[at - window,
+    at]``; the rule and its thresholds are in the module documentation. ``exclude_call_id`` is
+    the call being handled, if it is already indexed.
+    """
+    if window <= timedelta(0):
+        raise ValueError("window must be longer than zero")
+    at = as_utc(at)
+    q = _build_query(
+        organisation_id, caller_name, address, uprn, postcode, service_option, at - window, at
+    )
+    if q.address is None and q.uprn is None:
+        # A postcode alone covers a dozen or more homes: it is no evidence of the same issue.
+        q = _Query(q.organisation_id, q.name, None, None, None, *_filters(q))
+    if not (q.name or q.address or q.uprn is not None):
+        return None
+    hits = [h for h in _run(conn, q) if h.call_id != exclude_call_id and _is_duplicate(h)]
+    ranked = _ranked(hits)
+    return ranked[0] if ranked else None
