@@ -368,6 +368,7 @@ class _Parser:
 
     def parse_list(self) -> Node:
         start = self.take()
+        self._enter(start.offset)  # a list inside a list nests too: bound it like '('
         items: list[Literal] = []
         while not self.is_op("]"):
             item = self.parse_operand()
@@ -386,6 +387,7 @@ class _Parser:
                     self.tok.offset,
                 )
         self.take()
+        self.depth -= 1
         if not items:
             raise ConditionError("an empty list is always false; remove the test", start.offset)
         list_type = Type.STRINGS if items[0].type is Type.STRING else Type.NUMBERS
@@ -503,6 +505,13 @@ class _Checker:
                 raise ConditionError(
                     f"cannot compare {left.type} with {right.type} using {op}", node.offset
                 )
+            if left.type in _ELEMENT:
+                # a `choices` answer arrives as a list, which would never equal a list literal
+                raise ConditionError(
+                    f"{op} cannot compare lists; test for one value with 'in' "
+                    '(e.g. "gas" in hazards) or the number of values with length()',
+                    node.offset,
+                )
             self._check_values(left, node.right)
             self._check_values(right, node.left)
             return _Checked(Type.BOOL, fields=used)
@@ -573,6 +582,9 @@ class _Checker:
 def _closest(word: str, candidates: Any) -> str | None:
     import difflib
 
+    same_but_case = [c for c in candidates if c.casefold() == word.casefold()]
+    if same_but_case:  # "Mon" for "mon", "LEAK" for "leak": difflib scores these low
+        return str(same_but_case[0])
     found = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.75)
     return found[0] if found else None
 
@@ -664,8 +676,15 @@ class _Emitter:
             return True
         return isinstance(node, Call) and node.function in ("lower", "upper")
 
+    def emit_operand(self, node: Node) -> str:
+        """A comparison operand. Python's ``and``/``or`` give an operand back (``None and x`` is
+        None), so a yes/no group is made a real bool first: an unanswered yes/no counts as no
+        inside it, and ``(a and b) == false`` agrees with ``not (a and b)``."""
+        code = self.emit(node)
+        return f"bool{code}" if isinstance(node, BoolOp) else code
+
     def emit_compare(self, node: Compare) -> str:
-        left, right = self.emit(node.left), self.emit(node.right)
+        left, right = self.emit_operand(node.left), self.emit_operand(node.right)
         op = node.op
         if op == "in" and isinstance(node.right, ListLiteral):
             # None is never in a set of literals: no guard needed
