@@ -21,7 +21,11 @@ metadata = MetaData(
 
 # Modules that declare tables on ``metadata``. Importing them all gives the complete schema
 # (Alembic's env.py and the migration drift test call ``load_all_tables``).
-TABLE_MODULES: tuple[str, ...] = ()
+TABLE_MODULES: tuple[str, ...] = (
+    "oohcore.audit",
+    "oohcore.timers",
+    "oohcore.outbox",
+)
 
 
 def load_all_tables() -> MetaData:

@@ -1,0 +1,331 @@
+"""The runner: fires due timers and sends due outbox messages, safely under crashes and races.
+
+A host runs one (or several, in several processes) :class:`Runner` next to its store. Each
+:meth:`Runner.tick` does, until nothing more is due at ``now``:
+
+1. **Timers.** For each due timer, one transaction does ``mark_fired`` and, only if that
+   conditional update won, the ``on_timer(conn, timer, now)`` callback. The timer's effects
+   (a state change, events, messages, new timers) and its firing commit together, so a timer
+   handled twice, or by two racing runners, has one effect, and a crash before the commit leaves
+   it pending to fire again. If ``on_timer`` raises, the transaction rolls back, the timer stays
+   pending, the error is noted on the timer row (``attempts``, ``last_error``) and in the report,
+   and it is tried again on the next tick.
+2. **Outbox.** Due messages are claimed in a short transaction (each claim counts an attempt and
+   leases the message for ``claim_lease``), sent through their channel *outside* any
+   transaction, then one transaction records the result: ``mark_sent`` plus ``on_sent(conn, row,
+   now)``, or the retry/failure with backoff plus ``on_failed(conn, row, now)`` when the message
+   fails for good. A crash between sending and recording means the message is sent again when its
+   lease ends; the channel and receiver dedupe on the idempotency key. A message whose channel
+   is not in the runner's mapping fails permanently with a message saying so (misconfiguration
+   must be visible and escalate, not wait silently).
+
+``tick(now)`` records ``now`` as the time of everything it does, for deterministic driving
+in tests and simulations; :meth:`Runner.run` loops with the real clock, reading it again for each
+step so that timestamps stay accurate during long ticks.
+
+Callbacks run inside the store transaction and receive its connection: they must write only
+through it and must not open another transaction of the same store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection
+
+from oohcore.channels import Channel, DeliveryResult, DeliveryStatus
+from oohcore.clock import Clock, as_utc
+from oohcore.errors import OohcoreError
+from oohcore.outbox import (
+    FailureOutcome,
+    OutboxRow,
+    RetryPolicy,
+    claim_due,
+    mark_sent,
+    record_failure,
+)
+from oohcore.store import Store
+from oohcore.timers import TimerRow, due_timers, mark_fired, record_timer_error
+
+__all__ = [
+    "MessageCallback",
+    "Runner",
+    "RunnerError",
+    "TickError",
+    "TickReport",
+    "TimerCallback",
+]
+
+logger = logging.getLogger("oohcore.runner")
+
+TimerCallback = Callable[[Connection, TimerRow, datetime], None]
+MessageCallback = Callable[[Connection, OutboxRow, datetime], None]
+
+
+class RunnerError(OohcoreError):
+    """The runner was set up wrongly, or (with ``raise_errors``) a callback failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class TickError:
+    """A callback or channel failure the runner survived."""
+
+    what: str  # "timer" or "message"
+    id: int
+    error: str
+    exception: BaseException = field(compare=False, repr=False)
+
+
+@dataclass(slots=True)
+class TickReport:
+    """What one :meth:`Runner.tick` did (ids of timers and outbox rows)."""
+
+    now: datetime
+    fired: list[int] = field(default_factory=list)
+    already_fired: list[int] = field(default_factory=list)
+    sent: list[int] = field(default_factory=list)
+    duplicates: list[int] = field(default_factory=list)  # sent; the channel had it already
+    retried: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    errors: list[TickError] = field(default_factory=list)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing was due."""
+        return not (
+            self.fired
+            or self.already_fired
+            or self.sent
+            or self.retried
+            or self.failed
+            or self.errors
+        )
+
+
+class Runner:
+    """Drives durable timers and the outbox of one :class:`~oohcore.store.Store`."""
+
+    def __init__(
+        self,
+        store: Store,
+        channels: Mapping[str, Channel],
+        *,
+        on_timer: TimerCallback,
+        on_sent: MessageCallback | None = None,
+        on_failed: MessageCallback | None = None,
+        retry_policy: RetryPolicy | None = None,
+        claim_lease: timedelta = timedelta(minutes=2),
+        timer_batch: int = 500,
+        message_batch: int = 100,
+        raise_errors: bool = False,
+    ) -> None:
+        for name, channel in channels.items():
+            if not isinstance(channel, Channel):
+                raise RunnerError(
+                    f"channel {name!r} ({type(channel).__name__}) is not a Channel: it needs a "
+                    "'name' attribute and a 'send(message)' method"
+                )
+        if claim_lease <= timedelta(0):
+            raise RunnerError("claim_lease must be positive")
+        if timer_batch < 1 or message_batch < 1:
+            raise RunnerError("timer_batch and message_batch must be at least 1")
+        self.store = store
+        self.channels = dict(channels)
+        self.on_timer = on_timer
+        self.on_sent = on_sent
+        self.on_failed = on_failed
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.claim_lease = claim_lease
+        self.timer_batch = timer_batch
+        self.message_batch = message_batch
+        self.raise_errors = raise_errors
+
+    # -- one tick --------------------------------------------------------------------------------
+
+    def tick(self, now: datetime) -> TickReport:
+        """Fire every timer and send every message due at ``now``; ``now`` is recorded as the
+        time of everything done."""
+        now = as_utc(now)
+        return self._tick(lambda: now)
+
+    def _tick(self, clock: Callable[[], datetime]) -> TickReport:
+        report = TickReport(now=clock())
+        failed_timers: set[int] = set()
+        # Timers may enqueue messages and message callbacks may set timers due already:
+        # go round until a round does nothing.
+        while True:
+            progressed = self._fire_timers(clock, report, failed_timers)
+            progressed = self._dispatch_messages(clock, report) or progressed
+            if not progressed:
+                return report
+
+    def _fire_timers(
+        self, clock: Callable[[], datetime], report: TickReport, failed: set[int]
+    ) -> bool:
+        progressed = False
+        while True:
+            now = clock()
+            with self.store.read() as conn:
+                due = due_timers(conn, now, self.timer_batch + len(failed))
+            todo = [t for t in due if t.id not in failed]
+            if not todo:
+                return progressed
+            for timer in todo:
+                progressed = True
+                self._fire_one(timer, clock(), report, failed)
+
+    def _fire_one(
+        self, timer: TimerRow, now: datetime, report: TickReport, failed: set[int]
+    ) -> None:
+        try:
+            with self.store.transaction() as conn:
+                if not mark_fired(conn, timer.id, now):
+                    report.already_fired.append(timer.id)
+                    return
+                self.on_timer(conn, replace(timer, fired_at=now), now)
+        except Exception as exc:
+            failed.add(timer.id)
+            message = f"{type(exc).__name__}: {exc}"
+            logger.exception(
+                "timer %s (%s, key %r) failed: %s", timer.id, timer.kind, timer.key, message
+            )
+            with self.store.transaction() as conn:
+                record_timer_error(conn, timer.id, message)
+            report.errors.append(TickError("timer", timer.id, message, exc))
+            if self.raise_errors:
+                raise RunnerError(f"on_timer failed for timer {timer.id} ({timer.key!r})") from exc
+            return
+        report.fired.append(timer.id)
+
+    def _dispatch_messages(self, clock: Callable[[], datetime], report: TickReport) -> bool:
+        progressed = False
+        while True:
+            with self.store.transaction() as conn:
+                rows = claim_due(conn, clock(), limit=self.message_batch, lease=self.claim_lease)
+            if not rows:
+                return progressed
+            progressed = True
+            for row in rows:
+                self._dispatch_one(row, clock, report)
+
+    def _dispatch_one(
+        self, row: OutboxRow, clock: Callable[[], datetime], report: TickReport
+    ) -> None:
+        channel = self.channels.get(row.channel)
+        result: DeliveryResult
+        if channel is None:
+            known = ", ".join(sorted(self.channels)) or "none"
+            result = DeliveryResult.permanent(
+                f"no channel named {row.channel!r} is configured in this runner (known: {known})"
+            )
+        else:
+            try:
+                result = channel.send(row.message)
+            except Exception as exc:
+                logger.warning(
+                    "channel %r raised while sending message %s: %r", row.channel, row.id, exc
+                )
+                result = DeliveryResult.retry(f"{type(exc).__name__}: {exc}")
+        now = clock()
+        if result.status is DeliveryStatus.SENT:
+            try:
+                with self.store.transaction() as conn:
+                    if mark_sent(conn, row.id, at=now, provider_ref=result.provider_ref):
+                        if self.on_sent is not None:
+                            self.on_sent(
+                                conn,
+                                replace(row, sent_at=now, provider_ref=result.provider_ref),
+                                now,
+                            )
+                        report.sent.append(row.id)
+                        if result.duplicate:
+                            report.duplicates.append(row.id)
+            except Exception as exc:
+                # The message went out but its consequences did not commit: count the attempt
+                # and let it be sent again (the receiver dedupes), so on_sent runs once it works.
+                self._callback_failed("on_sent", row, exc, now, report)
+            return
+        self._record_failure(row, result, now, report)
+
+    def _record_failure(
+        self, row: OutboxRow, result: DeliveryResult, now: datetime, report: TickReport
+    ) -> None:
+        permanent = result.status is DeliveryStatus.PERMANENT_FAILURE
+        error = result.error or result.status.value
+        try:
+            with self.store.transaction() as conn:
+                outcome = record_failure(
+                    conn, row, at=now, error=error, policy=self.retry_policy, permanent=permanent
+                )
+                if outcome is FailureOutcome.FAILED and self.on_failed is not None:
+                    self.on_failed(conn, replace(row, failed_at=now, last_error=error), now)
+        except Exception as exc:
+            # Nothing was recorded; the lease ends and the message is tried again.
+            self._callback_failed("on_failed", row, exc, now, report, record=False)
+            return
+        if outcome is FailureOutcome.RETRY_SCHEDULED:
+            report.retried.append(row.id)
+        elif outcome is FailureOutcome.FAILED:
+            report.failed.append(row.id)
+
+    def _callback_failed(
+        self,
+        which: str,
+        row: OutboxRow,
+        exc: Exception,
+        now: datetime,
+        report: TickReport,
+        *,
+        record: bool = True,
+    ) -> None:
+        message = f"{which} failed: {type(exc).__name__}: {exc}"
+        logger.exception("message %s (%r): %s", row.id, row.idempotency_key, message)
+        report.errors.append(TickError("message", row.id, message, exc))
+        if record:
+            with self.store.transaction() as conn:
+                outcome = record_failure(conn, row, at=now, error=message, policy=self.retry_policy)
+            if outcome is FailureOutcome.RETRY_SCHEDULED:
+                report.retried.append(row.id)
+            elif outcome is FailureOutcome.FAILED:
+                # Failing here skips on_failed (the same callbacks are what is failing);
+                # the message row keeps the error for whoever looks.
+                report.failed.append(row.id)
+        if self.raise_errors:
+            raise RunnerError(f"{which} failed for message {row.id}") from exc
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def run(
+        self, clock: Clock, *, interval: float | timedelta = 1.0, stop: asyncio.Event
+    ) -> None:
+        """Tick every ``interval`` until ``stop`` is set, in a worker thread so that slow
+        channels do not block the event loop. Unexpected errors (e.g. the database is
+        unreachable) are logged and the loop carries on (unless ``raise_errors``)."""
+        seconds = interval.total_seconds() if isinstance(interval, timedelta) else interval
+        if seconds < 0:
+            raise RunnerError("interval must not be negative")
+
+        last: list[datetime] = []
+
+        def now() -> datetime:
+            # Never let recorded time go backwards within a run, whatever the wall clock does.
+            current = as_utc(clock.now())
+            if last and current < last[0]:
+                current = last[0]
+            last[:] = [current]
+            return current
+
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(self._tick, now)
+            except Exception:
+                if self.raise_errors:
+                    raise
+                logger.exception("runner tick failed; trying again in %s s", seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=seconds)

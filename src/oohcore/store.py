@@ -1,0 +1,703 @@
+"""The durable store: one SQLAlchemy engine, schema kept at head by Alembic, short transactions.
+
+Everything durable in oohcore (the audit log, timers, the outbox, and the tables other modules
+add) lives in one relational database reached through SQLAlchemy **Core** with portable SQL.
+SQLite is the default (one file, no server); PostgreSQL is supported for several processes on
+several machines.
+
+Contract for the modules built on top (the call engine and friends)
+-------------------------------------------------------------------
+
+* ``Store.open(url, clock=...)`` creates the database if needed and upgrades the schema to the
+  newest Alembic revision shipped inside the package (``oohcore/migrations``; it works from an
+  installed wheel because the script location is found next to this file). Concurrent processes
+  opening the same new database serialise their migrations (SQLite write lock, PostgreSQL advisory
+  lock), so only one creates the tables.
+* ``with store.transaction() as conn:`` is **the** unit of work: everything written through
+  ``conn`` (a state change, the audit events it records, the outbox messages it causes, the timers
+  it sets) commits together or not at all. An exception inside the block rolls everything back and
+  propagates. Transactions do not nest: opening one inside another on the same store raises
+  :class:`NestedTransactionError` (pass ``conn`` down instead).
+* ``with store.read() as conn:`` is a read-only snapshot (on SQLite it does not take the write
+  lock, so it never waits for writers in WAL mode).
+* Time is not read here: ``store.clock`` is the injected :class:`~oohcore.clock.Clock` the host
+  gave, for the layers above to use. Every timestamp column uses :class:`UTCDateTime`, which
+  accepts only aware datetimes and returns aware UTC datetimes on every backend.
+
+SQLite settings and their trade-offs
+------------------------------------
+
+* ``journal_mode=WAL``: readers never block the writer and the writer never blocks readers.
+* ``foreign_keys=ON`` and a ``busy_timeout`` (default 10 s): a second process waiting for the
+  write lock waits instead of failing.
+* Every write transaction starts with ``BEGIN IMMEDIATE``: it takes the write lock at the start,
+  so two processes serialise cleanly instead of failing with "database is locked" when a reader
+  tries to upgrade to a writer half-way through.
+* ``synchronous``: ``"NORMAL"`` (default) or ``"FULL"``.
+
+  - ``NORMAL`` in WAL mode does not fsync on every commit. A committed transaction survives a
+    crash or ``SIGKILL`` of the *process* (the data is in the operating system's cache and the
+    WAL), and the database can never be corrupted; but after a *power loss or operating-system
+    crash* the last transactions committed before the failure may be rolled back. This is fast
+    (tens of thousands of small transactions per second).
+  - ``FULL`` fsyncs the WAL on every commit: a committed transaction also survives power loss.
+    Each commit then costs one fsync (typically 0.1–5 ms depending on the disk), which caps
+    throughput at a few hundred to a few thousand transactions per second.
+
+  Choose ``FULL`` when the store is the only record and the machine has no battery-backed disk
+  cache or replicated storage; ``NORMAL`` is right for tests, the demo, benchmarks and hosts that
+  already protect against power loss.
+* One connection is kept open and reused for every transaction of a ``Store`` (a lock serialises
+  threads), so a transaction costs a ``BEGIN IMMEDIATE`` and a ``COMMIT`` and nothing else.
+  Statements are SQLAlchemy Core objects built once at import time, so their compiled SQL is
+  cached; nothing is reflected at run time.
+
+PostgreSQL
+----------
+
+Each transaction takes a pooled connection (READ COMMITTED). Writers that must serialise do it
+explicitly (the audit chain head is locked ``FOR UPDATE``; timers and outbox rows are claimed
+with conditional updates and ``FOR UPDATE SKIP LOCKED``). A PostgreSQL driver (e.g. ``psycopg``)
+is not a dependency of the core; install it in the host.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, date, datetime
+from enum import Enum
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, cast
+
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Dialect,
+    Engine,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.types import TypeDecorator
+
+from oohcore.clock import Clock
+from oohcore.errors import OohcoreError
+
+__all__ = [
+    "MIGRATIONS_DIR",
+    "JSONValueError",
+    "NaiveDatetimeError",
+    "NestedTransactionError",
+    "Prepared",
+    "PreparedResult",
+    "SchemaError",
+    "Store",
+    "StoreError",
+    "UTCDateTime",
+    "alembic_config",
+    "insert_if_absent",
+    "to_json",
+]
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+Synchronous = Literal["NORMAL", "FULL"]
+
+# The statement that opens a transaction on a SQLite connection; ``Store.read`` replaces it for
+# one transaction through ``Connection.info``.
+_BEGIN_KEY = "oohcore.sqlite_begin"
+_PG_MIGRATION_LOCK = 0x00_0C_C0_2E  # any constant: the advisory lock id for schema upgrades
+
+
+class StoreError(OohcoreError):
+    """The store could not be opened or used."""
+
+
+class SchemaError(StoreError):
+    """The database schema cannot be brought to the version this oohcore needs."""
+
+
+class NestedTransactionError(StoreError):
+    """``store.transaction()`` was entered while a transaction of the same store was open."""
+
+
+class NaiveDatetimeError(StoreError, ValueError):
+    """A timestamp without a time zone was given to the store."""
+
+
+class JSONValueError(StoreError, TypeError):
+    """A value cannot be stored as JSON."""
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC that always comes back timezone-aware (UTC).
+
+    PostgreSQL stores ``timestamptz``. SQLite has no date type: the value is stored as naive UTC
+    text of fixed width (``YYYY-MM-DD HH:MM:SS.ffffff``), so text comparison in SQL (``due_at <=
+    :now``) orders correctly, and the time zone is attached again when read. Naive datetimes are
+    refused, because their meaning would be a guess.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise NaiveDatetimeError(
+                f"{value!r} has no time zone; the store keeps aware UTC timestamps "
+                "(use clock.now() or datetime(..., tzinfo=UTC))"
+            )
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    # On SQLite the two processors below do in one step what process_*_param plus SQLAlchemy's
+    # own SQLite DATETIME conversion do in two, producing and reading exactly the same text
+    # (``YYYY-MM-DD HH:MM:SS.ffffff``); timestamps are bound on every hot statement, so the
+    # saving matters. Other databases use the standard path.
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None or value.utcoffset() is None:
+                self.process_bind_param(value, dialect)  # raises NaiveDatetimeError
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return process
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+        fromisoformat = datetime.fromisoformat
+
+        def process(value: str | None) -> datetime | None:
+            if value is None:
+                return None
+            parsed = fromisoformat(value)
+            if parsed.tzinfo is None:
+                return parsed.replace(tzinfo=UTC)
+            return parsed.astimezone(UTC)
+
+        return process
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise JSONValueError(f"{value!r} has no time zone; pass an aware datetime")
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (set, frozenset)):
+        raise JSONValueError("a set has no order; pass a sorted list")
+    raise JSONValueError(
+        f"a {type(value).__name__} cannot be stored as JSON; use str, int, float, bool, None, "
+        "lists, dicts with string keys, or aware datetimes"
+    )
+
+
+def to_json(value: Any) -> str:
+    """``value`` as canonical JSON text: sorted keys, no spaces, non-ASCII kept, no NaN.
+
+    Aware datetimes become ISO 8601 UTC strings (microseconds), dates ISO strings, enums their
+    values. Anything else that is not JSON raises :class:`JSONValueError`.
+    """
+    try:
+        return _ENCODER.encode(value)
+    except JSONValueError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise JSONValueError(str(exc)) from exc
+
+
+_ENCODER = json.JSONEncoder(
+    sort_keys=True,
+    separators=(",", ":"),
+    ensure_ascii=False,
+    allow_nan=False,
+    default=_json_default,
+)
+
+
+class PreparedResult:
+    """The outcome of :meth:`Prepared.execute`: converted rows, row count, new row id."""
+
+    __slots__ = ("lastrowid", "rowcount", "rows")
+
+    def __init__(
+        self, rows: list[tuple[Any, ...]], rowcount: int, lastrowid: int | None = None
+    ) -> None:
+        self.rows = rows
+        self.rowcount = rowcount
+        self.lastrowid = lastrowid
+
+    def first(self) -> tuple[Any, ...] | None:
+        return self.rows[0] if self.rows else None
+
+    def scalar(self) -> Any:
+        return self.rows[0][0] if self.rows else None
+
+
+class _SqlitePlan:
+    __slots__ = ("params", "results", "sql")
+
+    def __init__(
+        self,
+        sql: str,
+        params: list[tuple[str, Any, Callable[[Any], Any] | None]],
+        results: list[Callable[[Any], Any] | None] | None,
+    ) -> None:
+        self.sql = sql
+        self.params = params
+        self.results = results
+
+
+_MISSING = object()
+
+
+class Prepared:
+    """A Core statement compiled once, then executed with as little overhead as possible.
+
+    On SQLite the statement is compiled by SQLAlchemy once (for the engine's dialect) and then
+    run straight on the driver's connection, inside the SQLAlchemy transaction that ``conn``
+    holds, with SQLAlchemy's own type conversions applied to parameters and results (so
+    :class:`UTCDateTime` still round-trips aware UTC). That skips SQLAlchemy's per-execution
+    machinery (cache-key generation, execution contexts, result objects, execution events), which
+    costs more than SQLite itself for small statements. On any other database it is an ordinary
+    ``conn.execute(statement, params)``.
+
+    ``keys`` lists the parameter names of an ``insert(table)`` without ``.values()`` (the
+    columns it writes); other statements take their parameters from their ``bindparam`` names.
+    After a single-row ``insert(table)`` (no ``RETURNING``), ``result.lastrowid`` is the new
+    primary key on every backend.
+    Statements using ``expanding`` (``IN``) parameters are not supported.
+    """
+
+    __slots__ = ("_keys", "_sqlite", "statement")
+
+    def __init__(self, statement: Executable, *, keys: Sequence[str] | None = None) -> None:
+        self.statement = statement
+        self._keys = list(keys) if keys is not None else None
+        self._sqlite: _SqlitePlan | None = None
+
+    def execute(self, conn: Connection, params: Mapping[str, Any] | None = None) -> PreparedResult:
+        params = params if params is not None else {}
+        if conn.dialect.name != "sqlite":
+            result = conn.execute(self.statement, dict(params))
+            if result.returns_rows:
+                return PreparedResult([tuple(r) for r in result], result.rowcount)
+            lastrowid = None
+            if result.is_insert:
+                pk = result.inserted_primary_key
+                lastrowid = int(pk[0]) if pk and pk[0] is not None else None
+            return PreparedResult([], result.rowcount, lastrowid)
+        plan = self._sqlite or self._plan_sqlite(conn.dialect)
+        raw: Any = conn.connection.driver_connection
+        if not raw.in_transaction:
+            conn.begin()  # like SQLAlchemy's autobegin: the caller commits
+        values = []
+        for name, static, proc in plan.params:
+            value = params.get(name, static)
+            if value is _MISSING:
+                raise StoreError(f"parameter {name!r} is missing for: {plan.sql}")
+            values.append(proc(value) if proc is not None and value is not None else value)
+        cursor = raw.execute(plan.sql, values)
+        try:
+            results = plan.results
+            if results is None:
+                return PreparedResult([], cursor.rowcount, cursor.lastrowid)
+            raw = cursor.fetchall()
+            rows = [
+                tuple(p(v) if p is not None else v for p, v in zip(results, r, strict=True))
+                for r in raw
+            ]
+            return PreparedResult(rows, cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def executemany(self, conn: Connection, params: Sequence[Mapping[str, Any]]) -> None:
+        for p in params:
+            self.execute(conn, p)
+
+    def _plan_sqlite(self, dialect: Dialect) -> _SqlitePlan:
+        compiled: Any = cast(ClauseElement, self.statement).compile(
+            dialect=dialect, column_keys=self._keys
+        )
+        positions = compiled.positiontup
+        binds = compiled.binds
+        params: list[tuple[str, Any, Callable[[Any], Any] | None]] = []
+        for name in positions or ():
+            bind = binds[name]
+            if bind.expanding:
+                raise StoreError("Prepared does not support expanding (IN) parameters")
+            static = _MISSING if bind.required else bind.effective_value
+            proc = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            params.append((name, static, proc))
+        columns: Any = getattr(self.statement, "selected_columns", None)
+        if columns is None:
+            columns = getattr(self.statement, "exported_columns", None)
+        results: list[Callable[[Any], Any] | None] | None = None
+        if columns is not None and len(columns):
+            results = [
+                c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
+            ]
+        plan = _SqlitePlan(compiled.string, params, results)
+        self._sqlite = plan
+        return plan
+
+
+_insert_if_absent_cache: dict[tuple[str, str, str, tuple[str, ...]], tuple[Prepared, Prepared]] = {}
+
+
+def insert_if_absent(
+    conn: Connection, table: Table, key: str, values: Mapping[str, Any]
+) -> tuple[int, bool]:
+    """Insert ``values`` into ``table`` unless a row with the same unique ``key`` exists.
+
+    Returns ``(id, inserted)`` where ``id`` is the ``id`` primary key of the new or existing row.
+    Uses ``INSERT … ON CONFLICT DO NOTHING RETURNING id`` on SQLite and PostgreSQL (so a
+    concurrent duplicate never aborts the transaction), and a look-up first elsewhere.
+    """
+    dialect = conn.dialect.name
+    columns = tuple(values)
+    cache_key = (table.name, key, dialect, columns)
+    stmts = _insert_if_absent_cache.get(cache_key)
+    if stmts is None:
+        lookup = Prepared(select(table.c.id).where(table.c[key] == bindparam("_key")))
+        ins: Any
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            # rowcount says whether a row was written, and lastrowid is its id: no RETURNING.
+            ins = sqlite_insert(table).on_conflict_do_nothing(index_elements=[table.c[key]])
+        elif dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            ins = pg_insert(table).on_conflict_do_nothing(index_elements=[table.c[key]])
+            ins = ins.returning(table.c.id)
+        else:
+            ins = insert(table)
+        stmts = (Prepared(ins, keys=columns), lookup)
+        _insert_if_absent_cache[cache_key] = stmts
+    ins_stmt, lookup_stmt = stmts
+    if dialect == "sqlite":
+        result = ins_stmt.execute(conn, values)
+        if result.rowcount == 1 and result.lastrowid is not None:
+            return result.lastrowid, True
+    elif dialect == "postgresql":
+        new_id = ins_stmt.execute(conn, values).scalar()
+        if new_id is not None:
+            return int(new_id), True
+    else:
+        existing = lookup_stmt.execute(conn, {"_key": values[key]}).scalar()
+        if existing is not None:
+            return int(existing), False
+        result = ins_stmt.execute(conn, values)
+        assert result.lastrowid is not None
+        return result.lastrowid, True
+    existing = lookup_stmt.execute(conn, {"_key": values[key]}).scalar()
+    if existing is None:  # pragma: no cover - the conflicting row vanished meanwhile
+        raise StoreError(f"{table.name}: no row inserted and none found for {key}={values[key]!r}")
+    return int(existing), False
+
+
+def alembic_config(url: str | None = None, connection: Connection | None = None) -> Any:
+    """An Alembic ``Config`` for oohcore's migrations, without any ``alembic.ini``.
+
+    For developers adding a table (declare it on ``oohcore.db.metadata``, add the module to
+    ``TABLE_MODULES``), then generate a revision against a database at head::
+
+        from alembic import command
+        from oohcore.store import Store, alembic_config
+        Store.open("sqlite:///dev.sqlite", clock=SystemClock()).close()
+        command.revision(alembic_config("sqlite:///dev.sqlite"), "add rota tables",
+                         autogenerate=True, rev_id="0002")
+
+    Review the generated file (keep it portable) and keep one head: set ``down_revision`` to
+    the previous newest revision.
+    """
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url is not None:
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+class Store:
+    """The database: an engine, the injected clock, and the one way to open a transaction."""
+
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        """Wrap an engine already configured by :meth:`open` (use :meth:`open`)."""
+        self.engine = engine
+        self.clock = clock
+        self.dialect_name: str = engine.dialect.name
+        self._is_sqlite = self.dialect_name == "sqlite"
+        self._lock = threading.RLock()
+        self._conn: Connection | None = engine.connect() if self._is_sqlite else None
+        self._closed = False
+
+    # -- opening ---------------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        url: str = "sqlite:///oohcore.sqlite",
+        *,
+        clock: Clock,
+        synchronous: Synchronous = "NORMAL",
+        busy_timeout_ms: int = 10_000,
+        migrate: bool = True,
+        echo: bool = False,
+    ) -> Store:
+        """Open (creating if needed) the database at ``url`` and bring its schema to head.
+
+        ``synchronous`` applies to SQLite only (see the module documentation for the trade-off);
+        ``migrate=False`` skips the schema upgrade (for tools that manage migrations themselves).
+        """
+        if synchronous not in ("NORMAL", "FULL"):
+            raise StoreError(f"synchronous must be 'NORMAL' or 'FULL', not {synchronous!r}")
+        try:
+            parsed = make_url(url)
+        except SQLAlchemyError as exc:  # pragma: no cover - message passthrough
+            raise StoreError(f"{url!r} is not a database URL: {exc}") from exc
+        is_sqlite = parsed.get_backend_name() == "sqlite"
+        kwargs: dict[str, Any] = {"echo": echo}
+        if is_sqlite:
+            database = parsed.database or ""
+            memory = database in ("", ":memory:") or database.startswith("file::memory:")
+            if not memory:
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {
+                "check_same_thread": False,
+                "timeout": busy_timeout_ms / 1000,
+            }
+            if memory:
+                from sqlalchemy.pool import StaticPool
+
+                kwargs["poolclass"] = StaticPool
+            engine = create_engine(url, **kwargs)
+            _configure_sqlite(
+                engine, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms, memory=memory
+            )
+        else:
+            engine = create_engine(url, pool_pre_ping=True, **kwargs)
+        try:
+            store = cls(engine, clock)
+        except SQLAlchemyError as exc:
+            engine.dispose()
+            raise StoreError(f"cannot open the database at {_safe_url(url)}: {exc}") from exc
+        if migrate:
+            try:
+                store.upgrade()
+            except BaseException:
+                store.close()
+                raise
+        return store
+
+    def upgrade(self) -> None:
+        """Bring the schema to the newest revision shipped with this oohcore (idempotent)."""
+        from alembic import command
+        from alembic.util import CommandError
+
+        with self.transaction() as conn:
+            if not conn.in_transaction():
+                conn.begin()  # so that Alembic sees a transaction it must not end
+            if self.dialect_name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+            try:
+                command.upgrade(alembic_config(connection=conn), "heads")
+            except CommandError as exc:
+                raise SchemaError(
+                    f"cannot bring the database at {_safe_url(str(self.engine.url))} to this "
+                    f"oohcore's schema: {exc}. If the database was written by a newer oohcore, "
+                    "upgrade oohcore; otherwise restore it from a backup."
+                ) from exc
+
+    # -- transactions ----------------------------------------------------------------------------
+
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """One write transaction: commit when the block ends, roll back if it raises."""
+        if self._conn is not None:
+            return _SqliteTransaction(self, "BEGIN IMMEDIATE", rollback_only=False)
+        return self._pooled(rollback_only=False)
+
+    def read(self) -> AbstractContextManager[Connection]:
+        """A read-only snapshot; anything written in it is rolled back."""
+        if self._conn is not None:
+            return _SqliteTransaction(self, "BEGIN", rollback_only=True)
+        return self._pooled(rollback_only=True)
+
+    @contextmanager
+    def _pooled(self, *, rollback_only: bool) -> Iterator[Connection]:
+        if self._closed:
+            raise StoreError("the store is closed")
+        with self.engine.connect() as conn:
+            trans = conn.begin()
+            try:
+                yield conn
+            except BaseException:
+                trans.rollback()
+                raise
+            if rollback_only:
+                trans.rollback()
+            else:
+                trans.commit()
+
+    # -- closing ---------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection and the engine's pool (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({_safe_url(str(self.engine.url))!r})"
+
+
+class _SqliteTransaction:
+    """A transaction on the store's one SQLite connection, begun and ended on the driver.
+
+    SQLAlchemy's own transaction bookkeeping is skipped (it costs more than SQLite's BEGIN and
+    COMMIT); if a statement executed through SQLAlchemy inside the block makes the connection
+    "autobegin", the ``begin`` listener sees the driver already in a transaction and does
+    nothing, and the block ends through SQLAlchemy so both agree.
+    """
+
+    __slots__ = ("_begin_sql", "_rollback_only", "_store")
+
+    def __init__(self, store: Store, begin_sql: str, *, rollback_only: bool) -> None:
+        self._store = store
+        self._begin_sql = begin_sql
+        self._rollback_only = rollback_only
+
+    def __enter__(self) -> Connection:
+        store = self._store
+        store._lock.acquire()
+        try:
+            conn = store._conn
+            if conn is None or store._closed:
+                raise StoreError("the store is closed")
+            raw = conn.connection.driver_connection
+            if conn.in_transaction() or raw.in_transaction:  # type: ignore[union-attr]
+                raise NestedTransactionError(
+                    "a transaction of this store is already open in this thread; pass its "
+                    "connection down instead of opening another one"
+                )
+            raw.execute(self._begin_sql)  # type: ignore[union-attr]
+        except BaseException:
+            store._lock.release()
+            raise
+        return conn
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        store = self._store
+        try:
+            conn = store._conn
+            assert conn is not None
+            raw: Any = conn.connection.driver_connection
+            if exc_type is None and not self._rollback_only:
+                try:
+                    if conn.in_transaction():
+                        conn.commit()
+                    else:
+                        raw.commit()
+                except BaseException:
+                    _rollback_quietly(conn, raw)
+                    raise
+            else:
+                _rollback_quietly(conn, raw)
+        finally:
+            store._lock.release()
+
+
+def _rollback_quietly(conn: Connection, raw: Any) -> None:
+    try:
+        if conn.in_transaction():
+            conn.rollback()
+        if raw.in_transaction:
+            raw.rollback()
+    except Exception:  # pragma: no cover - the connection is unusable; the original error wins
+        conn.invalidate()
+
+
+def _configure_sqlite(
+    engine: Engine, *, synchronous: Synchronous, busy_timeout_ms: int, memory: bool
+) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # The sqlite3 module's own transaction handling is switched off; transactions are
+        # opened explicitly in ``_on_begin`` so that writers use BEGIN IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            if not memory:
+                cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute(f"PRAGMA synchronous = {synchronous}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        info = conn.info
+        statement = info.pop(_BEGIN_KEY) if _BEGIN_KEY in info else "BEGIN IMMEDIATE"
+        raw: Any = conn.connection.driver_connection
+        if not raw.in_transaction:  # a Store transaction has begun it already
+            raw.execute(statement)
+
+
+def _safe_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except SQLAlchemyError:  # pragma: no cover
+        return "<unparseable URL>"

@@ -1,0 +1,258 @@
+"""Durable timers: every deadline of a call is a row in the store, never an in-memory callback.
+
+The referral time limit (6.4 b: by default 10 minutes from the end of the call), each escalation
+wait, a lone-worker check-in expiry or a complaint's target date is a row in ``timers``, written
+in the same transaction as the state change that starts it. A crash or restart loses none:
+whichever :class:`~oohcore.runner.Runner` runs next fires what is due.
+
+Contract
+--------
+
+* ``set_timer(conn, organisation_id=, call_id=, kind=, due_at=, key=, payload=)`` → timer id.
+  ``key`` is a unique idempotency key chosen by the caller (e.g. ``f"{call_id}:ack:{run_id}:2"``):
+  setting a timer with a key that already exists does nothing and returns the existing id, so
+  a retried transaction or a replayed step cannot create a second deadline.
+* ``cancel_timers(conn, call_id=, kind=None, at=)`` cancels the call's pending timers (of one
+  kind, or all) and returns how many; a cancelled timer never fires.
+* ``due_timers(conn, now, limit)`` lists pending timers with ``due_at <= now``, oldest first.
+* ``mark_fired(conn, timer_id, at)`` is the **only** way a timer fires: a conditional
+  ``UPDATE … WHERE fired_at IS NULL AND cancelled_at IS NULL``. It returns ``False`` when the
+  timer was already fired or cancelled (by another runner, or by a retry), and the caller then
+  does nothing. Run it in the same transaction as the timer's effects, so that firing and
+  effects commit together: a timer handled twice has one effect.
+
+Pending timers are found through the index ``(fired_at, cancelled_at, due_at)``, so the cost of
+looking for due timers does not grow with the number of timers that have already fired.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    bindparam,
+    select,
+    update,
+)
+
+from oohcore.clock import as_utc
+from oohcore.db import metadata
+from oohcore.errors import OohcoreError
+from oohcore.store import JSONValueError, Prepared, UTCDateTime, insert_if_absent, to_json
+
+__all__ = [
+    "TimerError",
+    "TimerRow",
+    "cancel_timers",
+    "due_timers",
+    "get_timer",
+    "mark_fired",
+    "next_due_at",
+    "record_timer_error",
+    "set_timer",
+    "timers",
+    "timers_for_call",
+]
+
+_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+timers = Table(
+    "timers",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("organisation_id", String(100), nullable=False),
+    Column("call_id", String(100), nullable=True),
+    Column("kind", String(100), nullable=False),
+    Column("due_at", UTCDateTime(), nullable=False),
+    Column("payload", Text(), nullable=False),
+    Column("key", String(255), nullable=False, unique=True),
+    Column("fired_at", UTCDateTime(), nullable=True),
+    Column("cancelled_at", UTCDateTime(), nullable=True),
+    # Observability when the runner's callback for this timer raised (the timer stays pending
+    # and is tried again on the next tick).
+    Column("attempts", Integer(), nullable=False, server_default="0"),
+    Column("last_error", Text(), nullable=True),
+    Index(None, "fired_at", "cancelled_at", "due_at"),
+    Index(None, "call_id"),
+)
+
+
+class TimerError(OohcoreError):
+    """A timer could not be set or changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class TimerRow:
+    id: int
+    organisation_id: str
+    call_id: str | None
+    kind: str
+    due_at: datetime
+    key: str
+    payload: Mapping[str, Any] = field(hash=False)
+    fired_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    attempts: int = 0
+    last_error: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.fired_at is None and self.cancelled_at is None
+
+
+_columns = (
+    timers.c.id,
+    timers.c.organisation_id,
+    timers.c.call_id,
+    timers.c.kind,
+    timers.c.due_at,
+    timers.c.key,
+    timers.c.payload,
+    timers.c.fired_at,
+    timers.c.cancelled_at,
+    timers.c.attempts,
+    timers.c.last_error,
+)
+_pending = (timers.c.fired_at.is_(None), timers.c.cancelled_at.is_(None))
+
+_due = Prepared(
+    select(*_columns)
+    .where(*_pending, timers.c.due_at <= bindparam("now"))
+    .order_by(timers.c.due_at, timers.c.id)
+    .limit(bindparam("limit"))
+)
+_next_due = Prepared(select(timers.c.due_at).where(*_pending).order_by(timers.c.due_at).limit(1))
+_mark_fired = Prepared(
+    update(timers)
+    .where(timers.c.id == bindparam("timer_id"), *_pending)
+    .values(fired_at=bindparam("at"))
+)
+_cancel_all = Prepared(
+    update(timers)
+    .where(timers.c.call_id == bindparam("b_call_id"), *_pending)
+    .values(cancelled_at=bindparam("at"))
+)
+_cancel_kind = Prepared(
+    update(timers)
+    .where(
+        timers.c.call_id == bindparam("b_call_id"), timers.c.kind == bindparam("b_kind"), *_pending
+    )
+    .values(cancelled_at=bindparam("at"))
+)
+_for_call = Prepared(
+    select(*_columns)
+    .where(timers.c.call_id == bindparam("call_id"))
+    .order_by(timers.c.due_at, timers.c.id)
+)
+_by_key = Prepared(select(*_columns).where(timers.c.key == bindparam("key")))
+_record_error = Prepared(
+    update(timers)
+    .where(timers.c.id == bindparam("timer_id"), *_pending)
+    .values(attempts=timers.c.attempts + 1, last_error=bindparam("error"))
+)
+
+
+def _row(r: Sequence[Any]) -> TimerRow:
+    return TimerRow(
+        id=int(r[0]),
+        organisation_id=r[1],
+        call_id=r[2],
+        kind=r[3],
+        due_at=r[4],
+        key=r[5],
+        payload=json.loads(r[6]),
+        fired_at=r[7],
+        cancelled_at=r[8],
+        attempts=int(r[9]),
+        last_error=r[10],
+    )
+
+
+def set_timer(
+    conn: Connection,
+    *,
+    organisation_id: str,
+    call_id: str | None,
+    kind: str,
+    due_at: datetime,
+    key: str,
+    payload: Mapping[str, Any] | None = None,
+) -> int:
+    """Set a durable timer (idempotent on ``key``) and return its id."""
+    if not key:
+        raise TimerError("a timer needs a non-empty idempotency key")
+    if not kind:
+        raise TimerError("a timer needs a kind")
+    try:
+        due_at = as_utc(due_at)
+        payload_json = to_json(dict(payload or {}))
+    except (ValueError, JSONValueError) as exc:
+        raise TimerError(f"timer {key!r}: {exc}") from exc
+    timer_id, _ = insert_if_absent(
+        conn,
+        timers,
+        "key",
+        {
+            "organisation_id": organisation_id,
+            "call_id": call_id,
+            "kind": kind,
+            "due_at": due_at,
+            "payload": payload_json,
+            "key": key,
+            "attempts": 0,
+        },
+    )
+    return timer_id
+
+
+def cancel_timers(conn: Connection, *, call_id: str, kind: str | None = None, at: datetime) -> int:
+    """Cancel the pending timers of ``call_id`` (only those of ``kind`` if given)."""
+    if kind is None:
+        result = _cancel_all.execute(conn, {"b_call_id": call_id, "at": at})
+    else:
+        result = _cancel_kind.execute(conn, {"b_call_id": call_id, "b_kind": kind, "at": at})
+    return int(result.rowcount)
+
+
+def due_timers(conn: Connection, now: datetime, limit: int = 500) -> list[TimerRow]:
+    """Pending timers due at or before ``now``, oldest first, at most ``limit``."""
+    return [_row(r) for r in _due.execute(conn, {"now": now, "limit": limit}).rows]
+
+
+def next_due_at(conn: Connection) -> datetime | None:
+    """When the earliest pending timer is due (``None`` if there is none)."""
+    value: datetime | None = _next_due.execute(conn).scalar()
+    return value
+
+
+def mark_fired(conn: Connection, timer_id: int, at: datetime) -> bool:
+    """Fire a timer: ``True`` if this call fired it, ``False`` if it was fired or cancelled."""
+    return _mark_fired.execute(conn, {"timer_id": timer_id, "at": at}).rowcount == 1
+
+
+def record_timer_error(conn: Connection, timer_id: int, error: str) -> None:
+    """Note that handling a pending timer failed (it stays pending)."""
+    _record_error.execute(conn, {"timer_id": timer_id, "error": error[:4000]})
+
+
+def timers_for_call(conn: Connection, call_id: str) -> list[TimerRow]:
+    """All timers of a call (pending, fired and cancelled), by due time."""
+    return [_row(r) for r in _for_call.execute(conn, {"call_id": call_id}).rows]
+
+
+def get_timer(conn: Connection, key: str) -> TimerRow | None:
+    """The timer with idempotency key ``key``, if any."""
+    row = _by_key.execute(conn, {"key": key}).first()
+    return None if row is None else _row(row)
