@@ -573,10 +573,16 @@ def check_organisation(
     r = _Report(source)
     try:
         zoneinfo.ZoneInfo(model.timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        import difflib
+
+        close = difflib.get_close_matches(
+            model.timezone, sorted(zoneinfo.available_timezones()), n=1, cutoff=0.8
+        )
+        hint = f"did you mean {close[0]!r}?" if close else "use an IANA name such as Europe/London"
         r.add(
             ("timezone",),
-            f"unknown time zone {model.timezone!r}; use an IANA name such as Europe/London",
+            f"unknown time zone {model.timezone!r}; {hint}",
             "bad-timezone",
         )
     menus: dict[str, IvrMenu] = {}

@@ -73,6 +73,8 @@ class _Session:
     catalogue: Path
     problems: list[Problem] = field(default_factory=list)
     sources: dict[Path, Source | None] = field(default_factory=dict)
+    unreadable: dict[Path, list[Problem]] = field(default_factory=dict)
+    found_by: dict[Path, list[Problem]] = field(default_factory=dict)  # option file -> problems
 
     def read(self, path: Path) -> Source | None:
         path = path.resolve()
@@ -80,8 +82,11 @@ class _Session:
             try:
                 self.sources[path] = read_yaml(path)
             except RulesetError as exc:
-                self.problems.extend(exc.problems)
+                self.unreadable[path] = exc.problems
                 self.sources[path] = None
+        if path in self.unreadable:
+            # reported to every reader (each option extending a broken file learns why)
+            self.problems.extend(self.unreadable[path])
         return self.sources[path]
 
 
@@ -156,12 +161,23 @@ def _schema_problem(source: Source, error: ValidationError) -> list[Problem]:
     if v == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
         where = f"in {path[-1]!r}" if path else "at the top of the file"
-        return [source.problem(path, f"missing {missing!r} {where}", "missing-key")]
+        # at the key that opens the mapping (``decision:``), not at its first entry
+        return [
+            source.problem(path, f"missing {missing!r} {where}", "missing-key", at_key=bool(path))
+        ]
     if v == "enum":
         choices = ", ".join(str(x) for x in value)
         return [
             source.problem(
                 path, f"{_describe(inst)} is not allowed here; use one of: {choices}", "bad-value"
+            )
+        ]
+    if v == "pattern" and tuple(error.relative_schema_path)[-2:] == ("propertyNames", "pattern"):
+        # a key of a mapping keyed by ids or names (actions, settings, options)
+        hint = _PATTERN_HINTS.get(str(value), f"it must match {value}")
+        return [
+            source.problem(
+                (*path, inst), f"the key {inst!r} is not valid: {hint}", "bad-format", at_key=True
             )
         ]
     if v == "pattern":
@@ -206,13 +222,27 @@ def _validate(source: Source, data: Any, kind: Kind) -> list[Problem]:
 M = TypeVar("M", bound=BaseModel)
 
 
+def _data_path(data: Any, loc: Sequence[Any]) -> PathKey:
+    """The keys and indexes of a pydantic error location that exist in ``data``. The steps in
+    between — a union's tag (``refer``), a model or validator name — are not in the file."""
+    out: list[str | int] = []
+    node = data
+    for step in loc:
+        in_dict = isinstance(node, dict) and step in node
+        in_list = isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node)
+        if in_dict or in_list:
+            out.append(step)
+            node = node[step]
+    return tuple(out)
+
+
 def _build_model(source: Source, data: Any, model: type[M]) -> tuple[M | None, list[Problem]]:
     try:
         return model.model_validate(data), []
     except PydanticError as exc:
         problems = []
         for err in exc.errors():
-            loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x[0].isupper()))
+            loc = _data_path(data, err["loc"])
             problems.append(
                 source.problem(loc, str(err["msg"]).replace("Value error, ", ""), "invalid")
             )
@@ -366,7 +396,71 @@ def _option_files(folder: Path) -> list[Path]:
     return sorted([*options.glob("*.yaml"), *options.glob("*.yml")])
 
 
-def _load_folder(session: _Session, folder: Path) -> Organisation | Catalogue | None:
+def _load_option(
+    session: _Session,
+    folder: Path,
+    path: Path,
+    header: _Header,
+    files: dict[str, Path],
+    categories: frozenset[str],
+) -> ServiceOption | None:
+    """Resolve, validate and compile one option file of ``folder``; problems go to
+    ``session``. ``files`` collects the ids seen so far (to find duplicates)."""
+    model = header.model
+    org_model = model if isinstance(model, OrganisationFile) else None
+    source = _resolve(session, path)
+    if source is None:
+        return None
+    problems = _validate(source, source.data, "service-option")
+    if problems:
+        session.problems.extend(problems)
+        return None
+    option_model, problems = _build_model(source, source.data, ServiceOptionFile)
+    session.problems.extend(problems)
+    if option_model is None:
+        return None
+    if option_model.id != path.stem:
+        session.problems.append(
+            source.problem(
+                ("id",),
+                f"the id {option_model.id!r} does not match the file name {path.name!r}; rename the file to {option_model.id}.yaml or change the id",
+                "id-mismatch",
+            )
+        )
+    if option_model.id in files:
+        session.problems.append(
+            source.problem(
+                ("id",),
+                f"service option id {option_model.id!r} is also used by {files[option_model.id]}",
+                "duplicate-id",
+            )
+        )
+        return None
+    files[option_model.id] = path
+    version = version_hash(
+        option_model.model_dump(mode="json", by_alias=True, exclude={"sign_off", "extends"})
+    )
+    option, problems = compile_service_option(
+        source,
+        option_model,
+        organisation_id=model.id if model else folder.name,
+        roles=header.roles,
+        out_of_scope_categories=categories,
+        default_hours=org_model.hours if org_model else models.COMMON_HOURS,
+        default_time_limit=org_model.referral_time_limit
+        if org_model
+        else models.OrganisationFile.model_fields["referral_time_limit"].default,
+        version=version,
+    )
+    session.problems.extend(problems)
+    return option
+
+
+def _load_folder(
+    session: _Session, folder: Path, only: Path | None = None
+) -> Organisation | Catalogue | None:
+    """Load ``folder``; with ``only`` (a resolved file of it), check just that file: the other
+    option files are not compiled, and their names stand for their ids."""
     header = _read_header(session, folder)
     model = header.model
     org_model = model if isinstance(model, OrganisationFile) else None
@@ -385,55 +479,20 @@ def _load_folder(session: _Session, folder: Path) -> Organisation | Catalogue | 
             )
         )
     for path in option_files:
-        source = _resolve(session, path)
-        if source is None:
+        if only is not None and path.resolve() != only:
+            files.setdefault(path.stem, path)  # for duplicate ids (its own id is checked alone)
             continue
-        problems = _validate(source, source.data, "service-option")
-        if problems:
-            session.problems.extend(problems)
-            continue
-        option_model, problems = _build_model(source, source.data, ServiceOptionFile)
-        session.problems.extend(problems)
-        if option_model is None:
-            continue
-        if option_model.id != path.stem:
-            session.problems.append(
-                source.problem(
-                    ("id",),
-                    f"the id {option_model.id!r} does not match the file name {path.name!r}; rename the file to {option_model.id}.yaml or change the id",
-                    "id-mismatch",
-                )
-            )
-        if option_model.id in files:
-            session.problems.append(
-                source.problem(
-                    ("id",),
-                    f"service option id {option_model.id!r} is also used by {files[option_model.id]}",
-                    "duplicate-id",
-                )
-            )
-            continue
-        files[option_model.id] = path
-        version = version_hash(
-            option_model.model_dump(mode="json", by_alias=True, exclude={"sign_off", "extends"})
-        )
-        option, problems = compile_service_option(
-            source,
-            option_model,
-            organisation_id=model.id if model else folder.name,
-            roles=header.roles,
-            out_of_scope_categories=categories,
-            default_hours=org_model.hours if org_model else models.COMMON_HOURS,
-            default_time_limit=org_model.referral_time_limit
-            if org_model
-            else models.OrganisationFile.model_fields["referral_time_limit"].default,
-            version=version,
-        )
-        session.problems.extend(problems)
+        first = len(session.problems)
+        option = _load_option(session, folder, path, header, files, categories)
+        # What loading this file found, wherever it is located (an inherited rule can fail in
+        # the file it extends): validate() of this one file reports all of it.
+        session.found_by[path.resolve()] = session.problems[first:]
         if option is not None:
             compiled[option.id] = option
     if header.source is not None and org_model is not None:
-        session.problems.extend(check_organisation(header.source, org_model, set(files)))
+        # an option file with its own errors still exists: routing to it is not also an error
+        option_ids = set(files) | {p.stem for p in option_files}
+        session.problems.extend(check_organisation(header.source, org_model, option_ids))
     if model is None or len(compiled) != len(option_files):
         return None
     if org_model is not None:
@@ -474,7 +533,7 @@ def _ruleset_folders(path: Path) -> list[Path]:
 
 
 def _errors(problems: Iterable[Problem]) -> list[Problem]:
-    return [p for p in problems if p.severity == "error"]
+    return list(dict.fromkeys(p for p in problems if p.severity == "error"))
 
 
 def load_organisation(path: str | Path, *, catalogue: str | Path | None = None) -> Organisation:
@@ -582,10 +641,11 @@ def validate(paths: Sequence[str | Path], *, catalogue: str | Path | None = None
             continue
         for folder in folders:
             session.problems = []
-            _load_folder(session, folder)
+            _load_folder(session, folder, only)
             found = session.problems
             if only is not None:
                 found = [p for p in found if Path(p.path).resolve() == only]
+                found += session.found_by.get(only, [])
             out.extend(found)
     unique = {(p.path, p.line, p.col, p.message): p for p in out}
     return sorted(unique.values(), key=lambda p: (p.path, p.line, p.col))

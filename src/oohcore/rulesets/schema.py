@@ -50,6 +50,18 @@ def generate(kind: Kind) -> dict[str, Any]:
 def _shape(node: Any) -> None:
     """Replace discriminated ``oneOf`` by per-kind ``if/then`` and drop noise."""
     if isinstance(node, dict):
+        patterns = node.get("patternProperties")
+        if (
+            patterns
+            and len(patterns) == 1
+            and not {"properties", "additionalProperties"} & set(node)
+        ):
+            # pydantic writes a dict with constrained keys as patternProperties alone, which lets
+            # any key that does not match through unchecked ("Call_Back:" with any content):
+            # say instead that every key must match and every value must be valid.
+            ((pattern, values),) = node.pop("patternProperties").items()
+            node["propertyNames"] = {"pattern": pattern}
+            node["additionalProperties"] = values
         disc = node.get("discriminator")
         if disc and "oneOf" in node:
             prop = disc["propertyName"]

@@ -32,6 +32,9 @@ class Position:
     # Where the characters of a one-line string value begin (after an opening quote), so that a
     # problem found at offset N inside a condition can be reported at col + N. None otherwise.
     text_col: int | None = None
+    # For a one-line quoted value with escapes (\" or ''), which make the text shorter than what
+    # is written: the column of each of its characters, and of the closing quote last.
+    text_cols: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -68,7 +71,9 @@ class Source:
     ) -> Problem:
         pos = self.key_where(path) if at_key else self.where(path)
         col = pos.col
-        if offset is not None and pos.text_col is not None:
+        if offset is not None and pos.text_cols is not None:
+            col = pos.text_cols[min(max(offset, 0), len(pos.text_cols) - 1)]
+        elif offset is not None and pos.text_col is not None:
             col = pos.text_col + offset
         return Problem(pos.file, pos.line, col, message, code)
 
@@ -88,6 +93,35 @@ def _text_col(node: yaml.ScalarNode) -> int | None:
     return None
 
 
+_ESCAPE_LENGTH = {"x": 4, "u": 6, "U": 10}  # \xHH, \uHHHH, \UHHHHHHHH; other escapes are 2
+
+
+def _text_cols(node: yaml.ScalarNode, text: str) -> tuple[int, ...] | None:
+    """Columns of the characters of a one-line quoted scalar whose source has escapes, so an
+    offset into the value maps to the right column; None when there are none (or it is not
+    such a scalar)."""
+    start, end = node.start_mark, node.end_mark
+    if node.style not in ('"', "'") or start.line != end.line:
+        return None
+    raw = text[start.index : end.index]
+    if len(raw) < 2 or raw[0] != node.style or raw[-1] != node.style:
+        return None
+    if len(raw) - 2 == len(node.value):
+        return None  # no escapes: text_col + offset is exact
+    body, cols, j = raw[1:-1], [], 0
+    while j < len(body):
+        cols.append(start.column + 2 + j)
+        if node.style == '"' and body[j] == "\\":
+            j += _ESCAPE_LENGTH.get(body[j + 1 : j + 2], 2)
+        elif node.style == "'" and body[j : j + 2] == "''":
+            j += 2
+        else:
+            j += 1
+    if len(cols) != len(node.value):
+        return None
+    return (*cols, start.column + 2 + len(body))
+
+
 _SCALAR_TAGS = {
     "tag:yaml.org,2002:str",
     "tag:yaml.org,2002:int",
@@ -99,15 +133,18 @@ _SCALAR_TAGS = {
 
 
 class _Builder:
-    def __init__(self, source: Source, loader: yaml.SafeLoader) -> None:
+    def __init__(self, source: Source, loader: yaml.SafeLoader, text: str) -> None:
         self.source = source
         self.loader = loader
+        self.text = text
         self.problems: list[Problem] = []
 
     def build(self, node: yaml.Node, path: PathKey) -> Any:
         pos = _mark(self.source.path, node)
         if isinstance(node, yaml.ScalarNode):
-            self.source.values[path] = Position(pos.file, pos.line, pos.col, _text_col(node))
+            self.source.values[path] = Position(
+                pos.file, pos.line, pos.col, _text_col(node), _text_cols(node, self.text)
+            )
             if node.tag == "tag:yaml.org,2002:timestamp":
                 # Dates and times stay text: the schema says what shape they must have, and
                 # "2026-12-24" must not turn into a datetime.date behind the author's back.
@@ -181,13 +218,23 @@ def parse_yaml(text: str, path: str) -> Source:
         node = loader.get_single_node()
         if node is None:
             raise RulesetError.single(path, 1, 1, "the file is empty", "empty-file")
-        builder = _Builder(source, loader)
+        builder = _Builder(source, loader, text)
         source.data = builder.build(node, ())
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
         col = mark.column + 1 if mark else 1
         what = exc.problem or exc.context or "malformed YAML"
+        ctx = exc.context_mark
+        if (
+            exc.problem
+            and exc.context
+            and ctx is not None
+            and ctx is not mark
+            and "plain scalar" not in exc.context
+        ):
+            # e.g. "did not find expected ',' or ']'" is found a line after the '[' left open
+            what += f" ({exc.context} at line {ctx.line + 1}, column {ctx.column + 1})"
         raise RulesetError.single(
             path, line, col, f"YAML syntax error: {what}", "yaml-syntax"
         ) from None
@@ -202,14 +249,25 @@ def parse_yaml(text: str, path: str) -> Source:
 
 def read_yaml(path: Path) -> Source:
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise RulesetError.single(
-            path, 1, 1, f"the file is not UTF-8 text ({exc.reason}); save it as UTF-8", "encoding"
-        ) from None
+        data = path.read_bytes()
     except OSError as exc:
         raise RulesetError.single(
             path, 0, 0, f"cannot read the file: {exc.strerror}", "io"
+        ) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # point at the first byte that is not UTF-8, not at the top of the file
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = len(data[line_start : exc.start].decode("utf-8", "replace")) + 1
+        raise RulesetError.single(
+            path,
+            line,
+            col,
+            f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x}: {exc.reason}); "
+            "save it as UTF-8",
+            "encoding",
         ) from None
     return parse_yaml(text, str(path))
 
