@@ -25,6 +25,8 @@ TABLE_MODULES: tuple[str, ...] = (
     "oohcore.audit",
     "oohcore.timers",
     "oohcore.outbox",
+    "oohcore.search",
+    "oohcore.calls",
 )
 
 

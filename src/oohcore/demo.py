@@ -13,6 +13,7 @@ Everything is seeded, so two runs tell the same story.
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 from collections import Counter
@@ -30,6 +31,7 @@ from oohcore.engine import Engine, EngineError, OrganisationDesk
 from oohcore.rulesets.compiler import Organisation, ServiceOption
 from oohcore.rulesets.loader import load_organisation
 from oohcore.rulesets.models import Question, QuestionType
+from oohcore.runner import TickReport
 
 LONDON = ZoneInfo("Europe/London")
 CHANNELS = ("sms", "email", "pager", "phone", "feed", "crm")
@@ -101,7 +103,9 @@ def _hours_text(cal: ServiceCalendar, start: datetime) -> str:
         if change is None:
             break
         if open_now:
-            parts.append(f"{at.astimezone(LONDON):%a %H:%M} to {change.astimezone(LONDON):%a %H:%M}")
+            parts.append(
+                f"{at.astimezone(LONDON):%a %H:%M} to {change.astimezone(LONDON):%a %H:%M}"
+            )
         at, open_now = change, not open_now
     return "; ".join(parts) or "always open"
 
@@ -113,10 +117,14 @@ def _section(out: TextIO, title: str) -> None:
 def show_borough(org: Organisation, out: TextIO, start: datetime) -> None:
     _section(out, f"{org.name} ({org.id})")
     cal = ServiceCalendar(org.hours, timezone=org.timezone, nation=org.nation)
-    out.write(f"Hours of service from {start.astimezone(LONDON):%a %d %b %H:%M}: {_hours_text(cal, start)}\n")
+    out.write(
+        f"Hours of service from {start.astimezone(LONDON):%a %d %b %H:%M}: {_hours_text(cal, start)}\n"
+    )
     out.write("Access numbers:\n")
     for access in org.access_numbers.values():
-        target = f"IVR menu {access.ivr}" if access.ivr else f"service option {access.service_option}"
+        target = (
+            f"IVR menu {access.ivr}" if access.ivr else f"service option {access.service_option}"
+        )
         out.write(f"  {access.number:<16} -> {target}\n")
     out.write(f"Service options ({len(org.service_options)}):\n")
     for option in org.service_options.values():
@@ -149,11 +157,20 @@ def sample_decisions(org: Organisation, out: TextIO, rng: random.Random, caller:
         outcome = option.decide(values)
         why = f"rule {outcome.rule + 1}" if outcome.rule is not None else "default"
         shown = ", ".join(f"{k}={v}" for k, v in list(answers.items())[:4])
-        out.write(f"  {option.id}: {shown} … -> {outcome.action_id} ({outcome.action.kind}, {why})\n")
+        out.write(
+            f"  {option.id}: {shown} … -> {outcome.action_id} ({outcome.action.kind}, {why})\n"
+        )
 
 
-def _drive(desk: OrganisationDesk, option: ServiceOption, call_id: str, person: Mapping[str, str],
-           caller: _Caller, now: datetime, stats: Counter[str]) -> None:
+def _drive(
+    desk: OrganisationDesk,
+    option: ServiceOption,
+    call_id: str,
+    person: Mapping[str, str],
+    caller: _Caller,
+    now: datetime,
+    stats: Counter[str],
+) -> None:
     rng = caller.rng
     desk.answer(call_id, handler=rng.choice(["amy", "ben", "cat", "dev"]), at=now)
     answers = {q.field: caller.answer(q, person) for q in option.questions}
@@ -170,8 +187,15 @@ def _drive(desk: OrganisationDesk, option: ServiceOption, call_id: str, person: 
         desk.close(call_id, at=now + timedelta(seconds=150))
 
 
-def simulate_evening(engine: Engine, org: Organisation, clock: ManualClock, out: TextIO,
-                     rng: random.Random, caller: _Caller, calls: int) -> Counter[str]:
+def simulate_evening(
+    engine: Engine,
+    org: Organisation,
+    clock: ManualClock,
+    out: TextIO,
+    rng: random.Random,
+    caller: _Caller,
+    calls: int,
+) -> Counter[str]:
     desk = engine.organisation(org.id)
     numbers = list(org.access_numbers.values())
     start = clock.now()
@@ -180,8 +204,14 @@ def simulate_evening(engine: Engine, org: Organisation, clock: ManualClock, out:
     stats: Counter[str] = Counter()
     recent: list[tuple[str, dict[str, str]]] = []
     referred: list[tuple[str, datetime]] = []
+    visits: list[tuple[str, datetime]] = []
     for i in range(calls):
         now = start + step * i + timedelta(seconds=rng.randint(0, int(step.total_seconds() * 0.8)))
+        # the host's runner ticks every minute in between calls
+        while clock.now() + timedelta(minutes=1) < now:
+            clock.advance(timedelta(minutes=1))
+            _count(stats, engine.tick(clock.now()))
+            _follow_up(desk, clock.now(), rng, referred, visits, stats)
         clock.set(max(now, clock.now()))
         now = clock.now()
         access = rng.choice(numbers)
@@ -191,7 +221,9 @@ def simulate_evening(engine: Engine, org: Organisation, clock: ManualClock, out:
         stats["offered"] += 1
         if call.state == "ivr":
             menu = org.ivr_menus[access.ivr or ""]
-            keys = [c for c in menu.choices if not repeat or c.service_option == option_id] or list(menu.choices)
+            keys = [c for c in menu.choices if not repeat or c.service_option == option_id] or list(
+                menu.choices
+            )
             call = desk.choose(call.id, rng.choice(keys).key, at=now + timedelta(seconds=15))
             stats["ivr choices"] += 1
         if rng.random() < 0.05:
@@ -209,26 +241,51 @@ def simulate_evening(engine: Engine, org: Organisation, clock: ManualClock, out:
         recent.append((option.id, dict(person)))
         recent = recent[-30:]
         final = desk.get(call.id)
-        if final.action_id and option.actions[final.action_id].kind == "refer":
-            referred.append((call.id, now))
-        # acknowledgements arrive for most referrals after a few minutes
-        for call_id, at in list(referred):
-            if clock.now() - at > timedelta(minutes=rng.randint(3, 40)):
-                referred.remove((call_id, at))
-                if rng.random() < 0.85:
-                    desk.acknowledge(call_id, by="on-call officer", at=clock.now())
-                    stats["referrals acknowledged"] += 1
-        report = engine.tick(clock.now())
-        stats["messages sent"] += report.messages_sent
-        stats["timers fired"] += report.timers_fired
+        kind = option.actions[final.action_id].kind if final.action_id else None
+        if kind == "refer":
+            referred.append((call.id, now + timedelta(minutes=rng.randint(2, 25))))
+        elif kind == "lone_worker":
+            visits.append((call.id, now + timedelta(minutes=rng.randint(15, 70))))
+        _count(stats, engine.tick(clock.now()))
     clock.set(end)
-    report = engine.tick(end)
-    stats["messages sent"] += report.messages_sent
-    stats["timers fired"] += report.timers_fired
+    _count(stats, engine.tick(end))
     return stats
 
 
-def run_demo(borough: Path | None = None, *, out: TextIO, calls: int = 300, workdir: Path | None = None) -> int:
+def _follow_up(
+    desk: OrganisationDesk,
+    now: datetime,
+    rng: random.Random,
+    referred: list[tuple[str, datetime]],
+    visits: list[tuple[str, datetime]],
+    stats: Counter[str],
+) -> None:
+    """On-call officers acknowledge most referrals; most lone workers call out on time."""
+    for call_id, at in list(referred):
+        if now >= at:
+            referred.remove((call_id, at))
+            if rng.random() < 0.9:
+                desk.acknowledge(call_id, by="on-call officer", at=now)
+                stats["referrals acknowledged"] += 1
+    for call_id, at in list(visits):
+        if now >= at:
+            visits.remove((call_id, at))
+            if desk.get(call_id).state == "lone_worker":
+                desk.check_out(call_id, at=now)
+                stats["lone workers checked out"] += 1
+
+
+def _count(stats: Counter[str], report: TickReport) -> None:
+    stats["messages sent"] += len(report.sent)
+    stats["timers fired"] += len(report.fired)
+    stats["messages failed"] += len(report.failed)
+    if report.errors:
+        stats["runner errors"] += len(report.errors)
+
+
+def run_demo(
+    borough: Path | None = None, *, out: TextIO, calls: int = 300, workdir: Path | None = None
+) -> int:
     borough = borough or example_borough()
     org = load_organisation(borough)
     rng = random.Random(20261120)
@@ -241,15 +298,21 @@ def run_demo(borough: Path | None = None, *, out: TextIO, calls: int = 300, work
     engine_clock = ManualClock(start)
     local = LocalChannel(workdir / "messages.jsonl")
     channels: dict[str, Channel] = dict.fromkeys(CHANNELS, local)
-    engine = Engine.open(borough, f"sqlite:///{workdir / 'oohcore.sqlite'}", clock=engine_clock, channels=channels)
+    engine = Engine.open(
+        borough, f"sqlite:///{workdir / 'oohcore.sqlite'}", clock=engine_clock, channels=channels
+    )
     try:
         gazetteer = engine._gazetteers.get(org.id)
         if gazetteer is not None:
-            addresses = [(r.display, r.postcode) for r in gazetteer.records][:200]
+            addresses = [
+                (f"{r.line1}, {r.line2}".strip(", "), r.postcode) for r in gazetteer.records
+            ][:200]
         caller = _Caller(rng, addresses)
         show_borough(org, out, start)
         sample_decisions(org, out, rng, caller)
-        _section(out, f"An evening: {start:%a %d %b %Y} 17:00 to 08:00 ({calls} calls, virtual clock)")
+        _section(
+            out, f"An evening: {start:%a %d %b %Y} 17:00 to 08:00 ({calls} calls, virtual clock)"
+        )
         stats = simulate_evening(engine, org, engine_clock, out, rng, caller, calls)
         with engine.store.read() as conn:
             report = audit.verify(conn, org.id)
@@ -260,7 +323,20 @@ def run_demo(borough: Path | None = None, *, out: TextIO, calls: int = 300, work
     width = max(len(k) for k in stats)
     for key in sorted(stats):
         out.write(f"  {key:<{width}}  {stats[key]:>5}\n")
-    out.write("  events by kind: " + ", ".join(f"{k} {n}" for k, n in sorted(events.items())) + "\n")
+    out.write(
+        "  events by kind: " + ", ".join(f"{k} {n}" for k, n in sorted(events.items())) + "\n"
+    )
     out.write(f"  audit chain: {'verified' if report.ok else report}\n")
-    out.write(f"  messages written to {workdir / 'messages.jsonl'}; store {workdir / 'oohcore.sqlite'}\n")
+    out.write(
+        f"  messages written to {workdir / 'messages.jsonl'}; store {workdir / 'oohcore.sqlite'}\n"
+    )
+    _section(out, "The first referral messages, as the local channel wrote them")
+    with (workdir / "messages.jsonl").open(encoding="utf-8") as fh:
+        shown = 0
+        for line in fh:
+            record = json.loads(line)
+            if ":referral:0:" in record.get("idempotency_key", "") and shown < 3:
+                body = record["body"].replace("\n", " / ")
+                out.write(f"  [{record['channel']}] to {record['recipient']}: {body[:160]}\n")
+                shown += 1
     return 0 if report.ok else 1
