@@ -3,7 +3,8 @@
 They are generated from the pydantic models (``models.py``) so the two cannot disagree, then
 shaped for people: a discriminated action is checked by ``if kind == … then …`` so an error
 names the field that is wrong rather than "not valid under any of the given schemas", and a
-service option that ``extends:`` another need not repeat what it inherits.
+service option that ``extends:`` another is checked as a merge patch, so it need not repeat
+what it inherits.
 
 The generated files live in the package (``oohcore/rulesets/schemas/*.schema.json``), are
 printed by ``oohcore schema``, and a test fails if they drift from the models — regenerate them
@@ -40,11 +41,76 @@ def generate(kind: Kind) -> dict[str, Any]:
     schema["$id"] = f"{SCHEMA_BASE}{kind}.schema.json"
     _shape(schema)
     if kind == "service-option":
-        required = schema.pop("required")
-        schema["required"] = ["id"]
-        schema["if"] = {"not": {"required": ["extends"]}}
-        schema["then"] = {"required": [r for r in required if r != "id"]}
+        schema = _with_patch_form(schema)
     return schema
+
+
+_META = ("$schema", "$id", "title", "description")
+
+
+def _with_patch_form(schema: dict[str, Any]) -> dict[str, Any]:
+    """A service option file is complete, or — with ``extends:`` — a merge patch (RFC 7396) of
+    the file it extends: only what differs, ``null`` to remove a key. Checking such a file
+    against the complete form would flag every partial override (an action given only its
+    ``time_limit``), so the schema says: with ``extends``, the patch form; without, the
+    complete form. oohcore itself checks the merged file, which is complete."""
+    defs: dict[str, Any] = schema.pop("$defs")
+    meta = {k: schema[k] for k in _META if k in schema}
+    complete = {k: v for k, v in schema.items() if k not in ("$schema", "$id")}
+    name = str(complete["title"])
+    patch_defs = {f"{k}Patch": _patch_form(v) for k, v in defs.items()}
+    patch = _patch_form(complete)
+    patch["required"] = ["id"]
+    all_defs = {**defs, name: complete, **patch_defs, f"{name}Patch": patch}
+    assert len(all_defs) == 2 * len(defs) + 2, "a Patch name collides with a model name"
+    return {
+        **meta,
+        "type": "object",
+        "$defs": all_defs,
+        "if": {"required": ["extends"], "properties": {"extends": {"type": "string"}}},
+        "then": {"$ref": f"#/$defs/{name}Patch"},
+        "else": {"$ref": f"#/$defs/{name}"},
+    }
+
+
+def _patch_form(node: Any) -> Any:
+    """The schema of a merge patch of what ``node`` describes: nothing is required and any
+    mapping key may be null. A list replaces the inherited list whole, so list items keep the
+    complete form (``items`` is left alone), as do the ``if`` tests of discriminated actions."""
+    if isinstance(node, list):
+        return [_patch_form(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "required":
+            continue
+        if key == "$ref":
+            out[key] = f"{value}Patch"
+        elif key == "properties":
+            out[key] = {k: _nullable(_patch_form(v)) for k, v in value.items()}
+        elif key == "additionalProperties" and isinstance(value, dict):
+            out[key] = _nullable(_patch_form(value))
+        elif key == "allOf" and all(set(v) == {"if", "then"} for v in value):
+            # a discriminated action: one that does not restate its ``kind`` (it inherits it)
+            # must still be a valid patch of some kind
+            (prop,) = value[0]["if"]["required"]
+            out[key] = [
+                *_patch_form(value),
+                {
+                    "if": {"not": {"required": [prop]}},
+                    "then": {"anyOf": [_patch_form(v["then"]) for v in value]},
+                },
+            ]
+        elif key in ("anyOf", "oneOf", "allOf", "then", "else"):
+            out[key] = _patch_form(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
 
 
 def _shape(node: Any) -> None:
