@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -333,6 +334,22 @@ def test_versions_prints_each_version_hash(capsys: pytest.CaptureFixture[str]) -
     expected = {f"  {o.id}: {o.version} (NOT signed off)" for o in org.service_options.values()}
     assert set(lines[1:]) == expected
     assert len(expected) == 2
+
+
+def test_versions_shows_a_signed_off_option(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    folder = tmp_path / "borough"
+    shutil.copytree(BOROUGH, folder)
+    version = load_organisation(folder, catalogue=CATALOGUE).service_options["helpline"].version
+    helpline = folder / "options/helpline.yaml"
+    helpline.write_text(
+        helpline.read_text() + f"sign_off: {{by: A. Officer, on: 2026-01-05, version: {version}}}\n"
+    )
+    code, out, _ = run(capsys, "versions", "--catalogue", str(CATALOGUE), str(folder))
+    assert code == 0
+    assert f"  helpline: {version} (signed off)" in out.splitlines()
+    assert any(line.endswith("(NOT signed off)") for line in out.splitlines())
 
 
 def test_versions_of_a_broken_organisation_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
