@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Integer, MetaData, Table, insert, select, text
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from oohcore import audit, outbox, timers
@@ -28,6 +29,7 @@ from oohcore.store import (
     Prepared,
     SchemaError,
     Store,
+    StoreBusyError,
     StoreError,
     UTCDateTime,
     alembic_config,
@@ -339,3 +341,192 @@ def test_sqlite_file_is_a_plain_database(tmp_path: Path, store: Store) -> None:
         assert raw.execute("SELECT kind, payload FROM events").fetchall() == [("k", '{"a":1}')]
     finally:
         raw.close()
+
+
+# -- PostgreSQL (runs when OOHCORE_TEST_POSTGRES_URL names a server and psycopg is installed) --
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test (dropped afterwards)."""
+    import os
+    import uuid
+
+    base = os.environ.get("OOHCORE_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("set OOHCORE_TEST_POSTGRES_URL (e.g. postgresql+psycopg://user@host/db)")
+    pytest.importorskip("psycopg")
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    name = f"oohcore_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_postgresql_store_end_to_end(pg_url: str) -> None:
+    with Store.open(pg_url, clock=ManualClock(T0)) as s:
+        assert s.dialect_name == "postgresql"
+        with s.engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, load_all_tables()) == []
+        with pytest.raises(Boom), s.transaction() as conn:
+            _write_everything(conn, "C1")
+            raise Boom
+        with s.transaction() as conn:
+            _write_everything(conn, "C2")
+            _write_everything(conn, "C2")  # idempotent keys: no second message or timer
+        bst = timezone(timedelta(hours=1))
+        with s.transaction() as conn:
+            append_event(
+                conn,
+                organisation_id="ealing",
+                call_id="C3",
+                kind="k",
+                payload={},
+                at=datetime(2025, 6, 1, 13, 0, 0, 5, tzinfo=bst),
+            )
+        with s.read() as conn:
+            assert events_for_call(conn, "C1") == []
+            assert messages_for_call(conn, "C1") == []
+            assert len(messages_for_call(conn, "C2")) == 1
+            assert len(timers_for_call(conn, "C2")) == 1
+            (ev,) = events_for_call(conn, "C3")
+            assert ev.at == datetime(2025, 6, 1, 12, 0, 0, 5, tzinfo=UTC)
+        report = audit.verify(s)
+        assert report.ok and report.events == 3
+    with Store.open(pg_url, clock=ManualClock(T0)) as s:  # reopening is idempotent
+        assert audit.verify(s).events == 3
+
+
+def test_postgresql_concurrent_appenders_and_runners(pg_url: str) -> None:
+    """Several writers append to one chain and two runners race over timers and messages:
+    the head lock keeps the chain contiguous; conditional updates and SKIP LOCKED give each
+    timer one firing and each message one send."""
+    from sqlalchemy import Connection
+
+    from oohcore.channels import DeliveryResult
+    from oohcore.runner import Runner
+    from oohcore.timers import TimerRow
+
+    stores = [Store.open(pg_url, clock=ManualClock(T0)) for _ in range(3)]
+    try:
+        with stores[0].transaction() as conn:
+            for i in range(100):
+                set_timer(
+                    conn,
+                    organisation_id="ealing",
+                    call_id=f"T{i}",
+                    kind="ack",
+                    due_at=T0,
+                    key=f"T{i}",
+                )
+                enqueue(
+                    conn,
+                    OutboundMessage("ealing", f"M{i}", "sms", "+447700900000", "b", f"M{i}"),
+                    at=T0,
+                )
+        sent: list[str] = []
+        lock = threading.Lock()
+
+        class Sms:
+            name = "sms"
+
+            def send(self, message: OutboundMessage) -> DeliveryResult:
+                with lock:
+                    sent.append(message.idempotency_key)
+                return DeliveryResult.sent()
+
+        def on_timer(conn: Connection, timer: TimerRow, now: datetime) -> None:
+            append_event(
+                conn,
+                organisation_id="ealing",
+                call_id=timer.call_id,
+                kind="fired",
+                payload={},
+                at=now,
+            )
+
+        barrier = threading.Barrier(3)
+        errors: list[BaseException] = []
+
+        def work(n: int) -> None:
+            try:
+                barrier.wait()
+                if n == 2:
+                    for i in range(100):
+                        with stores[2].transaction() as conn:
+                            append_event(
+                                conn,
+                                organisation_id="ealing",
+                                call_id="W",
+                                kind=str(i),
+                                payload={},
+                                at=T0,
+                            )
+                else:
+                    runner = Runner(
+                        stores[n],
+                        {"sms": Sms()},
+                        on_timer=on_timer,
+                        timer_batch=10,
+                        message_batch=10,
+                    )
+                    runner.tick(T0)
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert sorted(sent) == sorted(f"M{i}" for i in range(100))
+        report = audit.verify(stores[0])
+        assert report.ok, str(report)
+        assert report.events == 200
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_a_locked_database_gives_a_clear_error_and_the_store_recovers(tmp_path: Path) -> None:
+    path = tmp_path / "ooh.sqlite"
+    with Store.open(f"sqlite:///{path}", clock=ManualClock(T0), busy_timeout_ms=0) as s:
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+            with pytest.raises(StoreBusyError, match="locked"), s.transaction():
+                pass
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        with s.transaction() as conn:
+            append_event(conn, organisation_id="o", call_id="C1", kind="k", payload={}, at=T0)
+        assert audit.verify(s).events == 1
+
+
+def test_prepared_statements_raise_sqlalchemy_exceptions(store: Store) -> None:
+    row = {
+        "organisation_id": "o",
+        "seq": 1,
+        "call_id": None,
+        "kind": "k",
+        "payload": "{}",
+        "at": T0,
+        "prev_hash": "0" * 64,
+        "hash": "0" * 64,
+    }
+    with pytest.raises(IntegrityError), store.transaction() as conn:
+        assert audit._insert_event.execute(conn, row).lastrowid == 1
+        audit._insert_event.execute(conn, row)  # same (organisation_id, seq)
+    with store.read() as conn:
+        assert conn.execute(select(events.c.id)).all() == []

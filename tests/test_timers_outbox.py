@@ -649,3 +649,18 @@ def test_run_loops_until_stopped_without_sleeping(store: Store) -> None:
     assert _firings(store) == Counter({"C1:ack:0": 1})
     with store.read() as conn:
         assert conn.execute(select(func.count()).select_from(outbox)).scalar() == 1
+
+
+def test_a_runaway_chain_of_timers_is_cut_off_per_tick(store: Store) -> None:
+    with store.transaction() as conn:
+        _timer(conn, "C1", 0, kind="loop", key="loop:0")
+
+    def on_timer(conn: Connection, timer: TimerRow, now: datetime) -> None:
+        n = int(timer.key.split(":")[1]) + 1
+        set_timer(conn, organisation_id="o", call_id="C1", kind="loop", due_at=now, key=f"loop:{n}")
+
+    runner = Runner(store, {}, on_timer=on_timer, max_rounds=5)
+    assert len(runner.tick(T0).fired) == 5
+    assert len(runner.tick(T0).fired) == 5
+    with store.read() as conn:
+        assert len(timers_for_call(conn, "C1")) == 11

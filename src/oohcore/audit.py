@@ -69,7 +69,13 @@ from sqlalchemy import (
 from oohcore.clock import as_utc
 from oohcore.db import metadata
 from oohcore.errors import OohcoreError
-from oohcore.store import JSONValueError, Prepared, UTCDateTime, to_json
+from oohcore.store import (
+    JSONValueError,
+    Prepared,
+    UTCDateTime,
+    insert_ignoring_conflict,
+    to_json,
+)
 
 if TYPE_CHECKING:
     from oohcore.store import Store
@@ -248,7 +254,6 @@ _select_head = Prepared(
     .where(audit_heads.c.organisation_id == bindparam("org"))
     .with_for_update()
 )
-_insert_head = Prepared(insert(audit_heads), keys=["organisation_id", "last_seq", "last_hash"])
 _insert_event = Prepared(
     insert(events),
     keys=["organisation_id", "seq", "call_id", "kind", "payload", "at", "prev_hash", "hash"],
@@ -306,13 +311,17 @@ def append_event(
     payload_json = canonical_json(dict(payload))
     head = _select_head.execute(conn, {"org": organisation_id}).first()
     if head is None:
-        last_seq, last_hash = 0, GENESIS_HASH
-        _insert_head.execute(
+        # The organisation's first event: create its head (harmless if a concurrent appender
+        # just did), then read it again, locked.
+        insert_ignoring_conflict(
             conn,
-            {"organisation_id": organisation_id, "last_seq": 0, "last_hash": last_hash},
+            audit_heads,
+            "organisation_id",
+            {"organisation_id": organisation_id, "last_seq": 0, "last_hash": GENESIS_HASH},
         )
-    else:
-        last_seq, last_hash = int(head[0]), str(head[1])
+        head = _select_head.execute(conn, {"org": organisation_id}).first()
+        assert head is not None
+    last_seq, last_hash = int(head[0]), str(head[1])
     seq = last_seq + 1
     digest = event_hash(
         organisation_id=organisation_id,

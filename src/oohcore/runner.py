@@ -123,6 +123,7 @@ class Runner:
         timer_batch: int = 500,
         message_batch: int = 100,
         raise_errors: bool = False,
+        max_rounds: int = 1000,
     ) -> None:
         for name, channel in channels.items():
             if not isinstance(channel, Channel):
@@ -144,6 +145,7 @@ class Runner:
         self.timer_batch = timer_batch
         self.message_batch = message_batch
         self.raise_errors = raise_errors
+        self.max_rounds = max_rounds
 
     # -- one tick --------------------------------------------------------------------------------
 
@@ -156,28 +158,32 @@ class Runner:
     def _tick(self, clock: Callable[[], datetime]) -> TickReport:
         report = TickReport(now=clock())
         failed_timers: set[int] = set()
-        # Timers may enqueue messages and message callbacks may set timers due already:
-        # go round until a round does nothing.
-        while True:
+        # One batch of timers, then one batch of messages, per round. Timers may enqueue
+        # messages and message callbacks may set timers due already: go round until a round
+        # does nothing (or, against a runaway chain of callbacks that keep creating work due at
+        # once, until ``max_rounds``; the rest waits for the next tick).
+        for _ in range(self.max_rounds):
             progressed = self._fire_timers(clock, report, failed_timers)
             progressed = self._dispatch_messages(clock, report) or progressed
             if not progressed:
                 return report
+        logger.warning(
+            "tick stopped after %d rounds with work still due: a backlog larger than the "
+            "batches allow, or a callback that keeps creating work due at once",
+            self.max_rounds,
+        )
+        return report
 
     def _fire_timers(
         self, clock: Callable[[], datetime], report: TickReport, failed: set[int]
     ) -> bool:
-        progressed = False
-        while True:
-            now = clock()
-            with self.store.read() as conn:
-                due = due_timers(conn, now, self.timer_batch + len(failed))
-            todo = [t for t in due if t.id not in failed]
-            if not todo:
-                return progressed
-            for timer in todo:
-                progressed = True
-                self._fire_one(timer, clock(), report, failed)
+        """Fire one batch of due timers; ``False`` if none was due."""
+        with self.store.read() as conn:
+            due = due_timers(conn, clock(), self.timer_batch + len(failed))
+        todo = [t for t in due if t.id not in failed]
+        for timer in todo:
+            self._fire_one(timer, clock(), report, failed)
+        return bool(todo)
 
     def _fire_one(
         self, timer: TimerRow, now: datetime, report: TickReport, failed: set[int]
@@ -203,15 +209,12 @@ class Runner:
         report.fired.append(timer.id)
 
     def _dispatch_messages(self, clock: Callable[[], datetime], report: TickReport) -> bool:
-        progressed = False
-        while True:
-            with self.store.transaction() as conn:
-                rows = claim_due(conn, clock(), limit=self.message_batch, lease=self.claim_lease)
-            if not rows:
-                return progressed
-            progressed = True
-            for row in rows:
-                self._dispatch_one(row, clock, report)
+        """Send one batch of due messages; ``False`` if none was due."""
+        with self.store.transaction() as conn:
+            rows = claim_due(conn, clock(), limit=self.message_batch, lease=self.claim_lease)
+        for row in rows:
+            self._dispatch_one(row, clock, report)
+        return bool(rows)
 
     def _dispatch_one(
         self, row: OutboxRow, clock: Callable[[], datetime], report: TickReport

@@ -82,13 +82,13 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
-    insert,
     select,
     text,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.types import TypeDecorator
 
@@ -104,10 +104,12 @@ __all__ = [
     "PreparedResult",
     "SchemaError",
     "Store",
+    "StoreBusyError",
     "StoreError",
     "UTCDateTime",
     "alembic_config",
     "insert_if_absent",
+    "insert_ignoring_conflict",
     "to_json",
 ]
 
@@ -127,6 +129,10 @@ class StoreError(OohcoreError):
 
 class SchemaError(StoreError):
     """The database schema cannot be brought to the version this oohcore needs."""
+
+
+class StoreBusyError(StoreError):
+    """The database stayed locked by another writer for longer than the busy timeout."""
 
 
 class NestedTransactionError(StoreError):
@@ -301,24 +307,25 @@ class Prepared:
     Statements using ``expanding`` (``IN``) parameters are not supported.
     """
 
-    __slots__ = ("_keys", "_sqlite", "statement")
+    __slots__ = ("_keys", "_plain_insert", "_sqlite", "statement")
 
     def __init__(self, statement: Executable, *, keys: Sequence[str] | None = None) -> None:
         self.statement = statement
         self._keys = list(keys) if keys is not None else None
         self._sqlite: _SqlitePlan | None = None
+        # An INSERT without RETURNING: its new primary key is reported as ``lastrowid``.
+        self._plain_insert = isinstance(statement, Insert) and not len(statement.exported_columns)
 
     def execute(self, conn: Connection, params: Mapping[str, Any] | None = None) -> PreparedResult:
         params = params if params is not None else {}
         if conn.dialect.name != "sqlite":
             result = conn.execute(self.statement, dict(params))
-            if result.returns_rows:
-                return PreparedResult([tuple(r) for r in result], result.rowcount)
             lastrowid = None
-            if result.is_insert:
+            if self._plain_insert:
                 pk = result.inserted_primary_key
-                lastrowid = int(pk[0]) if pk and pk[0] is not None else None
-            return PreparedResult([], result.rowcount, lastrowid)
+                lastrowid = pk[0] if pk and isinstance(pk[0], int) else None
+            rows = [tuple(r) for r in result] if result.returns_rows else []
+            return PreparedResult(rows, result.rowcount, lastrowid)
         plan = self._sqlite or self._plan_sqlite(conn.dialect)
         raw: Any = conn.connection.driver_connection
         if not raw.in_transaction:
@@ -329,19 +336,25 @@ class Prepared:
             if value is _MISSING:
                 raise StoreError(f"parameter {name!r} is missing for: {plan.sql}")
             values.append(proc(value) if proc is not None and value is not None else value)
-        cursor = raw.execute(plan.sql, values)
         try:
-            results = plan.results
-            if results is None:
-                return PreparedResult([], cursor.rowcount, cursor.lastrowid)
-            raw = cursor.fetchall()
-            rows = [
-                tuple(p(v) if p is not None else v for p, v in zip(results, r, strict=True))
-                for r in raw
-            ]
-            return PreparedResult(rows, cursor.rowcount)
-        finally:
-            cursor.close()
+            cursor = raw.execute(plan.sql, values)
+            try:
+                results = plan.results
+                if results is None:
+                    return PreparedResult([], cursor.rowcount, cursor.lastrowid)
+                fetched = cursor.fetchall()
+                rows = [
+                    tuple(p(v) if p is not None else v for p, v in zip(results, r, strict=True))
+                    for r in fetched
+                ]
+                return PreparedResult(rows, cursor.rowcount)
+            finally:
+                cursor.close()
+        except conn.dialect.loaded_dbapi.Error as err:
+            # The same exception classes as SQLAlchemy raises (IntegrityError, …).
+            raise DBAPIError.instance(
+                plan.sql, values, err, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
+            ) from err
 
     def executemany(self, conn: Connection, params: Sequence[Mapping[str, Any]]) -> None:
         for p in params:
@@ -374,7 +387,48 @@ class Prepared:
         return plan
 
 
-_insert_if_absent_cache: dict[tuple[str, str, str, tuple[str, ...]], tuple[Prepared, Prepared]] = {}
+_insert_cache: dict[tuple[str, str, str, tuple[str, ...], bool], Prepared] = {}
+
+
+def _insert_ignoring(
+    conn: Connection, table: Table, key: str, columns: tuple[str, ...], *, returning_id: bool
+) -> Prepared:
+    """``INSERT … ON CONFLICT (key) DO NOTHING`` for SQLite and PostgreSQL, cached."""
+    dialect = conn.dialect.name
+    cache_key = (table.name, key, dialect, columns, returning_id)
+    stmt = _insert_cache.get(cache_key)
+    if stmt is None:
+        ins: Any
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            # rowcount says whether a row was written and lastrowid is its id: no RETURNING.
+            ins = sqlite_insert(table).on_conflict_do_nothing(index_elements=[table.c[key]])
+        elif dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            ins = pg_insert(table).on_conflict_do_nothing(index_elements=[table.c[key]])
+            if returning_id:
+                ins = ins.returning(table.c.id)
+        else:
+            raise StoreError(f"the {dialect} database is not supported (SQLite or PostgreSQL)")
+        stmt = Prepared(ins, keys=columns)
+        _insert_cache[cache_key] = stmt
+    return stmt
+
+
+def insert_ignoring_conflict(
+    conn: Connection, table: Table, key: str, values: Mapping[str, Any]
+) -> bool:
+    """Insert ``values`` unless a row with the same unique ``key`` exists; ``True`` if inserted.
+
+    A concurrent duplicate never raises (and so never aborts a PostgreSQL transaction).
+    """
+    stmt = _insert_ignoring(conn, table, key, tuple(values), returning_id=False)
+    return stmt.execute(conn, values).rowcount == 1
+
+
+_lookup_cache: dict[tuple[str, str], Prepared] = {}
 
 
 def insert_if_absent(
@@ -383,47 +437,24 @@ def insert_if_absent(
     """Insert ``values`` into ``table`` unless a row with the same unique ``key`` exists.
 
     Returns ``(id, inserted)`` where ``id`` is the ``id`` primary key of the new or existing row.
-    Uses ``INSERT … ON CONFLICT DO NOTHING RETURNING id`` on SQLite and PostgreSQL (so a
-    concurrent duplicate never aborts the transaction), and a look-up first elsewhere.
+    Uses ``INSERT … ON CONFLICT DO NOTHING`` (``RETURNING id`` on PostgreSQL), so a concurrent
+    duplicate never raises (and so never aborts a PostgreSQL transaction).
     """
-    dialect = conn.dialect.name
-    columns = tuple(values)
-    cache_key = (table.name, key, dialect, columns)
-    stmts = _insert_if_absent_cache.get(cache_key)
-    if stmts is None:
-        lookup = Prepared(select(table.c.id).where(table.c[key] == bindparam("_key")))
-        ins: Any
-        if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            # rowcount says whether a row was written, and lastrowid is its id: no RETURNING.
-            ins = sqlite_insert(table).on_conflict_do_nothing(index_elements=[table.c[key]])
-        elif dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            ins = pg_insert(table).on_conflict_do_nothing(index_elements=[table.c[key]])
-            ins = ins.returning(table.c.id)
-        else:
-            ins = insert(table)
-        stmts = (Prepared(ins, keys=columns), lookup)
-        _insert_if_absent_cache[cache_key] = stmts
-    ins_stmt, lookup_stmt = stmts
-    if dialect == "sqlite":
-        result = ins_stmt.execute(conn, values)
+    sqlite = conn.dialect.name == "sqlite"
+    stmt = _insert_ignoring(conn, table, key, tuple(values), returning_id=not sqlite)
+    result = stmt.execute(conn, values)
+    if sqlite:
         if result.rowcount == 1 and result.lastrowid is not None:
             return result.lastrowid, True
-    elif dialect == "postgresql":
-        new_id = ins_stmt.execute(conn, values).scalar()
+    else:
+        new_id = result.scalar()
         if new_id is not None:
             return int(new_id), True
-    else:
-        existing = lookup_stmt.execute(conn, {"_key": values[key]}).scalar()
-        if existing is not None:
-            return int(existing), False
-        result = ins_stmt.execute(conn, values)
-        assert result.lastrowid is not None
-        return result.lastrowid, True
-    existing = lookup_stmt.execute(conn, {"_key": values[key]}).scalar()
+    lookup = _lookup_cache.get((table.name, key))
+    if lookup is None:
+        lookup = Prepared(select(table.c.id).where(table.c[key] == bindparam("_key")))
+        _lookup_cache[(table.name, key)] = lookup
+    existing = lookup.execute(conn, {"_key": values[key]}).scalar()
     if existing is None:  # pragma: no cover - the conflicting row vanished meanwhile
         raise StoreError(f"{table.name}: no row inserted and none found for {key}={values[key]!r}")
     return int(existing), False
@@ -627,7 +658,19 @@ class _SqliteTransaction:
                     "a transaction of this store is already open in this thread; pass its "
                     "connection down instead of opening another one"
                 )
-            raw.execute(self._begin_sql)  # type: ignore[union-attr]
+            try:
+                raw.execute(self._begin_sql)  # type: ignore[union-attr]
+            except conn.dialect.loaded_dbapi.Error as err:
+                busy = "locked" in str(err) or "busy" in str(err)
+                raise (StoreBusyError if busy else StoreError)(
+                    f"cannot begin a transaction on {store!r}: {err}"
+                    + (
+                        " (another process kept the database locked for longer than the busy "
+                        "timeout; it may be stuck, or the timeout may be too short)"
+                        if busy
+                        else ""
+                    )
+                ) from err
         except BaseException:
             store._lock.release()
             raise
