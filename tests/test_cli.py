@@ -58,6 +58,8 @@ CASES = [
     opt("duplicate-key", 4, 1, "duplicate key 'name' (first given at line 3)"),
     opt("yaml-tag", 3, 7, "is not allowed in a ruleset; write a plain value"),
     opt("yaml-merge-key", 32, 5, "merge keys ('<<') are not supported; use 'extends:'"),
+    opt("yaml-alias-loop", 28, 17, "a YAML alias (*name) inside this list or mapping refers back"),
+    opt("yaml-too-deep", 4, 63, "nested more than 50 levels deep"),
     opt("empty", 1, 1, "the file is empty"),
     opt("not-utf8", 3, 10, "the file is not UTF-8 text (byte 0xe9"),
     opt("not-a-mapping", 2, 1, "expected a mapping of keys to values, found a list"),

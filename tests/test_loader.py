@@ -300,6 +300,21 @@ def test_quoted_values_with_escapes_map_offsets_to_columns() -> None:
     assert source.problem(("b",), "m", "c", offset=len(source.data["b"])).col == 19  # the end
 
 
+def test_yaml_aliases_cannot_make_a_file_explode() -> None:
+    """Nine aliases of nine aliases ... would be 9**9 values: stopped at MAX_VALUES, with a
+    located error instead of hanging the validator (aliases used modestly are fine)."""
+    text = "a: &a [x, x, x, x, x, x, x, x, x]\n"
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        text += f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]\n"
+    with pytest.raises(RulesetError) as info:
+        parse_yaml(text, "laughs.yaml")
+    (problem,) = info.value.problems
+    assert problem.code == "yaml-too-large"
+    assert "more than 100,000 values" in problem.message
+    source = parse_yaml("a: &x [1, 2]\nb: *x\nc: [*x, *x]\n", "fine.yaml")
+    assert source.data == {"a": [1, 2], "b": [1, 2], "c": [[1, 2], [1, 2]]}
+
+
 # ---------------------------------------------------------------------------------------------
 # Versions and sign-off (5.3.1)
 # ---------------------------------------------------------------------------------------------

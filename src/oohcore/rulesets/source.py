@@ -132,15 +132,65 @@ _SCALAR_TAGS = {
 }
 
 
+MAX_NESTING = 50  # lists and mappings within each other; a ruleset needs about 10
+MAX_VALUES = 100_000  # values in a file, counting each use of a YAML alias (*name) afresh
+
+
+class _TooLarge(Exception):
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+def _check_nesting(text: str, path: str) -> None:
+    """libyaml composes nested lists and mappings by C recursion, which crashes the process
+    on a few thousand '[' (and our builder recurses too): measure the depth from the event
+    stream, which is read without recursion, before composing."""
+    loader = _Loader(text)
+    try:
+        depth = 0
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                depth += 1
+                if depth > MAX_NESTING:
+                    m = event.start_mark
+                    raise RulesetError.single(
+                        path,
+                        m.line + 1 if m else 1,
+                        m.column + 1 if m else 1,
+                        f"lists and mappings are nested more than {MAX_NESTING} levels deep",
+                        "yaml-too-deep",
+                    )
+            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                depth -= 1
+    finally:
+        loader.dispose()
+
+
 class _Builder:
     def __init__(self, source: Source, loader: yaml.SafeLoader, text: str) -> None:
         self.source = source
         self.loader = loader
         self.text = text
         self.problems: list[Problem] = []
+        self.count = 0
+        self.open: set[int] = set()  # lists and mappings being built (to catch alias loops)
 
     def build(self, node: yaml.Node, path: PathKey) -> Any:
         pos = _mark(self.source.path, node)
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise _TooLarge(
+                Problem(
+                    pos.file,
+                    pos.line,
+                    pos.col,
+                    f"the file holds more than {MAX_VALUES:,} values; is a YAML alias (*name) "
+                    "repeating a large part of it?",
+                    "yaml-too-large",
+                )
+            )
         if isinstance(node, yaml.ScalarNode):
             self.source.values[path] = Position(
                 pos.file, pos.line, pos.col, _text_col(node), _text_cols(node, self.text)
@@ -162,6 +212,25 @@ class _Builder:
                 return node.value
             return self.loader.construct_object(node, deep=True)
         self.source.values[path] = pos
+        if id(node) in self.open:
+            self.problems.append(
+                Problem(
+                    pos.file,
+                    pos.line,
+                    pos.col,
+                    "a YAML alias (*name) inside this list or mapping refers back to it, so it "
+                    "never ends; write the values out",
+                    "yaml-alias-loop",
+                )
+            )
+            return None
+        self.open.add(id(node))
+        try:
+            return self._build_container(node, path)
+        finally:
+            self.open.discard(id(node))
+
+    def _build_container(self, node: yaml.Node, path: PathKey) -> Any:
         if isinstance(node, yaml.SequenceNode):
             return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
         if isinstance(node, yaml.MappingNode):
@@ -215,11 +284,14 @@ def parse_yaml(text: str, path: str) -> Source:
     source = Source(path=path, data=None)
     loader = _Loader(text)
     try:
+        _check_nesting(text, path)
         node = loader.get_single_node()
         if node is None:
             raise RulesetError.single(path, 1, 1, "the file is empty", "empty-file")
         builder = _Builder(source, loader, text)
         source.data = builder.build(node, ())
+    except _TooLarge as exc:
+        raise RulesetError([exc.problem]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
