@@ -27,7 +27,7 @@ import json
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
@@ -61,7 +61,7 @@ from oohcore.rulesets.models import (
     format_duration,
 )
 from oohcore.runner import Runner, TickReport
-from oohcore.store import Store, to_json
+from oohcore.store import Prepared, Store, to_json
 from oohcore.timers import TimerRow
 
 GAZETTEER_FILE = "gazetteer.csv"
@@ -228,12 +228,70 @@ _COLUMNS = (
     calls.c.version,
     calls.c.ivr_menu,
 )
-_SELECT_CALL = select(*_COLUMNS).where(
-    and_(calls.c.id == bindparam("call_id"), calls.c.organisation_id == bindparam("org"))
+_SELECT_CALL = Prepared(
+    select(*_COLUMNS).where(
+        and_(calls.c.id == bindparam("call_id"), calls.c.organisation_id == bindparam("org"))
+    )
 )
-_SELECT_BY_REFERENCE = select(*_COLUMNS).where(
-    and_(calls.c.reference == bindparam("reference"), calls.c.organisation_id == bindparam("org"))
+_SELECT_BY_REFERENCE = Prepared(
+    select(*_COLUMNS).where(
+        and_(
+            calls.c.reference == bindparam("reference"),
+            calls.c.organisation_id == bindparam("org"),
+        )
+    )
 )
+_INSERT_CALL = Prepared(
+    insert(calls),
+    keys=[
+        "id",
+        "organisation_id",
+        "seq",
+        "reference",
+        "access_number",
+        "caller_number",
+        "ivr_menu",
+        "service_option",
+        "option_version",
+        "organisation_version",
+        "state",
+        "priority",
+        "in_hours",
+        "variant",
+        "answers",
+        "received_at",
+        "version",
+    ],
+)
+_NEXT_SEQ = Prepared(
+    update(call_counters)
+    .where(call_counters.c.organisation_id == bindparam("org"))
+    .values(last_seq=call_counters.c.last_seq + 1)
+    .returning(call_counters.c.last_seq)
+)
+_FIRST_SEQ = Prepared(insert(call_counters), keys=["organisation_id", "last_seq"])
+_UPDATES: dict[tuple[str, ...], Prepared] = {}
+
+
+def _update_statement(columns: tuple[str, ...]) -> Prepared:
+    """``UPDATE calls SET state, version, <columns> WHERE id AND version`` (optimistic), compiled
+    once per set of columns."""
+    stmt = _UPDATES.get(columns)
+    if stmt is None:
+        stmt = Prepared(
+            update(calls)
+            .where(and_(calls.c.id == bindparam("call_id"), calls.c.version == bindparam("old")))
+            .values(
+                state=bindparam("state"),
+                version=bindparam("new"),
+                **{c: bindparam(f"v_{c}") for c in columns},
+            )
+        )
+        _UPDATES[columns] = stmt
+    return stmt
+
+
+_ROW_FIELDS = frozenset(f.name for f in fields(_Row))
 
 
 def _row(r: Sequence[Any]) -> _Row:
@@ -482,7 +540,7 @@ class OrganisationDesk:
         except InvalidReference as exc:
             raise CallNotFound(str(exc)) from None
         with self.engine.store.read() as conn:
-            r = conn.execute(_SELECT_BY_REFERENCE, {"reference": ref.text, "org": self.id}).first()
+            r = _SELECT_BY_REFERENCE.execute(conn, {"reference": ref.text, "org": self.id}).first()
             if r is None:
                 raise CallNotFound(f"no call with reference {ref.text} in {self.id}")
             return self._view(_row(r))
@@ -551,7 +609,7 @@ class OrganisationDesk:
                 raise InvalidChoice(f"key {key!r} is not in IVR menu {menu.id} (keys: {keys})")
             option = self.organisation.service_options[choice.service_option]
             in_hours, variant = self._hours(option, row.received_at)
-            self._update(
+            row = self._update(
                 conn,
                 row,
                 dest,
@@ -564,7 +622,7 @@ class OrganisationDesk:
                 in_hours=int(in_hours),
                 variant=variant,
             )
-            return self._view(self._load(conn, call_id))
+            return self._view(row)
 
     def answer(self, call_id: str, *, handler: str, at: datetime | None = None) -> CallView:
         """A call handler answers the call."""
@@ -572,7 +630,7 @@ class OrganisationDesk:
         with self.engine.store.transaction() as conn:
             row = self._load(conn, call_id)
             dest = self._step(row, "answer")
-            self._update(
+            row = self._update(
                 conn,
                 row,
                 dest,
@@ -582,7 +640,7 @@ class OrganisationDesk:
                 handler=handler,
                 answered_at=now,
             )
-            return self._view(self._load(conn, call_id))
+            return self._view(row)
 
     def capture(
         self, call_id: str, answers: Mapping[str, Any], *, at: datetime | None = None
@@ -618,11 +676,11 @@ class OrganisationDesk:
                 raise InvalidAnswers(problems)
             merged = {k: v for k, v in {**row.answers, **cleaned}.items() if v is not None}
             merged.update(self._address_facts(option, merged))
-            self._update(
+            row = self._update(
                 conn, row, dest, now, "call.captured", {"answers": cleaned}, answers=to_json(merged)
             )
             self._index(conn, row, option, merged)
-            return self._view(self._load(conn, call_id))
+            return self._view(row)
 
     def next_step(self, call_id: str, *, at: datetime | None = None) -> NextStep:
         """Decide what to do (the first rule that holds, 5.2.3) and say how to do it."""
@@ -641,7 +699,7 @@ class OrganisationDesk:
             duplicate = self._duplicate(conn, row, option)
             values = self._values(row, option, duplicate=duplicate is not None)
             outcome = option.decide(values)
-            self._update(
+            row = self._update(
                 conn,
                 row,
                 dest,
@@ -659,7 +717,6 @@ class OrganisationDesk:
                 duplicate_of=duplicate,
                 decided_at=now,
             )
-            row = self._load(conn, call_id)
             return self._next_step(row, option, outcome.action_id, outcome.rule, values, now)
 
     def complete(self, call_id: str, *, at: datetime | None = None) -> CallView:
@@ -704,8 +761,10 @@ class OrganisationDesk:
                         f"{call_id}:caller-sms",
                         now,
                     )
-            self._update(conn, row, dest, now, f"action.{action.kind}", payload, actioned_at=now)
-            return self._view(self._load(conn, call_id))
+            row = self._update(
+                conn, row, dest, now, f"action.{action.kind}", payload, actioned_at=now
+            )
+            return self._view(row)
 
     def close(self, call_id: str, *, at: datetime | None = None) -> CallView:
         """The call ends; the caller has been given the reference (5.2.2)."""
@@ -713,10 +772,10 @@ class OrganisationDesk:
         with self.engine.store.transaction() as conn:
             row = self._load(conn, call_id)
             dest = self._step(row, "close")
-            self._update(
+            row = self._update(
                 conn, row, dest, now, "call.closed", {"reference": row.reference}, closed_at=now
             )
-            return self._view(self._load(conn, call_id))
+            return self._view(row)
 
     def abandon(self, call_id: str, *, at: datetime | None = None) -> CallView:
         """The caller hung up before the action was done (11.6.4)."""
@@ -724,10 +783,10 @@ class OrganisationDesk:
         with self.engine.store.transaction() as conn:
             row = self._load(conn, call_id)
             dest = self._step(row, "abandon")
-            self._update(
+            row = self._update(
                 conn, row, dest, now, "call.abandoned", {"from_state": row.state}, abandoned_at=now
             )
-            return self._view(self._load(conn, call_id))
+            return self._view(row)
 
     def acknowledge(self, call_id: str, *, by: str, at: datetime | None = None) -> CallView:
         """The on-call officer has the referral: escalation stops (5.3.2)."""
@@ -758,13 +817,13 @@ class OrganisationDesk:
             if row.state != "lone_worker":
                 raise InvalidTransition(call_id, row.state, "check out")
             timers.cancel_timers(conn, call_id=call_id, at=now)
-            self._update(conn, row, dest, now, "lone_worker.checked_out", {}, closed_at=now)
-            return self._view(self._load(conn, call_id))
+            row = self._update(conn, row, dest, now, "lone_worker.checked_out", {}, closed_at=now)
+            return self._view(row)
 
     # -- internals -----------------------------------------------------------------------------
 
     def _load(self, conn: Connection, call_id: str) -> _Row:
-        r = conn.execute(_SELECT_CALL, {"call_id": call_id, "org": self.id}).first()
+        r = _SELECT_CALL.execute(conn, {"call_id": call_id, "org": self.id}).first()
         if r is None:
             raise CallNotFound(f"no call {call_id!r} in {self.id}")
         return _row(r)
@@ -830,7 +889,7 @@ class OrganisationDesk:
             "received_at": now,
             "version": 1,
         }
-        conn.execute(insert(calls), values)
+        _INSERT_CALL.execute(conn, values)
         audit.append_event(
             conn,
             organisation_id=self.id,
@@ -852,15 +911,10 @@ class OrganisationDesk:
         return self._load(conn, call_id)
 
     def _next_seq(self, conn: Connection) -> int:
-        updated = conn.execute(
-            update(call_counters)
-            .where(call_counters.c.organisation_id == self.id)
-            .values(last_seq=call_counters.c.last_seq + 1)
-            .returning(call_counters.c.last_seq)
-        ).first()
+        updated = _NEXT_SEQ.execute(conn, {"org": self.id}).first()
         if updated is not None:
             return int(updated[0])
-        conn.execute(insert(call_counters), {"organisation_id": self.id, "last_seq": 1})
+        _FIRST_SEQ.execute(conn, {"organisation_id": self.id, "last_seq": 1})
         return 1
 
     def _update(
@@ -872,12 +926,13 @@ class OrganisationDesk:
         kind: str,
         payload: Mapping[str, Any],
         **columns: Any,
-    ) -> None:
-        result = conn.execute(
-            update(calls)
-            .where(and_(calls.c.id == row.id, calls.c.version == row.version))
-            .values(state=dest, version=row.version + 1, **columns)
-        )
+    ) -> _Row:
+        """Move the call to ``dest`` (optimistically: if another desk changed it meanwhile,
+        nothing is written and the step fails), record the event, return the new row."""
+        names = tuple(sorted(columns))
+        params = {f"v_{c}": columns[c] for c in names}
+        params.update(call_id=row.id, old=row.version, new=row.version + 1, state=dest)
+        result = _update_statement(names).execute(conn, params)
         if result.rowcount != 1:
             raise EngineError(f"call {row.id} was changed by someone else meanwhile; try again")
         audit.append_event(
@@ -888,6 +943,12 @@ class OrganisationDesk:
             payload={"from": row.state, "to": dest, **payload},
             at=now,
         )
+        changes = {k: v for k, v in columns.items() if k in _ROW_FIELDS}
+        if "answers" in changes:
+            changes["answers"] = json.loads(changes["answers"])
+        if "in_hours" in changes:
+            changes["in_hours"] = bool(changes["in_hours"])
+        return replace(row, state=dest, version=row.version + 1, **changes)
 
     def _values(self, row: _Row, option: ServiceOption, *, duplicate: bool) -> dict[str, Any]:
         """What conditions and templates see: answers, settings and built-ins."""
