@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import tempfile
 import time
 from datetime import datetime
@@ -27,6 +28,10 @@ from oohcore.outbox import OutboundMessage
 
 FIXTURE = Path(__file__).parent / "fixtures" / "lifecycle"
 NUMBER = "0300 000 0000"
+FIRST = ["Ann", "Jas", "Olu", "Mei", "Tom", "Ife", "Sam", "Zara", "Piotr", "Rhys", "Nadia", "Kofi"]
+LAST = ["Lee", "Patel", "Okafor", "Chen", "Brown", "Adeyemi", "Khan", "Nowak", "Evans", "Hussain"]
+STREET_WORDS = ["Mill", "Heron", "Station", "Church", "Park", "Victoria", "Albert", "Queens",
+                "Kings", "Manor", "Grove", "Orchard", "Meadow", "Bridge", "Castle", "Forest"]
 
 
 class CountingChannel:
@@ -47,20 +52,26 @@ def run(n: int, workdir: Path) -> dict[str, float]:
     channel = CountingChannel()
     engine = Engine.open(FIXTURE, f"sqlite:///{workdir / 'lifecycle.sqlite'}", clock=clock, channels={"sms": channel})
     desk = engine.organisation("bench-borough")
-    answers = {
-        "caller_name": "Ann Lee",
-        "address": "12 High Street",
-        "phone": "07700 900123",
-        "repair": "no_heating",
-        "vulnerable": True,
-    }
+    rng = random.Random(3400)
+    streets = [f"{w} {k}" for w in STREET_WORDS for k in ("Road", "Street", "Lane", "Close", "Way")]
+
+    def answers(i: int) -> dict[str, object]:
+        # distinct callers and addresses, as on a real evening: the earlier-call search (run
+        # before every referral, 5.2.7) looks at a realistic handful of candidates
+        return {
+            "caller_name": f"{rng.choice(FIRST)} {rng.choice(LAST)}",
+            "address": f"{rng.randint(1, 240)} {rng.choice(streets)}",
+            "phone": f"07700 9{i % 100000:05d}",
+            "repair": rng.choice(["no_heating", "leak", "no_power"]),
+            "vulnerable": rng.random() < 0.3,
+        }
     # the clock stands still: acknowledgement and deadline timers are set but none falls due,
     # so every dispatched message belongs to a measured lifecycle
 
     def lifecycle(i: int) -> None:
         call = engine.offer(NUMBER, caller_number="07700900123")
         desk.answer(call.id, handler="amy")
-        desk.capture(call.id, {**answers, "caller_name": f"Caller {i}"})
+        desk.capture(call.id, answers(i))
         desk.next_step(call.id)
         desk.complete(call.id)
         engine.tick()
