@@ -83,6 +83,7 @@ CASES = [
     opt("cond-chained", 20, 30, "comparisons cannot be chained"),
     opt("cond-unknown-field", 20, 34, "unknown field 'vulnerabel'; did you mean 'vulnerable'?"),
     opt("cond-escaped-quotes", 20, 37, "unknown field 'vulnerabel'"),
+    opt("cond-folded", 22, 10, "unknown field 'vulnerabel'"),  # the second line of a >- block
     opt("cond-type-error", 20, 26, "cannot compare number with text using =="),
     # 5.3.3 / 7.4.1: a choice value the question does not have
     opt("cond-bad-choice", 20, 24, "'lek' is not one of the possible values (leak, no_heating)"),
@@ -103,6 +104,7 @@ CASES = [
     ),
     opt("template-unknown-placeholder", 34, 29, "unknown placeholder {repiar}; did you mean"),
     opt("template-attribute", 34, 29, "{reference.upper} is not allowed"),
+    opt("template-folded", 36, 29, "unknown placeholder {repiar}; did you mean {repair}?"),
     opt("bad-setting", 8, 12, "'refer_always' is not one of the allowed values"),
     # --- extends (5.3.4: start from the catalogue) --------------------------------------------
     opt("extends-unresolved", 2, 10, "did you mean 'catalogue:repairs'?"),

@@ -300,6 +300,28 @@ def test_quoted_values_with_escapes_map_offsets_to_columns() -> None:
     assert source.problem(("b",), "m", "c", offset=len(source.data["b"])).col == 19  # the end
 
 
+@pytest.mark.parametrize(
+    ("text", "line", "col"),
+    [
+        ("k: >-\n  first line\n  second {x} here\n", 3, 10),  # folded block
+        ("k: |\n  one\n    two {x}\n", 3, 9),  # literal block, more indented
+        ("k: plain text that\n  goes on {x}\n", 2, 11),  # plain, over two lines
+        ('k: "quoted \\"q\\" over\n  two {x} lines"\n', 2, 7),
+        ("k: 'single ''q'' over\n\n  {x} blank'\n", 3, 3),  # with a blank line
+        ('k: "esc \\x41\\u00e9 \\\n  {x}"\n', 2, 3),  # escapes, an escaped line break
+    ],
+)
+def test_text_over_several_lines_maps_offsets_to_line_and_column(
+    text: str, line: int, col: int
+) -> None:
+    """A long condition or template written as a YAML block is reported where the mistake is
+    written, not at the '>-' that starts it."""
+    source = parse_yaml(text, "t.yaml")
+    problem = source.problem(("k",), "m", "c", offset=source.data["k"].index("{x}"))
+    assert (problem.line, problem.col) == (line, col)
+    assert text.splitlines()[line - 1][col - 1 : col + 2] == "{x}"
+
+
 def test_yaml_aliases_cannot_make_a_file_explode() -> None:
     """Nine aliases of nine aliases ... would be 9**9 values: stopped at MAX_VALUES, with a
     located error instead of hanging the validator (aliases used modestly are fine)."""

@@ -24,6 +24,66 @@ _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 PathKey = tuple[str | int, ...]
 
 
+_ESCAPE_LENGTH = {"x": 4, "u": 6, "U": 10}  # \xHH, \uHHHH, \UHHHHHHHH; other escapes are 2
+_SPACE = " \t\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Where a text value is written when it is not a plain copy of one line: it has escapes
+    (``\"``, ``''``) or runs over several lines (``>-`` and ``|`` blocks, long plain or quoted
+    text). :meth:`locate` finds the line and column of a character of the value, so a problem
+    inside a long condition or template is reported where it is written."""
+
+    text: str  # the whole file
+    start: int  # index of the scalar in ``text`` (its quote or block indicator)
+    stop: int
+    line: int  # 1-based line and column of ``start``
+    col: int
+    style: str  # '"', "'", '|', '>' or '' (plain)
+    value: str
+
+    def locate(self, offset: int) -> tuple[int, int] | None:
+        """(line, col) of ``value[offset]`` (of the end, for ``len(value)``), or None when the
+        written form cannot be followed."""
+        text, i, style = self.text, self.start, self.style
+        if style in ("|", ">"):
+            i = text.find("\n", i, self.stop) + 1  # the text starts below the indicator line
+            if i == 0:
+                return None
+        elif style:
+            i += 1  # the opening quote
+        for n, ch in enumerate(self.value[: max(offset, 0) + 1]):
+            while True:
+                if i >= self.stop:
+                    return None
+                c = text[i]
+                if style == '"' and c == "\\":
+                    if text[i + 1 : i + 2] in ("\n", "\r"):
+                        i += 2  # an escaped line break stands for nothing
+                        continue
+                    found, i = i, i + _ESCAPE_LENGTH.get(text[i + 1 : i + 2], 2)
+                elif c == ch or (c in _SPACE and ch in _SPACE):
+                    found, i = i, i + 1
+                    if style == "'" and c == "'":
+                        i += 1  # '' stands for '
+                elif c in _SPACE:
+                    i += 1  # indentation, or a line break folded into a space
+                    continue
+                else:
+                    return None
+                break
+            if n == offset:
+                return self._line_col(found)
+        return self._line_col(min(i, self.stop - 1)) if offset >= len(self.value) else None
+
+    def _line_col(self, index: int) -> tuple[int, int]:
+        breaks = self.text.count("\n", self.start, index)
+        if not breaks:
+            return self.line, self.col + index - self.start
+        return self.line + breaks, index - self.text.rfind("\n", self.start, index)
+
+
 @dataclass(frozen=True, slots=True)
 class Position:
     file: str
@@ -32,9 +92,8 @@ class Position:
     # Where the characters of a one-line string value begin (after an opening quote), so that a
     # problem found at offset N inside a condition can be reported at col + N. None otherwise.
     text_col: int | None = None
-    # For a one-line quoted value with escapes (\" or ''), which make the text shorter than what
-    # is written: the column of each of its characters, and of the closing quote last.
-    text_cols: tuple[int, ...] | None = None
+    # For a text value with escapes or over several lines, where each character is written.
+    span: Span | None = None
 
 
 @dataclass
@@ -70,12 +129,13 @@ class Source:
         at_key: bool = False,
     ) -> Problem:
         pos = self.key_where(path) if at_key else self.where(path)
-        col = pos.col
-        if offset is not None and pos.text_cols is not None:
-            col = pos.text_cols[min(max(offset, 0), len(pos.text_cols) - 1)]
-        elif offset is not None and pos.text_col is not None:
+        line, col = pos.line, pos.col
+        found = pos.span.locate(offset) if offset is not None and pos.span else None
+        if found is not None:
+            line, col = found
+        elif offset is not None and pos.text_col is not None and pos.span is None:
             col = pos.text_col + offset
-        return Problem(pos.file, pos.line, col, message, code)
+        return Problem(pos.file, line, col, message, code)
 
 
 def _mark(file: str, node: yaml.Node) -> Position:
@@ -93,33 +153,14 @@ def _text_col(node: yaml.ScalarNode) -> int | None:
     return None
 
 
-_ESCAPE_LENGTH = {"x": 4, "u": 6, "U": 10}  # \xHH, \uHHHH, \UHHHHHHHH; other escapes are 2
-
-
-def _text_cols(node: yaml.ScalarNode, text: str) -> tuple[int, ...] | None:
-    """Columns of the characters of a one-line quoted scalar whose source has escapes, so an
-    offset into the value maps to the right column; None when there are none (or it is not
-    such a scalar)."""
+def _span(node: yaml.ScalarNode, text: str) -> Span | None:
+    """A :class:`Span` for a text value that is not a plain copy of one line, else None."""
     start, end = node.start_mark, node.end_mark
-    if node.style not in ('"', "'") or start.line != end.line:
-        return None
-    raw = text[start.index : end.index]
-    if len(raw) < 2 or raw[0] != node.style or raw[-1] != node.style:
-        return None
-    if len(raw) - 2 == len(node.value):
-        return None  # no escapes: text_col + offset is exact
-    body, cols, j = raw[1:-1], [], 0
-    while j < len(body):
-        cols.append(start.column + 2 + j)
-        if node.style == '"' and body[j] == "\\":
-            j += _ESCAPE_LENGTH.get(body[j + 1 : j + 2], 2)
-        elif node.style == "'" and body[j : j + 2] == "''":
-            j += 2
-        else:
-            j += 1
-    if len(cols) != len(node.value):
-        return None
-    return (*cols, start.column + 2 + len(body))
+    style = node.style or ""
+    quotes = 2 if style in ('"', "'") else 0
+    if start.line == end.line and end.index - start.index == len(node.value) + quotes:
+        return None  # text_col + offset is exact
+    return Span(text, start.index, end.index, start.line + 1, start.column + 1, style, node.value)
 
 
 _SCALAR_TAGS = {
@@ -193,7 +234,7 @@ class _Builder:
             )
         if isinstance(node, yaml.ScalarNode):
             self.source.values[path] = Position(
-                pos.file, pos.line, pos.col, _text_col(node), _text_cols(node, self.text)
+                pos.file, pos.line, pos.col, _text_col(node), _span(node, self.text)
             )
             if node.tag == "tag:yaml.org,2002:timestamp":
                 # Dates and times stay text: the schema says what shape they must have, and
