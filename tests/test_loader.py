@@ -133,6 +133,19 @@ def test_load_organisations_finds_every_folder(tmp_path: Path) -> None:
     assert sorted(o.id for o in loaded) == ["other", "test-borough"]
 
 
+def test_options_of_a_catalogue_extend_that_catalogue(tmp_path: Path) -> None:
+    """validate() reads a catalogue as load_catalogue() does: 'catalogue:<id>' inside it names
+    its own options, whatever the default catalogue is."""
+    catalogue = tmp_path / "catalogue"
+    shutil.copytree(CATALOGUE, catalogue)
+    write(
+        catalogue / "options/night-repairs.yaml", "extends: catalogue:repairs\nid: night-repairs\n"
+    )
+    assert sorted(load_catalogue(catalogue).service_options) == ["night-repairs", "repairs"]
+    assert validate([catalogue]) == []
+    assert validate([catalogue / "options/night-repairs.yaml"]) == []
+
+
 def test_not_a_ruleset_folder(tmp_path: Path) -> None:
     with pytest.raises(RulesetError) as info:
         load_organisation(tmp_path)

@@ -610,7 +610,8 @@ def validate(paths: Sequence[str | Path], *, catalogue: str | Path | None = None
     A folder may be a ruleset folder or contain several; a single option file is checked in
     the context of its organisation (or catalogue), and only its own problems are reported.
     """
-    session = _Session(Path(catalogue) if catalogue else default_catalogue())
+    base = Path(catalogue) if catalogue else default_catalogue()
+    session = _Session(base)
     out: list[Problem] = []
     for raw in paths:
         path = Path(raw)
@@ -641,6 +642,8 @@ def validate(paths: Sequence[str | Path], *, catalogue: str | Path | None = None
             continue
         for folder in folders:
             session.problems = []
+            # in a catalogue, 'catalogue:<id>' names its own options, as load_catalogue() reads it
+            session.catalogue = base if (folder / ORGANISATION_FILE).is_file() else folder
             _load_folder(session, folder, only)
             found = session.problems
             if only is not None:
