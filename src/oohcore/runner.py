@@ -19,12 +19,38 @@ A host runs one (or several, in several processes) :class:`Runner` next to its s
    is not in the runner's mapping fails permanently with a message saying so (misconfiguration
    must be visible and escalate, not wait silently).
 
+A tick works in rounds (one batch of timers, then one batch of messages) until a round finds
+nothing due, so a chain of work due at once (a timer whose callback sets the next stage's timer
+due now, a message whose ``on_sent`` sets a timer) completes within one tick; ``max_rounds``
+cuts off a runaway chain (the rest is done by the next tick).
+
 ``tick(now)`` records ``now`` as the time of everything it does, for deterministic driving
 in tests and simulations; :meth:`Runner.run` loops with the real clock, reading it again for each
 step so that timestamps stay accurate during long ticks.
 
+Contract for callbacks
+----------------------
+
+* ``on_timer(conn, timer, now)``: required. ``timer`` is a :class:`~oohcore.timers.TimerRow`
+  (already marked fired at ``now``). Typical work: check the call's state (the timer may be
+  stale: an acknowledgement may have arrived; do nothing then), append events, enqueue the next
+  escalation's messages, set the next timer.
+* ``on_sent(conn, row, now)``: optional; runs in the transaction that marks the message sent,
+  once per message even when the channel saw it twice. If it raises, the attempt counts as
+  failed and the message is sent again later (the receiver dedupes), so ``on_sent`` runs again.
+* ``on_failed(conn, row, now)``: optional; runs in the transaction that marks the message failed
+  for good (``row.last_error`` says why): record the event, start the escalation.
+
 Callbacks run inside the store transaction and receive its connection: they must write only
-through it and must not open another transaction of the same store.
+through it, must not open another transaction of the same store, and must not wait for the
+network (they hold SQLite's write lock). Errors they raise are logged, noted on the row and in
+:class:`TickReport` ``errors``; with ``raise_errors=True`` (for tests) they are raised as
+:class:`RunnerError` after being noted.
+
+Timing limits: a message claimed by a runner that dies is sent again only when its claim lease
+(``claim_lease``, default 2 minutes) ends, so a crash can delay such messages by up to the
+lease; channels must give up well within the lease, or another runner may send the same message
+meanwhile (harmless for an idempotent receiver, but a second SMS to a phone is not).
 """
 
 from __future__ import annotations
