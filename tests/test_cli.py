@@ -67,6 +67,8 @@ CASES = [
     # --- the file format (the published schema and the models) --------------------------------
     opt("unknown-key", 15, 7, "unknown key 'essentail'; did you mean 'essential'?"),
     opt("missing-key", 18, 1, "missing 'default' in 'decision'"),
+    # one mistake, one message: not also "missing 'decision'"
+    opt("misspelt-required-key", 18, 1, "unknown key 'decison'; did you mean 'decision'?"),
     opt("unquoted-time", 7, 13, "found the number 1020; put the value in quotes"),
     opt("bad-enum", 4, 11, "'platnum' is not allowed here; use one of: platinum, gold"),
     opt("bad-id", 2, 5, "'Bad_Id' is not valid: an id is lower-case letters"),

@@ -149,7 +149,7 @@ def _schema_problem(source: Source, error: ValidationError) -> list[Problem]:
         for key in inst:
             if key in allowed:
                 continue
-            close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+            close = _suggest(key, allowed)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             listed = f" (allowed here: {', '.join(allowed)})" if allowed and not close else ""
             out.append(
@@ -159,7 +159,7 @@ def _schema_problem(source: Source, error: ValidationError) -> list[Problem]:
             )
         return out
     if v == "required":
-        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        missing = _missing_key(error)
         where = f"in {path[-1]!r}" if path else "at the top of the file"
         # at the key that opens the mapping (``decision:``), not at its first entry
         return [
@@ -212,9 +212,34 @@ def _schema_problem(source: Source, error: ValidationError) -> list[Problem]:
     return [source.problem(path, error.message, f"schema-{v}")]
 
 
+def _suggest(key: Any, allowed: list[str]) -> list[str]:
+    return difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+
+
+def _missing_key(error: ValidationError) -> str:
+    return error.message.split("'")[1] if "'" in error.message else error.message
+
+
 def _validate(source: Source, data: Any, kind: Kind) -> list[Problem]:
+    errors = list(validator(kind).iter_errors(data))
+    # 'nmae: x' is one mistake: report the unknown key (did you mean 'name'?), not also that
+    # 'name' is missing
+    misspelt = {
+        (tuple(e.absolute_path), close)
+        for e in errors
+        if e.validator == "additionalProperties"
+        and isinstance(e.instance, dict)
+        and isinstance(e.schema, dict)
+        for key in e.instance
+        if key not in e.schema.get("properties", {})
+        for close in _suggest(key, sorted(e.schema.get("properties", {})))
+    }
     problems: list[Problem] = []
-    for error in validator(kind).iter_errors(data):
+    for error in errors:
+        if error.validator == "required" and (
+            (tuple(error.absolute_path), _missing_key(error)) in misspelt
+        ):
+            continue
         problems.extend(_schema_problem(source, error))
     return problems
 
