@@ -351,7 +351,9 @@ class Prepared:
             rows = [tuple(r) for r in result] if result.returns_rows else []
             return PreparedResult(rows, result.rowcount, lastrowid)
         plan = self._sqlite or self._plan_sqlite(conn.dialect)
-        raw: Any = conn.connection.driver_connection
+        raw: Any = _ACTIVE_DRIVER.get(id(conn))
+        if raw is None:
+            raw = conn.connection.driver_connection
         if not raw.in_transaction:
             conn.begin()  # like SQLAlchemy's autobegin: the caller commits
         if plan.statics:
@@ -672,6 +674,11 @@ class Store:
         return f"Store({_safe_url(str(self.engine.url))!r})"
 
 
+# The driver connection of each SQLAlchemy connection inside a store transaction, so that
+# prepared statements need not look it up through the pool's proxies for every statement.
+_ACTIVE_DRIVER: dict[int, Any] = {}
+
+
 class _SqliteTransaction:
     """A transaction on the store's one SQLite connection, begun and ended on the driver.
 
@@ -703,6 +710,7 @@ class _SqliteTransaction:
                 )
             try:
                 raw.execute(self._begin_sql)  # type: ignore[union-attr]
+                _ACTIVE_DRIVER[id(conn)] = raw
             except conn.dialect.loaded_dbapi.Error as err:
                 busy = "locked" in str(err) or "busy" in str(err)
                 raise (StoreBusyError if busy else StoreError)(
@@ -729,7 +737,7 @@ class _SqliteTransaction:
         try:
             conn = store._conn
             assert conn is not None
-            raw: Any = conn.connection.driver_connection
+            raw: Any = _ACTIVE_DRIVER.pop(id(conn), None) or conn.connection.driver_connection
             if exc_type is None and not self._rollback_only:
                 try:
                     if conn.in_transaction():
