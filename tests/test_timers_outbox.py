@@ -664,3 +664,14 @@ def test_a_runaway_chain_of_timers_is_cut_off_per_tick(store: Store) -> None:
     assert len(runner.tick(T0).fired) == 5
     with store.read() as conn:
         assert len(timers_for_call(conn, "C1")) == 11
+
+
+def test_local_channel_cuts_a_torn_line_left_by_another_writer(tmp_path: Path) -> None:
+    path = tmp_path / "m.jsonl"
+    with LocalChannel(path, fsync=False) as ch:
+        ch.send(_msg("C1", "k1"))
+        with path.open("a") as f:
+            f.write('{"idempotency_key": "k2"')  # another process died mid-line
+        ch.send(_msg("C1", "k3"))
+    lines = path.read_text().splitlines()
+    assert [json.loads(x)["idempotency_key"] for x in lines] == ["k1", "k3"]

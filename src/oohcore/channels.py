@@ -205,6 +205,10 @@ class LocalChannel:
         line = (json.dumps(_record(message), sort_keys=True, ensure_ascii=False) + "\n").encode()
         with self._lock, self._file_lock():
             self._catch_up()
+            if os.fstat(self._fd).st_size != self._offset:
+                # An incomplete line after the last complete one, while we hold the lock: a
+                # writer died half-way through it. Cut it off rather than append to it.
+                os.ftruncate(self._fd, self._offset)
             existing = self._keys.get(message.idempotency_key)
             if existing is not None:
                 return DeliveryResult.sent(self._ref(existing), duplicate=True)
