@@ -700,8 +700,13 @@ ALLOWED_NODES = (
     ast.IsNot,
     ast.Call,
     ast.Attribute,
+    # compile_decision's inlined length()/between() and its dispatch on a keyed field
+    ast.IfExp,
+    ast.Is,
+    ast.Dict,
 )
-ALLOWED_CALLS = {"bool", "get", *(f"_{name}" for name in FUNCTION_NAMES)}
+ALLOWED_CALLS = {"bool", "get", "len", "branch", *(f"_{name}" for name in FUNCTION_NAMES)}
+ALLOWED_ATTRIBUTES = {("get", "values"), ("get", "_branches")}
 
 
 def test_generated_code_uses_only_the_safe_subset(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -727,7 +732,7 @@ def test_generated_code_uses_only_the_safe_subset(monkeypatch: pytest.MonkeyPatc
         for node in ast.walk(ast.parse(source)):
             assert isinstance(node, ALLOWED_NODES), (type(node).__name__, source)
             if isinstance(node, ast.Attribute):
-                assert (node.attr, getattr(node.value, "id", None)) == ("get", "values")
+                assert (node.attr, getattr(node.value, "id", None)) in ALLOWED_ATTRIBUTES
             if isinstance(node, ast.Call):
                 assert isinstance(node.func, ast.Name | ast.Attribute)
                 name = node.func.id if isinstance(node.func, ast.Name) else node.func.attr

@@ -642,8 +642,9 @@ _HELPERS: dict[str, Callable[..., Any]] = {
 class _Emitter:
     """Emit a Python expression for a checked node. Field values are locals ``f_<name>``."""
 
-    def __init__(self) -> None:
+    def __init__(self, fixed: Mapping[str, Any] | None = None) -> None:
         self.constants: dict[str, Any] = {}
+        self.fixed = dict(fixed or {})  # settings: constants of the ruleset version
 
     def const(self, value: Any) -> str:
         name = f"_k{len(self.constants)}"
@@ -656,6 +657,8 @@ class _Emitter:
         if isinstance(node, ListLiteral):
             return self.const(frozenset(item.value for item in node.items))
         if isinstance(node, Name):
+            if node.name in self.fixed:
+                return repr(self.fixed[node.name])
             return f"f_{node.name}"
         if isinstance(node, Not):
             return f"(not {self.emit(node.operand)})"
@@ -666,6 +669,17 @@ class _Emitter:
         if isinstance(node, Call):
             if node.function == "answered":
                 return f"({self.emit(node.args[0])} is not None)"
+            first = node.args[0] if node.args else None
+            if node.function == "length" and isinstance(first, Name):
+                x = self.emit(first)
+                return f"(0 if {x} is None else len({x}))"
+            if (
+                node.function == "between"
+                and isinstance(first, Name)
+                and all(isinstance(a, Literal) for a in node.args[1:])
+            ):
+                x, lo, hi = (self.emit(a) for a in node.args)
+                return f"({x} is not None and {lo} <= {x} <= {hi})"
             args = ", ".join(self.emit(a) for a in node.args)
             return f"_{node.function}({args})"
         raise AssertionError(node)  # pragma: no cover
@@ -673,7 +687,7 @@ class _Emitter:
     def _maybe_none(self, node: Node) -> bool:
         """Whether the value of ``node`` may be None at run time (an unanswered field)."""
         if isinstance(node, Name):
-            return True
+            return node.name not in self.fixed
         return isinstance(node, Call) and node.function in ("lower", "upper")
 
     def emit_operand(self, node: Node) -> str:
@@ -710,27 +724,23 @@ class CompiledCondition:
     holds: Callable[[Mapping[str, Any]], bool]
 
 
-def _build(
-    name: str,
-    body: list[str],
-    fields: set[str],
-    constants: Mapping[str, Any],
-    fixed: Mapping[str, Any] | None = None,
-) -> Callable[..., Any]:
-    """Build the function. ``fixed`` fields (settings) are constants of the ruleset version and
-    are bound once here instead of being looked up on every call."""
-    fixed = fixed or {}
-    lines = [f"def {name}(values):", "    get = values.get"]
-    lines += [
-        f"    f_{f} = {fixed[f]!r}" if f in fixed else f"    f_{f} = get({f!r})"
-        for f in sorted(fields)
-    ]
-    lines += [f"    {line}" for line in body]
+def _exec(name: str, lines: list[str], constants: Mapping[str, Any]) -> Callable[..., Any]:
+    """Compile generated source (built from a checked tree only) with empty builtins."""
     source = "\n".join(lines) + "\n"
-    namespace: dict[str, Any] = {"__builtins__": {}, "bool": bool, **_HELPERS, **constants}
+    namespace: dict[str, Any] = {
+        "__builtins__": {},
+        "bool": bool,
+        "len": len,
+        **_HELPERS,
+        **constants,
+    }
     exec(compile(source, f"<oohcore {name}>", "exec"), namespace)
     fn: Callable[..., Any] = namespace[name]
     return fn
+
+
+def _build(name: str, body: list[str], constants: Mapping[str, Any]) -> Callable[..., Any]:
+    return _exec(name, [f"def {name}(values):", *(f"    {line}" for line in body)], constants)
 
 
 def compile_condition(
@@ -744,26 +754,20 @@ def compile_condition(
             f"a condition must be yes or no, but this gives {result}; compare it with something",
             node.offset,
         )
-    emitter = _Emitter()
+    emitter = _Emitter(fixed or {})
+    body = [f"f_{n} = get({n!r})" for n in sorted(used - set(emitter.fixed))]
     fn = _build(
-        "holds", [f"return bool({emitter.emit(node)})"], set(used), emitter.constants, fixed
+        "holds",
+        ["get = values.get", *body, f"return bool({emitter.emit(node)})"],
+        emitter.constants,
     )
     return CompiledCondition(text, used, fn)
 
 
-def compile_decision(
-    conditions: Sequence[str],
-    fields: Mapping[str, FieldType],
-    fixed: Mapping[str, Any] | None = None,
-) -> Callable[[Mapping[str, Any]], int]:
-    """Compile an ordered rule list into one function returning the index of the first rule
-    that holds, or -1 when none does (the decision's default).
-
-    Raises :class:`ConditionError` with ``.rule`` set to the index of the offending rule.
-    """
-    emitter = _Emitter()
-    body: list[str] = []
-    used: set[str] = set()
+def _check_rules(
+    conditions: Sequence[str], fields: Mapping[str, FieldType]
+) -> list[tuple[Node, frozenset[str]]]:
+    checked: list[tuple[Node, frozenset[str]]] = []
     for i, text in enumerate(conditions):
         try:
             node = parse(text)
@@ -777,8 +781,146 @@ def compile_decision(
         except ConditionError as exc:
             exc.rule = i
             raise
-        used |= fields_read
+        checked.append((node, fields_read))
+    return checked
+
+
+def _names(node: Node) -> set[str]:
+    if isinstance(node, Name):
+        return {node.name}
+    if isinstance(node, Not):
+        return _names(node.operand)
+    if isinstance(node, BoolOp):
+        return set().union(*(_names(o) for o in node.operands))
+    if isinstance(node, Compare):
+        return _names(node.left) | _names(node.right)
+    if isinstance(node, Call):
+        return set().union(set(), *(_names(a) for a in node.args))
+    return set()
+
+
+def _constraint(node: Node, name: str) -> tuple[frozenset[Any], Node | None] | None:
+    """If ``node`` can only hold when field ``name`` has one of a few literal values — it is, or
+    is a conjunction containing, ``name == literal`` or ``name in [literals]`` — return those
+    values and what is left of the condition (None: nothing left, it then always holds)."""
+    conjuncts = list(node.operands) if isinstance(node, BoolOp) and node.op == "and" else [node]
+    for k, c in enumerate(conjuncts):
+        values: frozenset[Any] | None = None
+        if isinstance(c, Compare) and c.op == "==":
+            if isinstance(c.left, Name) and c.left.name == name and isinstance(c.right, Literal):
+                values = frozenset((c.right.value,))
+            elif isinstance(c.right, Name) and c.right.name == name and isinstance(c.left, Literal):
+                values = frozenset((c.left.value,))
+        elif (
+            isinstance(c, Compare)
+            and c.op == "in"
+            and isinstance(c.left, Name)
+            and c.left.name == name
+            and isinstance(c.right, ListLiteral)
+        ):
+            values = frozenset(item.value for item in c.right.items)
+        if values is None or any(isinstance(v, bool) for v in values):
+            continue
+        rest = conjuncts[:k] + conjuncts[k + 1 :]
+        if not rest:
+            return values, None
+        if len(rest) == 1:
+            return values, rest[0]
+        assert isinstance(node, BoolOp)
+        return values, BoolOp(node.offset, "and", tuple(rest))
+    return None
+
+
+def _dispatch_field(
+    nodes: Sequence[Node], fields: Mapping[str, FieldType], fixed: Mapping[str, Any]
+) -> str | None:
+    """The field most rules are keyed on (e.g. ``repair``), if it is worth dispatching on."""
+    best, best_count = None, 0
+    for name in sorted({n for node in nodes for n in _names(node)} - set(fixed)):
+        if fields[name].type not in (Type.STRING, Type.NUMBER):
+            continue
+        count = sum(1 for node in nodes if _constraint(node, name) is not None)
+        if count > best_count:
+            best, best_count = name, count
+    return best if best_count >= 3 and best_count * 3 >= len(nodes) else None
+
+
+def _rules_body(
+    emitter: _Emitter,
+    rules: Sequence[tuple[int, Node | None]],
+    returns: Sequence[str],
+    bound: set[str],
+) -> list[str]:
+    """``if <rule>: return <result>`` in order, each field fetched just before the first rule
+    that reads it (a decision usually ends long before the last rule)."""
+    body: list[str] = []
+    for i, node in rules:
+        if node is None:
+            body.append(f"return {returns[i]}")
+            return body
+        for name in sorted(_names(node) - bound - set(emitter.fixed)):
+            body.append(f"f_{name} = get({name!r})")
+            bound.add(name)
         body.append(f"if {emitter.emit(node)}:")
-        body.append(f"    return {i}")
-    body.append("return -1")
-    return _build("decide", body, used, emitter.constants, fixed)
+        body.append(f"    return {returns[i]}")
+    body.append(f"return {returns[-1]}")
+    return body
+
+
+def compile_decision(
+    conditions: Sequence[str],
+    fields: Mapping[str, FieldType],
+    fixed: Mapping[str, Any] | None = None,
+    results: Sequence[Any] | None = None,
+) -> Callable[[Mapping[str, Any]], Any]:
+    """Compile an ordered rule list into one function of the field values.
+
+    It returns ``results[i]`` for the first rule ``i`` that holds and ``results[-1]`` when none
+    does (so ``results`` has one more item than there are rules); without ``results`` it returns
+    the rule's index, or -1 for the default. Raises :class:`ConditionError` with ``.rule`` set
+    to the index of the offending rule.
+
+    Speed: fields are fetched lazily, settings (``fixed``) are folded in as constants, and when
+    many rules are keyed on one field (``repair == "leak" and …``) the function first dispatches
+    on that field's value through a dict, then runs only the rules that can still hold for it,
+    with the already-known test removed. First-match-wins order is kept in every branch.
+    """
+    fixed = dict(fixed or {})
+    checked = _check_rules(conditions, fields)
+    nodes = [node for node, _ in checked]
+    emitter = _Emitter(fixed)
+    if results is None:
+        returns = [repr(i) for i in range(len(nodes))] + ["-1"]
+    else:
+        if len(results) != len(nodes) + 1:
+            raise ValueError("results needs one item per rule and one for the default")
+        returns = [emitter.const(r) for r in results]
+    key = _dispatch_field(nodes, fields, fixed)
+    if key is None:
+        body = _rules_body(emitter, list(enumerate(nodes)), returns, set())
+        return _build("decide", ["get = values.get", *body], emitter.constants)
+    constraints = [_constraint(node, key) for node in nodes]
+    values = sorted({v for c in constraints if c is not None for v in c[0]}, key=repr)
+    lines: list[str] = []
+    table: list[str] = []
+    for b, value in enumerate(values):
+        rules: list[tuple[int, Node | None]] = []
+        for i, node in enumerate(nodes):
+            c = constraints[i]
+            if c is None:
+                rules.append((i, node))
+            elif value in c[0]:
+                rules.append((i, c[1]))
+        lines.append(f"def _b{b}(get, f_{key}):")
+        lines += [f"    {line}" for line in _rules_body(emitter, rules, returns, {key})]
+        table.append(f"{value!r}: _b{b}")
+    others = [(i, node) for i, node in enumerate(nodes) if constraints[i] is None]
+    lines.append(f"def _other(get, f_{key}):")
+    lines += [f"    {line}" for line in _rules_body(emitter, others, returns, {key})]
+    lines.append("_branches = {" + ", ".join(table) + "}")
+    lines.append("def decide(values):")
+    lines.append("    get = values.get")
+    lines.append(f"    f_{key} = get({key!r})")
+    lines.append(f"    branch = _branches.get(f_{key}, _other)")
+    lines.append(f"    return branch(get, f_{key})")
+    return _exec("decide", lines, emitter.constants)
