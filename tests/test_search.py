@@ -285,9 +285,23 @@ def test_bulk_indexing(conn: Connection) -> None:
         search(conn, organisation_id=ORG, limit=0)
 
 
-def test_a_broken_postcode_does_not_stop_a_call_being_indexed(conn: Connection) -> None:
+def test_odd_details_do_not_stop_a_call_being_indexed(conn: Connection) -> None:
     add(conn, "c1", name="John Smith", postcode="not a postcode", uprn="")
     assert conn.execute(select(call_search.c.postcode, call_search.c.uprn)).one() == (None, None)
+    long_address = "12 High Street " + "outside the shops by the bus stop " * 30
+    add(conn, "c2", name="John Smith " * 40, address=long_address)
+    stored = conn.execute(
+        select(call_search.c.caller_name, call_search.c.address).where(
+            call_search.c.call_id == "c2"
+        )
+    ).one()
+    assert len(stored.caller_name) == 200
+    assert len(stored.address) == 400
+    assert ids(search(conn, organisation_id=ORG, address="12 High St"))[0] == "c2"
+    add(conn, "c3", name="Jane Doe", uprn="UPRN-12")
+    assert ids(search(conn, organisation_id=ORG, caller_name="Jane Doe")) == ["c3"]
+    with pytest.raises(ValueError, match="not a UPRN"):
+        search(conn, organisation_id=ORG, uprn="UPRN-12")  # a search is told
 
 
 # -- the duplicate check -------------------------------------------------------------------------

@@ -74,6 +74,7 @@ _OUTWARD = (
 _INWARD = r"[0-9][ABD-HJLNP-UW-Z]{2}"
 _POSTCODE_RE = re.compile(rf"^(?:({_OUTWARD})({_INWARD})|(GIR)(0AA))$")
 _POSTCODE_IN_TEXT_RE = re.compile(rf"\b({_OUTWARD}) ?({_INWARD})\b")
+_SPACES_RE = re.compile(r"\s+")
 
 
 class InvalidPostcode(OohcoreError, ValueError):
@@ -82,7 +83,7 @@ class InvalidPostcode(OohcoreError, ValueError):
 
 def normalise_postcode(text: str) -> str:
     """``"sw1a1aa"`` → ``"SW1A 1AA"``; raise :class:`InvalidPostcode` if it is not a postcode."""
-    compact = re.sub(r"\s+", "", text).upper()
+    compact = _SPACES_RE.sub("", text).upper()
     m = _POSTCODE_RE.match(compact)
     if not m:
         raise InvalidPostcode(
@@ -219,11 +220,17 @@ _GENERIC_WORDS = frozenset(
     ]
 )
 _STOP_WORDS = frozenset({"THE", "OF", "AND", "AT", "NO", "NUMBER"})
+_APOSTROPHES_RE = re.compile(r"['’`‘]")
+_RANGE_RE = re.compile(r"(\d)\s*-\s*(\d)")
+_SEGMENTS_RE = re.compile(r"[,;\n]+")
+_PUNCTUATION_RE = re.compile(r"(?<!\d)-|-(?!\d)|[^A-Z0-9\-]+")
 _NUMBER_RE = re.compile(r"^\d+[A-Z]?(?:-\d+[A-Z]?)?$")
 _NUMERIC_RE = re.compile(r"^\d+")
 
 
 def _ascii_upper(text: str) -> str:
+    if text.isascii():
+        return text.upper()
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).upper()
 
@@ -236,12 +243,12 @@ def normalise_address(text: str) -> str:
     '12A HIGH STREET SAINT JOHNS'
     """
     s = _ascii_upper(text)
-    s = re.sub(r"['’`‘]", "", s)  # St John's → ST JOHNS
+    s = _APOSTROPHES_RE.sub("", s)  # St John's → ST JOHNS
     s = s.replace("&", " AND ")
-    s = re.sub(r"(\d)\s*-\s*(\d)", r"\1-\2", s)  # a range of numbers: 12-14
+    s = _RANGE_RE.sub(r"\1-\2", s)  # a range of numbers: 12-14
     out: list[str] = []
-    for segment in re.split(r"[,;\n]+", s):  # "St" opening a comma-separated part is Saint
-        raw = re.sub(r"(?<!\d)-|-(?!\d)|[^A-Z0-9\-]+", " ", segment).split()
+    for segment in _SEGMENTS_RE.split(s):  # "St" opening a comma-separated part is Saint
+        raw = _PUNCTUATION_RE.sub(" ", segment).split()
         for i, tok in enumerate(raw):
             nxt = raw[i + 1] if i + 1 < len(raw) else None
             if tok == "ST":
@@ -293,7 +300,7 @@ def address_parts(text: str) -> AddressParts:
     if m:
         postcode = f"{m.group(1)} {m.group(2)}"
         normalised = (normalised[: m.start()] + normalised[m.end() :]).strip()
-        normalised = re.sub(r"\s+", " ", normalised)
+        normalised = " ".join(normalised.split())
     tokens = normalised.split()
     flat: str | None = None
     numbers: list[str] = []
@@ -321,6 +328,7 @@ def address_parts(text: str) -> AddressParts:
     return AddressParts(normalised, flat, number, tuple(words), postcode)
 
 
+@lru_cache(maxsize=65536)
 def sound_key(word: str) -> str:
     """A sound-alike key (Soundex with English spelling variants folded first).
 

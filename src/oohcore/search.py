@@ -25,18 +25,25 @@ How tolerance works: keys to find candidates, then scores
       initial, with no forename, and with the two words swapped.
     * Addresses are normalised (:func:`oohcore.addresses.normalise_address`: case,
       punctuation, spacing, ``Rd``/``Road``, ``Flat``/``Apt`` …). ``address_key`` is
-      ``<sound key of the first street or building word>:<house number digits>`` (the flat
-      number when there is no house number), so ``12a High St.`` and ``12A HIGH STREET`` share
-      ``H200:12``; without a number, the search takes every number on that street. The UPRN
-      and the postcode, when known, are keys of their own.
+      ``<initial of the first street or building word>:<house number digits>:<initial of the
+      next word>`` (the flat number when there is no house number), so ``12a High St.``,
+      ``12A HIGH STREET`` and ``12 Hihg Street`` share ``H:12:S``, while ``12 High Road`` is
+      ``H:12:R``. Initials keep a misspelt street name findable; the few other streets that
+      share them are sorted out by the score. A search without the next word takes every
+      street type, and one without a number every number (a prefix of the key, read as a
+      range of the same index). The UPRN and the postcode, when known, are keys of their own.
     * Each candidate then gets a name score (surname 60%, forename 40%, each word compared
       with an edit distance and the sound key: :func:`oohcore.addresses.word_similarity`) and
       an address score (:func:`oohcore.addresses.address_similarity`; the same UPRN on both
       sides scores 1, different UPRNs at most 0.5; different postcodes × 0.8). A hit's score
       is the mean of the scores for what was searched for (a criterion the earlier call did
       not record counts 0.5). Hits below ``min_score`` (0.5) are dropped.
-    * Each key lookup reads at most :data:`CANDIDATES_PER_KEY` rows, newest first, so a very
-      common name over all time is answered from its most recent calls.
+    * Each key lookup reads at most :data:`CANDIDATES_PER_KEY` (100) rows, newest first, so
+      a very common name or a busy address over all time is answered from its most recent
+      calls. Each statement is built once per combination of filters and cached.
+    * What is not tolerated: a typo that changes a name's sound key (a consonant dropped or
+      changed: ``Tayor`` for ``Taylor``) is not found by the name alone, though the address,
+      UPRN or postcode still find the call; nor is a wrong first letter of a street name.
 
 The duplicate threshold (:func:`likely_duplicate`)
     An earlier call of the same organisation and Service Option within ``window`` (24 hours by
@@ -56,7 +63,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -67,11 +75,13 @@ from sqlalchemy import (
     Column,
     Connection,
     Index,
+    Result,
     Row,
     Select,
     String,
     Table,
     and_,
+    bindparam,
     delete,
     insert,
     select,
@@ -111,9 +121,11 @@ DUPLICATE_ADDRESS_THRESHOLD = 0.9
 DUPLICATE_NAME_THRESHOLD = 0.85
 DUPLICATE_ADDRESSES_DISAGREE_BELOW = 0.6
 DEFAULT_DUPLICATE_WINDOW = timedelta(hours=24)
-CANDIDATES_PER_KEY = 200
+CANDIDATES_PER_KEY = 100
 MIN_SCORE = 0.5
 MAX_LIMIT = 500
+_NAME_LENGTH = 200  # longer text is cut, not refused: the index never fails a call
+_ADDRESS_LENGTH = 400
 
 call_search = Table(
     "call_search",
@@ -122,11 +134,11 @@ call_search = Table(
     Column("call_id", String(64), primary_key=True),
     Column("service_option", String(64), nullable=False),
     Column("received_at", UTCDateTime(), nullable=False),
-    Column("caller_name", String(200)),  # normalised: upper-case words
+    Column("caller_name", String(_NAME_LENGTH)),  # normalised: upper-case words
     Column("name_key", String(16)),  # S530:J500
     Column("surname_key", String(4)),  # S530
-    Column("address", String(400)),  # normalised
-    Column("address_key", String(24)),  # H200:12
+    Column("address", String(_ADDRESS_LENGTH)),  # normalised
+    Column("address_key", String(24)),  # H:12:S
     Column("uprn", BigInteger),
     Column("postcode", String(8)),  # SW1A 1AA
     Index(None, "organisation_id", "name_key", "received_at"),
@@ -186,6 +198,9 @@ _PARTICLES = frozenset(
         "TER",
     ]
 )
+_APOSTROPHES_RE = re.compile(r"['’`‘]")
+_DIGITS_RE = re.compile(r"\d+")
+_NOT_LETTERS_RE = re.compile(r"[^A-Z]+")
 _NO_NAME = frozenset(
     {"", "ANON", "ANONYMOUS", "UNKNOWN", "WITHHELD", "REFUSED", "NOT GIVEN", "NONE", "N A", "NA"}
 )
@@ -198,8 +213,8 @@ def normalise_name(text: str) -> str:
     >>> normalise_name("Mrs. Mary O'Brien-Mc Donald")
     'MARY OBRIEN MCDONALD'
     """
-    s = re.sub(r"['’`‘]", "", _ascii_upper(text))
-    raw = [t for t in re.sub(r"[^A-Z]+", " ", s).split() if t not in _TITLES]
+    s = _APOSTROPHES_RE.sub("", _ascii_upper(text))
+    raw = [t for t in _NOT_LETTERS_RE.sub(" ", s).split() if t not in _TITLES]
     if " ".join(raw) in _NO_NAME:
         return ""
     out: list[str] = []
@@ -216,6 +231,8 @@ def normalise_name(text: str) -> str:
 
 
 def _ascii_upper(text: str) -> str:
+    if text.isascii():
+        return text.upper()
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).upper()
 
@@ -224,6 +241,7 @@ def _forename_key(forename: str) -> str:
     return forename if len(forename) == 1 else sound_key(forename)
 
 
+@lru_cache(maxsize=65536)
 def _name_keys(normalised: str) -> tuple[str | None, str | None]:
     """(name_key, surname_key) of a normalised name."""
     words = normalised.split()
@@ -311,26 +329,36 @@ _KEY_SKIP = frozenset(
 )
 
 
-def _street_key(parts: AddressParts) -> str | None:
-    for w in parts.words:
-        if w not in _KEY_SKIP:
-            return sound_key(w)
-    return sound_key(parts.words[0]) if parts.words else None
+def _address_key_parts(parts: AddressParts) -> tuple[str, str, str] | None:
+    """(initial of the first street or building word, house number, initial of the next word):
+    ``12a High St.`` → ("H", "12", "S"); ``Flat 3, Kestrel House`` → ("K", "3", "H").
 
-
-def _address_number(parts: AddressParts) -> str:
+    Initials rather than whole words, so that a typo in a street name still finds the call;
+    the first initial is the sound key's (``C``/``K``, ``Ph``/``F`` and vowels fold together).
+    """
+    words = parts.words
+    start = next((i for i, w in enumerate(words) if w not in _KEY_SKIP), 0)
+    if not words:
+        return None
+    following = words[start + 1][0] if start + 1 < len(words) else ""
     number = parts.number_digits
     if number is None and parts.flat is not None:
-        m = re.match(r"\d+", parts.flat)
+        m = _DIGITS_RE.match(parts.flat)
         number = m.group(0) if m else parts.flat
-    return number or ""
+    return sound_key(words[start])[:1], number or "", following
 
 
 def _address_key(parts: AddressParts) -> str | None:
-    street = _street_key(parts)
-    if street is None:
+    key = _address_key_parts(parts)
+    return ":".join(key) if key else None
+
+
+def _indexable_uprn(value: int | str | None) -> int | None:
+    """A UPRN to index, or None: an unreadable one is left out, never refused."""
+    try:
+        return _uprn(value)
+    except (TypeError, ValueError):
         return None
-    return f"{street}:{_address_number(parts)}"
 
 
 def _uprn(value: int | str | None) -> int | None:
@@ -374,30 +402,44 @@ def _require_org(organisation_id: str) -> str:
     return organisation_id
 
 
-def _row(call: CallToIndex) -> dict[str, Any]:
-    name = normalise_name(call.caller_name) if isinstance(call.caller_name, str) else ""
+def _name_fields(caller_name: str | None) -> dict[str, Any]:
+    name = normalise_name(caller_name) if isinstance(caller_name, str) else ""
     name_key, surname_key = _name_keys(name)
-    text = call.address.strip() if isinstance(call.address, str) else ""
+    return {
+        "caller_name": name[:_NAME_LENGTH] or None,
+        "name_key": name_key,
+        "surname_key": surname_key,
+    }
+
+
+def _address_fields(
+    address: str | None, uprn: int | str | None, postcode: str | None
+) -> dict[str, Any]:
+    text = address.strip() if isinstance(address, str) else ""
     parts = address_parts(text) if text else None
-    postcode: str | None = None
-    raw_postcode = call.postcode or (parts.postcode if parts else None)
+    normalised_postcode: str | None = None
+    raw_postcode = postcode or (parts.postcode if parts else None)
     if raw_postcode:
-        try:
-            postcode = normalise_postcode(raw_postcode)
-        except InvalidPostcode:
-            postcode = None  # the index never refuses a call; the script validates postcodes
+        # An unreadable postcode is left out: the index never refuses a call (the script
+        # validates postcodes before they get here).
+        with suppress(InvalidPostcode):
+            normalised_postcode = normalise_postcode(raw_postcode)
+    return {
+        "address": parts.normalised[:_ADDRESS_LENGTH] if parts and parts.normalised else None,
+        "address_key": _address_key(parts) if parts else None,
+        "uprn": _indexable_uprn(uprn),
+        "postcode": normalised_postcode,
+    }
+
+
+def _row(call: CallToIndex) -> dict[str, Any]:
     return {
         "organisation_id": _require_org(call.organisation_id),
         "call_id": call.call_id,
         "service_option": call.service_option,
         "received_at": as_utc(call.received_at),
-        "caller_name": name or None,
-        "name_key": name_key,
-        "surname_key": surname_key,
-        "address": parts.normalised if parts and parts.normalised else None,
-        "address_key": _address_key(parts) if parts else None,
-        "uprn": _uprn(call.uprn),
-        "postcode": postcode,
+        **_name_fields(call.caller_name),
+        **_address_fields(call.address, call.uprn, call.postcode),
     }
 
 
@@ -417,7 +459,8 @@ def index_call(
 
     Called by the engine inside the transaction that records the call, so the index never
     disagrees with the calls. Calling it again for the same call (new details from the Caller)
-    replaces the entry. An unreadable postcode is left out rather than refused.
+    replaces the entry. An unreadable postcode or UPRN is left out rather than refused, and
+    very long names and addresses are cut to the column sizes: indexing never fails a call.
     """
     row = _row(
         CallToIndex(
@@ -526,56 +569,80 @@ class _Query:
     until: datetime | None
 
 
-def _scoped(q: _Query) -> Select[Any]:
-    """The one base every search statement is built on: this organisation, these filters."""
-    conditions = [call_search.c.organisation_id == q.organisation_id]
-    if q.service_option is not None:
-        conditions.append(call_search.c.service_option == q.service_option)
-    if q.since is not None:
-        conditions.append(call_search.c.received_at >= q.since)
-    if q.until is not None:
-        conditions.append(call_search.c.received_at <= q.until)
-    return select(*_COLUMNS).where(and_(*conditions))
+# Lookups: how candidates are read. Each is a statement built once (per combination of
+# filters) from the same scoped base and cached, executed with its parameters.
+_EQUAL = ("uprn", "name_key", "surname_key", "address_key", "postcode")
+_RANGE = ("name_key_range", "address_key_range")
 
 
-def _lookups(q: _Query) -> Iterator[Select[Any]]:
-    newest = call_search.c.received_at.desc()
-    base = _scoped(q)
+@lru_cache(maxsize=64)
+def _statement(lookup: str, option: bool, since: bool, until: bool) -> Select[Any]:
+    """The statement for one kind of lookup and filters; parameters are bound at execution.
+
+    Every statement starts from ``organisation_id = :org`` (tenant scope, 7.10).
+    """
+    c = call_search.c
+    conditions = [c.organisation_id == bindparam("org")]
+    if option:
+        conditions.append(c.service_option == bindparam("option"))
+    if since:
+        conditions.append(c.received_at >= bindparam("since"))
+    if until:
+        conditions.append(c.received_at <= bindparam("until"))
+    cap = CANDIDATES_PER_KEY
+    if lookup in _EQUAL:
+        conditions.append(c[lookup] == bindparam("key"))
+    elif lookup in _RANGE:
+        column = c[lookup.removesuffix("_range")]
+        conditions += [column >= bindparam("low"), column < bindparam("high")]
+    elif lookup == "recent":
+        cap = MAX_LIMIT
+    else:  # pragma: no cover - a programming error
+        raise ValueError(f"unknown lookup {lookup!r}")
+    return select(*_COLUMNS).where(and_(*conditions)).order_by(c.received_at.desc()).limit(cap)
+
+
+def _lookups(q: _Query) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(lookup, parameters) for every index lookup a search makes."""
     if q.uprn is not None:
-        yield base.where(call_search.c.uprn == q.uprn).order_by(newest).limit(CANDIDATES_PER_KEY)
+        yield "uprn", {"key": q.uprn}
     if q.name:
         keys, prefixes = _query_name_keys(q.name)
         for key in keys:
-            yield (
-                base.where(call_search.c.name_key == key).order_by(newest).limit(CANDIDATES_PER_KEY)
-            )
+            yield "name_key", {"key": key}
         for prefix in prefixes:
             if prefix.endswith(":"):  # a surname alone: its own index, read newest first
-                lookup = call_search.c.surname_key == prefix[:-1]
+                yield "surname_key", {"key": prefix[:-1]}
             else:
-                lookup = and_(
-                    call_search.c.name_key >= prefix, call_search.c.name_key < prefix + "~"
-                )
-            yield base.where(lookup).order_by(newest).limit(CANDIDATES_PER_KEY)
-    address_key = _address_key(q.address) if q.address is not None else None
-    if address_key is not None and address_key.endswith(":"):
-        # No number: every number on that street (key prefix), newest first.
-        lookup = and_(
-            call_search.c.address_key >= address_key, call_search.c.address_key < address_key + "~"
-        )
-        yield base.where(lookup).order_by(newest).limit(CANDIDATES_PER_KEY)
-    elif address_key is not None:
-        yield (
-            base.where(call_search.c.address_key == address_key)
-            .order_by(newest)
-            .limit(CANDIDATES_PER_KEY)
-        )
+                yield "name_key_range", {"low": prefix, "high": prefix + "~"}
+    place = _address_key_parts(q.address) if q.address is not None else None
+    if place is not None:
+        street, number, following = place
+        if number and following:
+            yield "address_key", {"key": f"{street}:{number}:{following}"}
+        else:
+            # No street type: any; no number: every number in that street or building. A
+            # key prefix, read as a range of the same index.
+            prefix = f"{street}:{number}:" if number else f"{street}:"
+            yield "address_key_range", {"low": prefix, "high": prefix + "~"}
     if q.postcode is not None:
-        yield (
-            base.where(call_search.c.postcode == q.postcode)
-            .order_by(newest)
-            .limit(CANDIDATES_PER_KEY)
-        )
+        yield "postcode", {"key": q.postcode}
+
+
+def _execute(conn: Connection, q: _Query, lookup: str, params: dict[str, Any]) -> Result[Any]:
+    statement = _statement(
+        lookup, q.service_option is not None, q.since is not None, q.until is not None
+    )
+    return conn.execute(
+        statement,
+        {
+            "org": q.organisation_id,
+            "option": q.service_option,
+            "since": q.since,
+            "until": q.until,
+            **params,
+        },
+    )
 
 
 def _address_score(q: _Query, row: Row[Any]) -> tuple[float | None, bool]:
@@ -593,29 +660,6 @@ def _address_score(q: _Query, row: Row[Any]) -> tuple[float | None, bool]:
     if q.postcode is not None and row.postcode is not None and q.postcode != row.postcode:
         score *= 0.8
     return round(score, 4), False
-
-
-def _score(q: _Query, row: Row[Any]) -> SearchHit:
-    name_score: float | None = None
-    if q.name and row.caller_name:
-        name_score = name_similarity(q.name, row.caller_name)
-    address_score, same_uprn = _address_score(q, row)
-    parts: list[float] = []
-    if q.name:
-        parts.append(0.5 if name_score is None else name_score)
-    if q.address is not None or q.uprn is not None or q.postcode is not None:
-        parts.append(0.5 if address_score is None else address_score)
-    score = sum(parts) / len(parts) if parts else 1.0
-    return SearchHit(
-        call_id=row.call_id,
-        organisation_id=q.organisation_id,
-        service_option=row.service_option,
-        received_at=row.received_at,
-        score=round(score, 4),
-        name_score=name_score,
-        address_score=address_score,
-        same_uprn=same_uprn,
-    )
 
 
 def _build_query(
@@ -646,23 +690,74 @@ def _build_query(
     )
 
 
-def _run(conn: Connection, q: _Query) -> list[SearchHit]:
+_Scored = tuple[float, Row[Any], float | None, float | None, bool]
+
+
+def _run(conn: Connection, q: _Query) -> list[_Scored]:
+    """Candidates from every lookup, each scored once: (score, row, name, address, same UPRN)."""
     seen: dict[str, Row[Any]] = {}
     lookups = list(_lookups(q))
     if not lookups:  # only an option and/or a time window: the newest calls that fit
-        lookups = [_scoped(q).order_by(call_search.c.received_at.desc()).limit(MAX_LIMIT)]
-    for statement in lookups:
-        for row in conn.execute(statement):
+        lookups = [("recent", {})]
+    for lookup, params in lookups:
+        for row in _execute(conn, q, lookup, params):
             seen.setdefault(row.call_id, row)
-    return [_score(q, row) for row in seen.values()]
+    # Many candidates share a name or an address (repeat callers, busy properties): score
+    # each distinct one once.
+    names: dict[str | None, float | None] = {}
+    addresses: dict[tuple[str | None, int | None, str | None], tuple[float | None, bool]] = {}
+    by_name = bool(q.name)
+    by_address = q.address is not None or q.uprn is not None or q.postcode is not None
+    scored: list[_Scored] = []
+    for row in seen.values():
+        if row.caller_name in names:
+            name_score = names[row.caller_name]
+        else:
+            name_score = names[row.caller_name] = (
+                name_similarity(q.name, row.caller_name) if by_name and row.caller_name else None
+            )
+        place = (row.address, row.uprn, row.postcode)
+        address = addresses.get(place)
+        if address is None:
+            address = addresses[place] = _address_score(q, row)
+        address_score, same_uprn = address
+        # The mean of the scores for what was searched for; unknown counts 0.5.
+        if by_name and by_address:
+            score = (
+                (0.5 if name_score is None else name_score)
+                + (0.5 if address_score is None else address_score)
+            ) / 2
+        elif by_name:
+            score = 0.5 if name_score is None else name_score
+        elif by_address:
+            score = 0.5 if address_score is None else address_score
+        else:
+            score = 1.0
+        scored.append((round(score, 4), row, name_score, address_score, same_uprn))
+    return scored
+
+
+def _best(q: _Query, scored: list[_Scored], min_score: float, limit: int) -> list[SearchHit]:
+    """The ``limit`` best, as hits: higher score first, then the newer call."""
+    kept = [c for c in scored if c[0] >= min_score]
+    kept.sort(key=lambda c: (-c[0], -c[1].received_at.timestamp(), c[1].call_id))
+    return [
+        SearchHit(
+            call_id=row.call_id,
+            organisation_id=q.organisation_id,
+            service_option=row.service_option,
+            received_at=row.received_at,
+            score=score,
+            name_score=name_score,
+            address_score=address_score,
+            same_uprn=same_uprn,
+        )
+        for score, row, name_score, address_score, same_uprn in kept[:limit]
+    ]
 
 
 def _filters(q: _Query) -> tuple[str | None, datetime | None, datetime | None]:
     return q.service_option, q.since, q.until
-
-
-def _ranked(hits: Sequence[SearchHit]) -> list[SearchHit]:
-    return sorted(hits, key=lambda h: (-h.score, -h.received_at.timestamp(), h.call_id))
 
 
 def search(
@@ -692,17 +787,16 @@ def search(
     q = _build_query(
         organisation_id, caller_name, address, uprn, postcode, service_option, since, until
     )
-    hits = [h for h in _run(conn, q) if h.score >= min_score]
-    return _ranked(hits)[:limit]
+    return _best(q, _run(conn, q), min_score, limit)
 
 
-def _is_duplicate(hit: SearchHit) -> bool:
-    if hit.address_score is not None and hit.address_score >= DUPLICATE_ADDRESS_THRESHOLD:
+def _is_duplicate(*, name: float | None, address: float | None) -> bool:
+    if address is not None and address >= DUPLICATE_ADDRESS_THRESHOLD:
         return True
     return (
-        hit.name_score is not None
-        and hit.name_score >= DUPLICATE_NAME_THRESHOLD
-        and (hit.address_score is None or hit.address_score >= DUPLICATE_ADDRESSES_DISAGREE_BELOW)
+        name is not None
+        and name >= DUPLICATE_NAME_THRESHOLD
+        and (address is None or address >= DUPLICATE_ADDRESSES_DISAGREE_BELOW)
     )
 
 
@@ -737,6 +831,10 @@ def likely_duplicate(
         q = _Query(q.organisation_id, q.name, None, None, None, *_filters(q))
     if not (q.name or q.address or q.uprn is not None):
         return None
-    hits = [h for h in _run(conn, q) if h.call_id != exclude_call_id and _is_duplicate(h)]
-    ranked = _ranked(hits)
-    return ranked[0] if ranked else None
+    candidates = [
+        c
+        for c in _run(conn, q)
+        if c[1].call_id != exclude_call_id and _is_duplicate(name=c[2], address=c[3])
+    ]
+    best = _best(q, candidates, 0.0, 1)
+    return best[0] if best else None
