@@ -122,8 +122,10 @@ class ServiceOption:
     ask_if: Mapping[str, CompiledCondition]
     templates: Mapping[PathKey, CompiledTemplate]
     time_limit: timedelta
-    _decide: Callable[[Mapping[str, Any]], int] = field(repr=False)
-    _outcomes: tuple[Outcome, ...] = field(repr=False)  # per rule, then the default last
+    decide: Callable[[Mapping[str, Any]], Outcome] = field(repr=False)
+    """Run the decision on the field values (answers, settings and built-ins): the
+    :class:`Outcome` of the first rule that holds, else the default's. It never fails. This is
+    the compiled function itself (no wrapper), as it runs for every call."""
 
     @property
     def signed_off(self) -> bool:
@@ -134,10 +136,6 @@ class ServiceOption:
     @property
     def actions(self) -> Mapping[str, Action]:
         return self.definition.actions
-
-    def decide(self, values: Mapping[str, Any]) -> Outcome:
-        """Run the decision: the first rule that holds, else the default (never fails)."""
-        return self._outcomes[self._decide(values)]
 
     def template(self, *path: str | int) -> CompiledTemplate | None:
         return self.templates.get(tuple(path))
@@ -452,8 +450,9 @@ def compile_service_option(
         ask_if=MappingProxyType(ask_if),
         templates=MappingProxyType(templates),
         time_limit=_time_limit(model, default_time_limit),
-        _decide=decide,
-        _outcomes=outcomes,
+        decide=compile_decision(
+            [rule.when for rule in model.decision.rules], fields, settings, results=outcomes
+        ),
     )
     return option, r.problems
 
