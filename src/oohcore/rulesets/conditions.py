@@ -845,9 +845,72 @@ def _dispatch_field(
     return best if best_count >= 3 and best_count * 3 >= len(nodes) else None
 
 
+_LITERAL_TYPES: dict[type, Type] = {
+    bool: Type.BOOL,
+    int: Type.NUMBER,
+    float: Type.NUMBER,
+    str: Type.STRING,
+}
+_ORDER: dict[str, Callable[[Any, Any], bool]] = {
+    "==": lambda a, b: bool(a == b),
+    "!=": lambda a, b: bool(a != b),
+    "<": lambda a, b: bool(a < b),
+    "<=": lambda a, b: bool(a <= b),
+    ">": lambda a, b: bool(a > b),
+    ">=": lambda a, b: bool(a >= b),
+}
+
+
+def _fold(node: Node, known: Mapping[str, Any]) -> Node:
+    """``node`` with the fields of ``known`` replaced by their (non-None) values and whatever
+    that decides worked out: a rule that cannot hold becomes ``false``, one that must, ``true``."""
+    if isinstance(node, Name):
+        if node.name in known:
+            value = known[node.name]
+            return Literal(node.offset, value, _LITERAL_TYPES[type(value)])
+        return node
+    if isinstance(node, Not):
+        inner = _fold(node.operand, known)
+        if isinstance(inner, Literal):
+            return Literal(node.offset, not inner.value, Type.BOOL)
+        return Not(node.offset, inner)
+    if isinstance(node, BoolOp):
+        stop = node.op == "or"  # the value that decides an or (true) / an and (false)
+        kept: list[Node] = []
+        for operand in node.operands:
+            folded = _fold(operand, known)
+            if isinstance(folded, Literal):
+                if bool(folded.value) is stop:
+                    return Literal(node.offset, stop, Type.BOOL)
+                continue
+            kept.append(folded)
+        if not kept:
+            return Literal(node.offset, not stop, Type.BOOL)
+        # a group of one stays a group: as an operand of a comparison it is still made a real
+        # yes/no (an unanswered yes/no inside it counts as no), see _Emitter.emit_operand
+        return BoolOp(node.offset, node.op, tuple(kept))
+    if isinstance(node, Compare):
+        left, right = _fold(node.left, known), _fold(node.right, known)
+        if isinstance(left, Literal) and isinstance(right, Literal) and node.op in _ORDER:
+            return Literal(node.offset, _ORDER[node.op](left.value, right.value), Type.BOOL)
+        if isinstance(left, Literal) and isinstance(right, ListLiteral):
+            found = left.value in {item.value for item in right.items}
+            return Literal(node.offset, found if node.op == "in" else not found, Type.BOOL)
+        return Compare(node.offset, node.op, left, right)
+    if isinstance(node, Call):
+        if (
+            node.function == "answered"
+            and isinstance(node.args[0], Name)
+            and node.args[0].name in known
+        ):
+            return Literal(node.offset, True, Type.BOOL)
+        return Call(node.offset, node.function, tuple(_fold(a, known) for a in node.args))
+    return node
+
+
 def _rules_body(
     emitter: _Emitter,
-    rules: Sequence[tuple[int, Node | None]],
+    rules: Sequence[tuple[int, Node]],
     returns: Sequence[str],
     bound: set[str],
 ) -> list[str]:
@@ -855,9 +918,11 @@ def _rules_body(
     that reads it (a decision usually ends long before the last rule)."""
     body: list[str] = []
     for i, node in rules:
-        if node is None:
-            body.append(f"return {returns[i]}")
-            return body
+        if isinstance(node, Literal):
+            if node.value:
+                body.append(f"return {returns[i]}")
+                return body
+            continue
         for name in sorted(_names(node) - bound - set(emitter.fixed)):
             body.append(f"f_{name} = get({name!r})")
             bound.add(name)
@@ -895,6 +960,7 @@ def compile_decision(
         if len(results) != len(nodes) + 1:
             raise ValueError("results needs one item per rule and one for the default")
         returns = [emitter.const(r) for r in results]
+    nodes = [_fold(node, fixed) for node in nodes]
     key = _dispatch_field(nodes, fields, fixed)
     if key is None:
         body = _rules_body(emitter, list(enumerate(nodes)), returns, set())
@@ -904,13 +970,8 @@ def compile_decision(
     lines: list[str] = []
     table: list[str] = []
     for b, value in enumerate(values):
-        rules: list[tuple[int, Node | None]] = []
-        for i, node in enumerate(nodes):
-            c = constraints[i]
-            if c is None:
-                rules.append((i, node))
-            elif value in c[0]:
-                rules.append((i, c[1]))
+        # in this branch the key has this value: fold it into every rule
+        rules = [(i, _fold(node, {key: value})) for i, node in enumerate(nodes)]
         lines.append(f"def _b{b}(get, f_{key}):")
         lines += [f"    {line}" for line in _rules_body(emitter, rules, returns, {key})]
         table.append(f"{value!r}: _b{b}")
