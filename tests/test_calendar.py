@@ -521,11 +521,15 @@ def test_first_matching_variant_wins() -> None:
     assert active_variant([], utc(2026, 7, 11, 2, 30)) is None
 
 
-def test_variant_with_default_special_days_applies_all_day_on_bank_holidays() -> None:
-    # Hours default bank_holidays to all_day: authors of a variant must say as_weekly.
+def test_a_variant_follows_its_weekly_windows_on_special_days_by_default() -> None:
+    # VariantHours default bank holidays and Christmas to as_weekly (5.4.3): a "no patrol
+    # 03:00-08:00" variant must not swallow a whole bank holiday unless its author says all_day.
     default_special = variant("no-patrol", "03:00", "08:00")
-    assert active_variant([default_special], london(2026, 5, 4, 12, 0)) is default_special
-    assert active_variant([default_special], london(2026, 5, 5, 12, 0)) is None
+    assert active_variant([default_special], london(2026, 5, 4, 12, 0)) is None  # bank holiday noon
+    assert active_variant([default_special], london(2026, 5, 4, 3, 30)) is default_special
+    all_day = variant("no-patrol", "03:00", "08:00", bank_holidays="all_day")
+    assert active_variant([all_day], london(2026, 5, 4, 12, 0)) is all_day
+    assert active_variant([all_day], london(2026, 5, 5, 12, 0)) is None
 
 
 def test_variant_uses_the_organisation_time_zone() -> None:

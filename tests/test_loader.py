@@ -541,3 +541,31 @@ def test_the_real_catalogue_and_example_borough_are_valid() -> None:
     problems = validate([ROOT / "rulesets/catalogue", ROOT / "examples/example-borough"])
     errors = [str(p) for p in problems if p.severity == "error"]
     assert errors == []
+
+
+def test_an_options_version_covers_what_it_inherits_from_the_organisation(tmp_path: Path) -> None:
+    """5.3.1: a sign-off is of the behaviour as a whole, so changing the organisation's default
+    referral time limit (6.4b) changes the version of an option that relies on it."""
+    import shutil
+
+    from oohcore.rulesets.loader import load_organisation
+
+    org = tmp_path / "org-b"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "engine" / "org-b", org)
+    before = load_organisation(org).service_options["repairs"].version
+    header = org / "organisation.yaml"
+    header.write_text(header.read_text() + "referral_time_limit: 20m\n")
+    after = load_organisation(org).service_options["repairs"].version
+    assert before != after
+
+
+def test_extends_names_a_catalogue_id_only(tmp_path: Path) -> None:
+    import shutil
+
+    org = tmp_path / "org-b"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "engine" / "org-b", org)
+    option = org / "options" / "repairs.yaml"
+    option.write_text("extends: catalogue:../../etc/x\n" + option.read_text())
+    problems = validate([org])
+    assert [p.code for p in problems] == ["bad-extends"]
+    assert problems[0].line == 1 and "catalogue:<id>" in problems[0].message

@@ -15,8 +15,10 @@ listing every problem found, each at ``file:line:col``.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -340,6 +342,16 @@ def _resolve(session: _Session, path: Path, stack: tuple[Path, ...] = ()) -> Sou
         return None
     if extends.startswith(CATALOGUE_PREFIX):
         name = extends[len(CATALOGUE_PREFIX) :]
+        if not re.fullmatch(models.ID_PATTERN, name):
+            session.problems.append(
+                source.problem(
+                    ("extends",),
+                    f"{name!r} is not a catalogue service option id; write catalogue:<id>, "
+                    "e.g. catalogue:housing-repairs",
+                    "bad-extends",
+                )
+            )
+            return None
         target = session.catalogue / OPTIONS_DIR / f"{name}.yaml"
         if not target.is_file():
             known = sorted(p.stem for p in (session.catalogue / OPTIONS_DIR).glob("*.yaml"))
@@ -462,8 +474,26 @@ def _load_option(
         )
         return None
     files[option_model.id] = path
+    default_hours = org_model.hours if org_model else models.COMMON_HOURS
+    default_limit: timedelta = (
+        org_model.referral_time_limit
+        if org_model
+        else models.OrganisationFile.model_fields["referral_time_limit"].default
+    )
+    # The version covers what the option inherits from its organisation too (its hours when it
+    # has none, the default referral time limit): a sign-off is of the behaviour as a whole.
     version = version_hash(
-        option_model.model_dump(mode="json", by_alias=True, exclude={"sign_off", "extends"})
+        {
+            "option": option_model.model_dump(
+                mode="json", by_alias=True, exclude={"sign_off", "extends"}
+            ),
+            "inherited": {
+                "hours": None
+                if option_model.hours
+                else default_hours.model_dump(mode="json", by_alias=True),
+                "referral_time_limit": models.format_duration(default_limit),
+            },
+        }
     )
     option, problems = compile_service_option(
         source,
@@ -471,10 +501,8 @@ def _load_option(
         organisation_id=model.id if model else folder.name,
         roles=header.roles,
         out_of_scope_categories=categories,
-        default_hours=org_model.hours if org_model else models.COMMON_HOURS,
-        default_time_limit=org_model.referral_time_limit
-        if org_model
-        else models.OrganisationFile.model_fields["referral_time_limit"].default,
+        default_hours=default_hours,
+        default_time_limit=default_limit,
         version=version,
     )
     session.problems.extend(problems)
