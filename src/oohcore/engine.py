@@ -868,7 +868,7 @@ class OrganisationDesk:
             if option
             else (self.engine._calendar(self.organisation, None).is_open(now), None)
         )
-        values = {
+        values: dict[str, Any] = {
             "id": call_id,
             "organisation_id": self.id,
             "seq": seq,
@@ -908,7 +908,27 @@ class OrganisationDesk:
             },
             at=now,
         )
-        return self._load(conn, call_id)
+        return _Row(
+            id=call_id,
+            organisation_id=self.id,
+            seq=seq,
+            reference=reference,
+            state=values["state"],
+            service_option=values["service_option"],
+            option_version=values["option_version"],
+            access_number=values["access_number"],
+            caller_number=caller_number,
+            variant=variant,
+            in_hours=bool(in_hours),
+            answers={},
+            action_id=None,
+            handler=None,
+            duplicate_of=None,
+            received_at=now,
+            actioned_at=None,
+            version=1,
+            ivr_menu=values["ivr_menu"],
+        )
 
     def _next_seq(self, conn: Connection) -> int:
         updated = _NEXT_SEQ.execute(conn, {"org": self.id}).first()
