@@ -1,13 +1,32 @@
-"""Complete persisted call lifecycles per second on SQLite, in one process.
+"""Complete persisted call lifecycles per second on SQLite, in one process, beside SpiffWorkflow.
 
-Each lifecycle goes through the public façade exactly as a host would: offer → answer →
+Each oohcore lifecycle goes through the public façade exactly as a host would: offer → answer →
 capture → decide (next_step) → complete (refer: outbox message + timers) → the runner
 dispatches the message through a channel → close. Every step is its own committed
 transaction on a SQLite file (WAL, synchronous=NORMAL: survives a process crash).
 
+The peer is the same lifecycle as a SpiffWorkflow BPMN process (fixtures/lifecycle/
+call-lifecycle.bpmn, parsed once): the workflow is created (offer), the user tasks "answer" and
+"capture" are completed, a script task decides the action on the option's rules, an exclusive
+gateway takes the refer path, a script task composes the referral SMS (the outbox), another
+hands it to a counting channel, and the user task "close" ends it. After every step (offer,
+answer, capture, decide, refer, send, close: seven commits) the whole workflow is serialised with
+SpiffWorkflow's own ``BpmnWorkflowSerializer.serialize_json`` and written, in its own committed
+transaction, to a plain sqlite3 file with the same settings as oohcore's store (WAL,
+synchronous=NORMAL, BEGIN IMMEDIATE): one row per workflow, updated each step, plus an
+append-only step-log row per step (oohcore's audit events). By default the host keeps the
+workflow object in memory between steps; ``--spiff-reload`` makes it load and deserialise the
+workflow from the database before each request instead, as a stateless host would (oohcore
+reads its call row inside every step's transaction).
+
+Both peers run the same lifecycles (same seeded answers, 200 warm-up each, then ``-n`` timed,
+split into ``--rounds`` rounds interleaved with the other peer's, alternating which goes first);
+each peer's figure is its best round, because the VM is noisy.
+
 Target (issue "The call engine"): >= 3,400 lifecycles per second — ten times what a
 SpiffWorkflow BPMN process persisted to SQLite reaches on these machines (~340/s).
-Prints one JSON line: {"lifecycles_per_s": N, ...}.
+Prints one JSON line: {"lifecycles_per_s": N, "spiffworkflow_lifecycles_per_s": M,
+"ratio": N/M, "lifecycles": n, ...}.
 """
 
 from __future__ import annotations
@@ -15,11 +34,21 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sqlite3
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
+
+import yaml
+from SpiffWorkflow.bpmn.parser import BpmnParser
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.util.task import TaskState
 
 from oohcore.channels import DeliveryResult
 from oohcore.clock import ManualClock
@@ -27,11 +56,71 @@ from oohcore.engine import Engine
 from oohcore.outbox import OutboundMessage
 
 FIXTURE = Path(__file__).parent / "fixtures" / "lifecycle"
+BPMN_FILE = FIXTURE / "call-lifecycle.bpmn"
+BPMN_PROCESS = "call_lifecycle"
 NUMBER = "0300 000 0000"
+CALLER_NUMBER = "07700900123"
+WARM_UP = 200
+SEED = 3400
 FIRST = ["Ann", "Jas", "Olu", "Mei", "Tom", "Ife", "Sam", "Zara", "Piotr", "Rhys", "Nadia", "Kofi"]
 LAST = ["Lee", "Patel", "Okafor", "Chen", "Brown", "Adeyemi", "Khan", "Nowak", "Evans", "Hussain"]
-STREET_WORDS = ["Mill", "Heron", "Station", "Church", "Park", "Victoria", "Albert", "Queens",
-                "Kings", "Manor", "Grove", "Orchard", "Meadow", "Bridge", "Castle", "Forest"]
+STREET_WORDS = [
+    "Mill",
+    "Heron",
+    "Station",
+    "Church",
+    "Park",
+    "Victoria",
+    "Albert",
+    "Queens",
+    "Kings",
+    "Manor",
+    "Grove",
+    "Orchard",
+    "Meadow",
+    "Bridge",
+    "Castle",
+    "Forest",
+]
+
+
+def evening_start() -> datetime:
+    return datetime(2026, 11, 20, 18, 0, tzinfo=ZoneInfo("Europe/London"))
+
+
+def answer_maker() -> Callable[[int], dict[str, object]]:
+    """The caller's answers for lifecycle ``i``; each peer gets its own, identical sequence."""
+    rng = random.Random(SEED)
+    streets = [f"{w} {k}" for w in STREET_WORDS for k in ("Road", "Street", "Lane", "Close", "Way")]
+
+    def answers(i: int) -> dict[str, object]:
+        # distinct callers and addresses, as on a real evening: the earlier-call search (run
+        # before every referral, 5.2.7) looks at a realistic handful of candidates
+        return {
+            "caller_name": f"{rng.choice(FIRST)} {rng.choice(LAST)}",
+            "address": f"{rng.randint(1, 240)} {rng.choice(streets)}",
+            "phone": f"07700 9{i % 100000:05d}",
+            "repair": rng.choice(["no_heating", "leak", "no_power"]),
+            "vulnerable": rng.random() < 0.3,
+        }
+
+    return answers
+
+
+class Peer(Protocol):
+    name: str
+
+    def lifecycle(self, i: int) -> None: ...
+
+    @property
+    def sent(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# oohcore
+# ---------------------------------------------------------------------------------------------
 
 
 class CountingChannel:
@@ -47,55 +136,316 @@ class CountingChannel:
         return DeliveryResult.sent()
 
 
-def run(n: int, workdir: Path) -> dict[str, float]:
-    clock = ManualClock(datetime(2026, 11, 20, 18, 0, tzinfo=ZoneInfo("Europe/London")))
-    channel = CountingChannel()
-    engine = Engine.open(FIXTURE, f"sqlite:///{workdir / 'lifecycle.sqlite'}", clock=clock, channels={"sms": channel})
-    desk = engine.organisation("bench-borough")
-    rng = random.Random(3400)
-    streets = [f"{w} {k}" for w in STREET_WORDS for k in ("Road", "Street", "Lane", "Close", "Way")]
+class OohcorePeer:
+    name = "oohcore"
 
-    def answers(i: int) -> dict[str, object]:
-        # distinct callers and addresses, as on a real evening: the earlier-call search (run
-        # before every referral, 5.2.7) looks at a realistic handful of candidates
-        return {
-            "caller_name": f"{rng.choice(FIRST)} {rng.choice(LAST)}",
-            "address": f"{rng.randint(1, 240)} {rng.choice(streets)}",
-            "phone": f"07700 9{i % 100000:05d}",
-            "repair": rng.choice(["no_heating", "leak", "no_power"]),
-            "vulnerable": rng.random() < 0.3,
-        }
-    # the clock stands still: acknowledgement and deadline timers are set but none falls due,
-    # so every dispatched message belongs to a measured lifecycle
+    def __init__(self, workdir: Path) -> None:
+        clock = ManualClock(evening_start())
+        self.channel = CountingChannel()
+        self.engine = Engine.open(
+            FIXTURE,
+            f"sqlite:///{workdir / 'lifecycle.sqlite'}",
+            clock=clock,
+            channels={"sms": self.channel},
+        )
+        self.desk = self.engine.organisation("bench-borough")
+        self.answers = answer_maker()
+        # the clock stands still: acknowledgement and deadline timers are set but none falls
+        # due, so every dispatched message belongs to a measured lifecycle
 
-    def lifecycle(i: int) -> None:
-        call = engine.offer(NUMBER, caller_number="07700900123")
+    def lifecycle(self, i: int) -> None:
+        engine, desk = self.engine, self.desk
+        call = engine.offer(NUMBER, caller_number=CALLER_NUMBER)
         desk.answer(call.id, handler="amy")
-        desk.capture(call.id, answers(i))
+        desk.capture(call.id, self.answers(i))
         desk.next_step(call.id)
         desk.complete(call.id)
         engine.tick()
         desk.close(call.id)
 
-    for i in range(200):  # warm-up
-        lifecycle(i)
-    sent_before = channel.count
-    start = time.perf_counter()
-    for i in range(n):
-        lifecycle(i)
-    elapsed = time.perf_counter() - start
-    engine.close()
-    if channel.count - sent_before != n:
-        raise SystemExit(f"expected {n} messages dispatched, saw {channel.count - sent_before}")
-    return {"lifecycles_per_s": round(n / elapsed), "lifecycles": n, "seconds": round(elapsed, 2)}
+    @property
+    def sent(self) -> int:
+        return self.channel.count
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# SpiffWorkflow
+# ---------------------------------------------------------------------------------------------
+
+SPIFF_SCHEMA = """
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT INTO counters VALUES ('reference', 0);
+CREATE TABLE workflows (
+    id INTEGER PRIMARY KEY,                -- the call's reference number
+    process TEXT NOT NULL,
+    step TEXT NOT NULL,                    -- the last step persisted
+    completed INTEGER NOT NULL,
+    serialization TEXT NOT NULL,           -- BpmnWorkflowSerializer.serialize_json(workflow)
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE step_log (                    -- append-only, like oohcore's audit events
+    id INTEGER PRIMARY KEY,
+    workflow_id INTEGER NOT NULL REFERENCES workflows (id),
+    step TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX ix_step_log_workflow ON step_log (workflow_id);
+"""
+
+# automated tasks that are steps of their own (committed on their own, like oohcore's
+# next_step, complete and the runner's dispatch); gateways and events ride along
+ENGINE_STEPS = {"decide", "refer", "send_referral"}
+
+
+class CountingSms:
+    """The channel the BPMN's send task calls: accepts every message."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def send(self, to: str, body: str) -> bool:
+        self.count += 1
+        return True
+
+
+def step_detail(step: str, data: dict[str, Any]) -> dict[str, Any]:
+    """What the step log records for a step (oohcore's audit event payloads)."""
+    if step == "decide":
+        return {"action": data["action"], "rule": data["rule"]}
+    if step == "refer":
+        referral = data["referral"]
+        return {"channel": referral["channel"], "to": referral["to"], "body": referral["body"]}
+    if step == "send_referral":
+        return {"sent": data["referral"]["sent"]}
+    if step == "close":
+        return {"reference": data["reference"]}
+    return {}
+
+
+class SpiffPeer:
+    name = "spiffworkflow"
+
+    def __init__(self, workdir: Path, *, reload: bool = False) -> None:
+        self.clock = ManualClock(evening_start())
+        self.reload = reload
+        parser = BpmnParser()
+        parser.add_bpmn_file(str(BPMN_FILE))
+        self.spec = parser.get_spec(BPMN_PROCESS)  # parsed once: not part of a lifecycle
+        rota = yaml.safe_load((FIXTURE / "rota.yaml").read_text(encoding="utf-8"))
+        phones = {o["id"]: o["phone"] for o in rota["officers"]}
+        on_call = {a["role"]: phones[a["officer"]] for a in rota["assignments"]}
+        self.channel = CountingSms()
+        self.script_engine = PythonScriptEngine(
+            environment=TaskDataEnvironment(
+                {"on_call": on_call.__getitem__, "send_sms": self.channel.send}
+            )
+        )
+        self.serializer = BpmnWorkflowSerializer()
+        self.db = sqlite3.connect(workdir / "spiff.sqlite", isolation_level=None)
+        self.db.execute("PRAGMA busy_timeout = 10000")
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA foreign_keys = ON")
+        self.db.execute("PRAGMA synchronous = NORMAL")
+        self.db.executescript(SPIFF_SCHEMA)
+        self.workflows: dict[int, BpmnWorkflow] = {}
+        self.answers = answer_maker()
+
+    # -- persistence -----------------------------------------------------------------------------
+
+    def _begin(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def _save(self, wid: int, workflow: BpmnWorkflow, step: str, task: Any, detail: Any) -> None:
+        """Write the serialised workflow and its step-log row; the caller has begun."""
+        now = self.clock.now().isoformat()
+        self.db.execute(
+            "UPDATE workflows SET step = ?, completed = ?, serialization = ?, updated_at = ?"
+            " WHERE id = ?",
+            (step, int(workflow.completed), self.serializer.serialize_json(workflow), now, wid),
+        )
+        self.db.execute(
+            "INSERT INTO step_log (workflow_id, step, task_id, at, detail) VALUES (?, ?, ?, ?, ?)",
+            (wid, step, str(task.id), now, json.dumps(detail)),
+        )
+
+    def _commit(self) -> None:
+        self.db.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+
+    def _load(self, wid: int) -> BpmnWorkflow:
+        if not self.reload:
+            return self.workflows[wid]
+        row = self.db.execute("SELECT serialization FROM workflows WHERE id = ?", (wid,)).fetchone()
+        workflow: BpmnWorkflow = self.serializer.deserialize_json(row[0])
+        workflow.script_engine = self.script_engine
+        return workflow
+
+    # -- the host's requests ---------------------------------------------------------------------
+
+    def offer(self) -> int:
+        self._begin()
+        try:
+            wid: int
+            (wid,) = self.db.execute(
+                "UPDATE counters SET value = value + 1 WHERE name = 'reference' RETURNING value"
+            ).fetchone()
+            workflow = BpmnWorkflow(self.spec, script_engine=self.script_engine)
+            start = workflow.get_next_task(state=TaskState.READY)
+            start.data.update(reference=wid, access_number=NUMBER, caller_number=CALLER_NUMBER)
+            workflow.do_engine_steps()
+            now = self.clock.now().isoformat()
+            self.db.execute(
+                "INSERT INTO workflows VALUES (?, ?, 'offer', 0, '{}', ?, ?)",
+                (wid, BPMN_PROCESS, now, now),
+            )
+            self._save(
+                wid, workflow, "offer", start, {"access_number": NUMBER, "caller": CALLER_NUMBER}
+            )
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        if not self.reload:
+            self.workflows[wid] = workflow
+        return wid
+
+    def complete_user_task(self, wid: int, name: str, data: dict[str, Any]) -> None:
+        """Complete the user task ``name`` with ``data``, then run the engine tasks that follow.
+
+        The user task is committed before the first automated step runs, and each automated
+        step (decide, refer, send) is committed before the next one starts, so the referral
+        message is persisted before it is handed to the channel (at least once, like oohcore's
+        outbox).
+        """
+        self._begin()
+        try:
+            workflow = self._load(wid)
+            task = workflow.get_next_task(state=TaskState.READY, manual=True)
+            if task is None or task.task_spec.name != name:
+                raise RuntimeError(f"workflow {wid}: cannot {name} now (ready: {task})")
+            task.data.update(data)
+            task.run()
+            detail = {"answers": data} if name == "capture" else data | step_detail(name, task.data)
+            pending: list[tuple[str, Any, Any]] = [(name, task, detail)]
+
+            def will_complete(next_task: Any) -> None:
+                if next_task.task_spec.name in ENGINE_STEPS and pending:
+                    self._save(wid, workflow, *pending.pop())
+                    self._commit()
+                    self._begin()
+
+            def did_complete(done: Any) -> None:
+                step = done.task_spec.name
+                if step in ENGINE_STEPS:
+                    pending.append((step, done, step_detail(step, done.data)))
+
+            workflow.do_engine_steps(
+                will_complete_task=will_complete, did_complete_task=did_complete
+            )
+            if pending:
+                self._save(wid, workflow, *pending.pop())
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        if workflow.completed:
+            self.workflows.pop(wid, None)
+
+    def lifecycle(self, i: int) -> None:
+        wid = self.offer()
+        self.complete_user_task(wid, "answer", {"handler": "amy"})
+        self.complete_user_task(wid, "capture", self.answers(i))
+        self.complete_user_task(wid, "close", {})
+
+    @property
+    def sent(self) -> int:
+        return self.channel.count
+
+    def close(self) -> None:
+        self.db.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------
+
+
+def run(n: int, rounds: int, peers: list[Peer]) -> dict[str, Any]:
+    for peer in peers:
+        for i in range(WARM_UP):
+            peer.lifecycle(i)
+    sent_before = {p.name: p.sent for p in peers}
+    rates: dict[str, list[float]] = {p.name: [] for p in peers}
+    elapsed: dict[str, float] = {p.name: 0.0 for p in peers}
+    size, extra = divmod(n, rounds)
+    first = 0
+    for r in range(rounds):
+        count = size + (1 if r < extra else 0)
+        for peer in peers if r % 2 == 0 else reversed(peers):
+            start = time.perf_counter()
+            for i in range(first, first + count):
+                peer.lifecycle(i)
+            seconds = time.perf_counter() - start
+            elapsed[peer.name] += seconds
+            rates[peer.name].append(count / seconds)
+        first += count
+    for peer in peers:
+        peer.close()
+        if peer.sent - sent_before[peer.name] != n:
+            raise SystemExit(
+                f"{peer.name}: expected {n} messages dispatched, saw {peer.sent - sent_before[peer.name]}"
+            )
+    result: dict[str, Any] = {}
+    keys = {"oohcore": "lifecycles_per_s", "spiffworkflow": "spiffworkflow_lifecycles_per_s"}
+    for name, key in keys.items():
+        if name in rates:
+            result[key] = round(max(rates[name]))
+    if len(rates) == 2:
+        result["ratio"] = round(max(rates["oohcore"]) / max(rates["spiffworkflow"]), 2)
+    result["lifecycles"] = n
+    result["rounds"] = rounds
+    if "oohcore" in rates:
+        result["seconds"] = round(elapsed["oohcore"], 2)
+        result["rounds_per_s"] = [round(x) for x in rates["oohcore"]]
+    if "spiffworkflow" in rates:
+        result["spiffworkflow_seconds"] = round(elapsed["spiffworkflow"], 2)
+        result["spiffworkflow_rounds_per_s"] = [round(x) for x in rates["spiffworkflow"]]
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, default=3000, help="lifecycles to time")
+    parser.add_argument("-n", type=int, default=3000, help="lifecycles to time, per peer")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per peer (best wins)")
+    parser.add_argument("--only", choices=["oohcore", "spiff"], help="run one peer (profiling)")
+    parser.add_argument(
+        "--spiff-reload",
+        action="store_true",
+        help="SpiffWorkflow: load and deserialise the workflow before each request",
+    )
     args = parser.parse_args()
+    if args.rounds < 1 or args.n < args.rounds:
+        parser.error("need -n >= --rounds >= 1")
     with tempfile.TemporaryDirectory() as tmp:
-        print(json.dumps(run(args.n, Path(tmp))))
+        workdir = Path(tmp)
+        peers: list[Peer] = []
+        if args.only != "spiff":
+            peers.append(OohcorePeer(workdir))
+        if args.only != "oohcore":
+            peers.append(SpiffPeer(workdir, reload=args.spiff_reload))
+        result = run(args.n, args.rounds, peers)
+        if args.only != "oohcore":
+            result["spiffworkflow_reload"] = args.spiff_reload
+        print(json.dumps(result))
 
 
 if __name__ == "__main__":
