@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from sqlalchemy import Column, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Integer, String, Table, Text, UniqueConstraint, text
 
 from oohcore.db import metadata
 from oohcore.store import UTCDateTime
@@ -40,6 +40,7 @@ ACTION_STATES: Mapping[str, str] = MappingProxyType(
 BEFORE_ACTION = ("ivr", "offered", "answered", "capturing", "decided")
 STATES = (*BEFORE_ACTION, *ACTION_STATES.values(), "closed", "abandoned")
 OPEN_STATES = frozenset(STATES) - {"closed", "abandoned"}
+WAITING_CONDITION = "state IN ('offered', 'ivr')"  # calls waiting to be answered (7.1.5)
 
 _TRANSITIONS: list[dict[str, object]] = [
     {"trigger": "choose", "source": "ivr", "dest": "offered"},
@@ -115,7 +116,15 @@ calls = Table(
     Column("abandoned_at", UTCDateTime()),
     Column("version", Integer, nullable=False),
     UniqueConstraint("organisation_id", "reference"),
-    Index("ix_calls_org_state_received", "organisation_id", "state", "received_at"),
+    # Only calls still waiting to be answered are in this index (a partial index, on SQLite and
+    # PostgreSQL alike): a state change of an answered call writes no index page.
+    Index(
+        "ix_calls_waiting",
+        "organisation_id",
+        "received_at",
+        sqlite_where=text(WAITING_CONDITION),
+        postgresql_where=text(WAITING_CONDITION),
+    ),
 )
 
 call_counters = Table(

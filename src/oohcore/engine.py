@@ -34,12 +34,12 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, and_, bindparam, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, insert, select, text, update
 
 from oohcore import audit, outbox, search, timers
 from oohcore.addresses import Gazetteer, InvalidPostcode, normalise_postcode
 from oohcore.calendar import ServiceCalendar, active_variant, local_fields
-from oohcore.calls import allowed_triggers, call_counters, calls, next_state
+from oohcore.calls import WAITING_CONDITION, allowed_triggers, call_counters, calls, next_state
 from oohcore.channels import Channel
 from oohcore.clock import Clock, SystemClock, as_utc
 from oohcore.errors import OohcoreError
@@ -239,6 +239,12 @@ _SELECT_BY_REFERENCE = Prepared(
             calls.c.reference == bindparam("reference"),
             calls.c.organisation_id == bindparam("org"),
         )
+    )
+)
+# the condition is written as the partial index ix_calls_waiting's, so the index serves it
+_SELECT_WAITING = Prepared(
+    select(*_COLUMNS).where(
+        and_(calls.c.organisation_id == bindparam("org"), text(WAITING_CONDITION))
     )
 )
 _INSERT_CALL = Prepared(
@@ -559,11 +565,7 @@ class OrganisationDesk:
         """Calls waiting to be answered, in the order to answer them: the organisation's
         option priorities under high load (7.1.5), then time of arrival."""
         with self.engine.store.read() as conn:
-            rows = conn.execute(
-                select(*_COLUMNS).where(
-                    and_(calls.c.organisation_id == self.id, calls.c.state.in_(("offered", "ivr")))
-                )
-            ).all()
+            rows = _SELECT_WAITING.execute(conn, {"org": self.id}).rows
         views = [self._view(_row(r)) for r in rows]
         return sorted(
             views, key=lambda v: (self.organisation.priority(v.service_option or ""), v.received_at)
