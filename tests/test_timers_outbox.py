@@ -675,3 +675,57 @@ def test_local_channel_cuts_a_torn_line_left_by_another_writer(tmp_path: Path) -
         ch.send(_msg("C1", "k3"))
     lines = path.read_text().splitlines()
     assert [json.loads(x)["idempotency_key"] for x in lines] == ["k1", "k3"]
+
+
+def test_a_batch_of_sent_messages_is_recorded_in_one_transaction(store: Store) -> None:
+    with store.transaction() as conn:
+        for i in range(5):
+            enqueue(conn, _msg(f"C{i}", f"C{i}:ref"), at=T0)
+    recorded: list[str] = []
+    runner = Runner(
+        store,
+        {"sms": ScriptedChannel()},
+        on_timer=_noop_timer,
+        on_sent=lambda conn, row, now: recorded.append(row.idempotency_key),
+    )
+    commits = 0
+
+    def count(conn: Connection) -> None:
+        nonlocal commits
+        commits += 1
+
+    from sqlalchemy import event
+
+    event.listen(store.engine, "commit", count)
+    report = runner.tick(T0)
+    event.remove(store.engine, "commit", count)
+    assert sorted(report.sent) == [1, 2, 3, 4, 5]
+    assert recorded == [f"C{i}:ref" for i in range(5)]
+    with store.read() as conn:
+        assert all(get_message(conn, f"C{i}:ref").sent_at == T0 for i in range(5))  # type: ignore[union-attr]
+    assert commits <= 2  # the claim, then all five marks with their effects
+
+
+def test_one_failing_on_sent_does_not_hold_back_the_rest_of_its_batch(store: Store) -> None:
+    with store.transaction() as conn:
+        for i in range(3):
+            enqueue(conn, _msg(f"C{i}", f"C{i}:ref"), at=T0)
+
+    def on_sent(conn: Connection, row: OutboxRow, now: datetime) -> None:
+        # callbacks write only through conn: what a failed batch wrote is rolled back with it
+        if row.idempotency_key == "C1:ref":
+            raise RuntimeError("the host's callback failed")
+        append_event(
+            conn, organisation_id="ealing", call_id=row.call_id, kind="sent", payload={}, at=now
+        )
+
+    runner = Runner(store, {"sms": ScriptedChannel()}, on_timer=_noop_timer, on_sent=on_sent)
+    report = runner.tick(T0)
+    assert sorted(report.sent) == [1, 3]
+    with store.read() as conn:
+        assert get_message(conn, "C1:ref").sent_at is None  # type: ignore[union-attr]
+        assert get_message(conn, "C0:ref").sent_at == T0  # type: ignore[union-attr]
+        assert [e.kind for e in events_for_call(conn, "C0")] == ["sent"]  # once, not twice
+        assert [e.kind for e in events_for_call(conn, "C2")] == ["sent"]
+        assert events_for_call(conn, "C1") == []
+    assert verify(store).ok

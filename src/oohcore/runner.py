@@ -12,10 +12,13 @@ A host runs one (or several, in several processes) :class:`Runner` next to its s
    and it is tried again on the next tick.
 2. **Outbox.** Due messages are claimed in a short transaction (each claim counts an attempt and
    leases the message for ``claim_lease``), sent through their channel *outside* any
-   transaction, then one transaction records the result: ``mark_sent`` plus ``on_sent(conn, row,
-   now)``, or the retry/failure with backoff plus ``on_failed(conn, row, now)`` when the message
-   fails for good. A crash between sending and recording means the message is sent again when its
-   lease ends; the channel and receiver dedupe on the idempotency key. A message whose channel
+   transaction, then one transaction records the results of the whole batch: ``mark_sent`` plus
+   ``on_sent(conn, row, now)`` for each message sent (if anything in it fails, each message is
+   recorded in a transaction of its own instead, so one bad callback holds back no other), and
+   the retry/failure with backoff plus ``on_failed(conn, row, now)`` when a message fails for
+   good. A crash between sending and recording means the batch's messages are sent again when
+   their lease ends; the channel and receiver dedupe on the idempotency key (``message_batch``
+   bounds how many that can be). A message whose channel
    is not in the runner's mapping fails permanently with a message saying so (misconfiguration
    must be visible and escalate, not wait silently).
 
@@ -238,13 +241,62 @@ class Runner:
         """Send one batch of due messages; ``False`` if none was due."""
         with self.store.transaction() as conn:
             rows = claim_due(conn, clock(), limit=self.message_batch, lease=self.claim_lease)
+        sent: list[tuple[OutboxRow, DeliveryResult]] = []
         for row in rows:
-            self._dispatch_one(row, clock, report)
+            result = self._send(row)
+            if result.status is DeliveryStatus.SENT:
+                sent.append((row, result))
+            else:
+                self._record_failure(row, result, clock(), report)
+        if sent:
+            self._record_sent(sent, clock(), report)
         return bool(rows)
 
-    def _dispatch_one(
-        self, row: OutboxRow, clock: Callable[[], datetime], report: TickReport
+    def _record_sent(
+        self, sent: list[tuple[OutboxRow, DeliveryResult]], now: datetime, report: TickReport
     ) -> None:
+        """Mark a batch of sent messages, with their ``on_sent`` effects, in one transaction; if
+        anything in it fails, fall back to one transaction per message so one bad callback does
+        not hold back the others."""
+        if len(sent) > 1:
+            try:
+                done: list[tuple[OutboxRow, DeliveryResult]] = []
+                with self.store.transaction() as conn:
+                    for row, result in sent:
+                        if self._mark(conn, row, result, now):
+                            done.append((row, result))
+            except Exception:
+                pass  # nothing of the batch was recorded: record each on its own below
+            else:
+                for row, result in done:
+                    report.sent.append(row.id)
+                    if result.duplicate:
+                        report.duplicates.append(row.id)
+                return
+        for row, result in sent:
+            try:
+                with self.store.transaction() as conn:
+                    marked = self._mark(conn, row, result, now)
+            except Exception as exc:
+                # The message went out but its consequences did not commit: count the attempt
+                # and let it be sent again (the receiver dedupes), so on_sent runs once it works.
+                self._callback_failed("on_sent", row, exc, now, report)
+                continue
+            if marked:
+                report.sent.append(row.id)
+                if result.duplicate:
+                    report.duplicates.append(row.id)
+
+    def _mark(
+        self, conn: Connection, row: OutboxRow, result: DeliveryResult, now: datetime
+    ) -> bool:
+        if not mark_sent(conn, row.id, at=now, provider_ref=result.provider_ref):
+            return False
+        if self.on_sent is not None:
+            self.on_sent(conn, replace(row, sent_at=now, provider_ref=result.provider_ref), now)
+        return True
+
+    def _send(self, row: OutboxRow) -> DeliveryResult:
         channel = self.channels.get(row.channel)
         result: DeliveryResult
         if channel is None:
@@ -260,26 +312,7 @@ class Runner:
                     "channel %r raised while sending message %s: %r", row.channel, row.id, exc
                 )
                 result = DeliveryResult.retry(f"{type(exc).__name__}: {exc}")
-        now = clock()
-        if result.status is DeliveryStatus.SENT:
-            try:
-                with self.store.transaction() as conn:
-                    if mark_sent(conn, row.id, at=now, provider_ref=result.provider_ref):
-                        if self.on_sent is not None:
-                            self.on_sent(
-                                conn,
-                                replace(row, sent_at=now, provider_ref=result.provider_ref),
-                                now,
-                            )
-                        report.sent.append(row.id)
-                        if result.duplicate:
-                            report.duplicates.append(row.id)
-            except Exception as exc:
-                # The message went out but its consequences did not commit: count the attempt
-                # and let it be sent again (the receiver dedupes), so on_sent runs once it works.
-                self._callback_failed("on_sent", row, exc, now, report)
-            return
-        self._record_failure(row, result, now, report)
+        return result
 
     def _record_failure(
         self, row: OutboxRow, result: DeliveryResult, now: datetime, report: TickReport
