@@ -115,6 +115,21 @@ def test_spelling_variants_of_a_name_are_found(conn: Connection) -> None:
     assert set(ids(search(conn, organisation_id=ORG, caller_name="Smyth"))) == {"c1", "c3"}
 
 
+def test_slips_of_the_keyboard_in_a_name_are_found(conn: Connection) -> None:
+    """Swapped or doubled letters change the sound key; the search tries those slips too."""
+    add(conn, "ward", name="Jeffrey Ward")
+    add(conn, "smith", name="John Smith")
+    add(conn, "lowe", name="Robert Lowe")
+    assert ids(search(conn, organisation_id=ORG, caller_name="Jeffrey Wrad")) == ["ward"]
+    assert ids(search(conn, organisation_id=ORG, caller_name="John Smiith")) == ["smith"]
+    assert ids(search(conn, organisation_id=ORG, caller_name="Robetr Lowe")) == ["lowe"]
+    # A missing consonant is beyond it (the address or UPRN still find such a call).
+    add(conn, "taylor", name="Robert Taylor", address="12 High Street")
+    assert "taylor" not in ids(search(conn, organisation_id=ORG, caller_name="Robert Tayor"))
+    both = search(conn, organisation_id=ORG, caller_name="Robert Tayor", address="12 High St")
+    assert ids(both) == ["taylor"]
+
+
 def test_spacing_punctuation_and_abbreviations_of_an_address(conn: Connection) -> None:
     """7.4.2b: address of incident, normalised ("12a High St." is "12A HIGH STREET")."""
     add(conn, "c1", address="12A HIGH STREET")

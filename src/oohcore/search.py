@@ -25,11 +25,12 @@ How tolerance works: keys to find candidates, then scores
       initial, with no forename, and with the two words swapped.
     * Addresses are normalised (:func:`oohcore.addresses.normalise_address`: case,
       punctuation, spacing, ``Rd``/``Road``, ``Flat``/``Apt`` …). ``address_key`` is
-      ``<initial of the first street or building word>:<house number digits>:<initial of the
-      next word>`` (the flat number when there is no house number), so ``12a High St.``,
-      ``12A HIGH STREET`` and ``12 Hihg Street`` share ``H:12:S``, while ``12 High Road`` is
-      ``H:12:R``. Initials keep a misspelt street name findable; the few other streets that
-      share them are sorted out by the score. A search without the next word takes every
+      ``<first two letters of the first street or building word>:<house number digits>:
+      <initial of the next word>`` (the flat number when there is no house number; the first
+      letter as it sounds: ``C``/``K``, ``Ph``/``F``), so ``12a High St.``, ``12A HIGH
+      STREET`` and ``12 Hihg Street`` share ``HI:12:S``, while ``12 High Road`` is
+      ``HI:12:R``. Letters rather than the whole word keep a misspelt street name findable;
+      the few other streets that share them are sorted out by the score. A search without the next word takes every
       street type, and one without a number every number (a prefix of the key, read as a
       range of the same index). The UPRN and the postcode, when known, are keys of their own.
     * Each candidate then gets a name score (surname 60%, forename 40%, each word compared
@@ -38,12 +39,17 @@ How tolerance works: keys to find candidates, then scores
       sides scores 1, different UPRNs at most 0.5; different postcodes × 0.8). A hit's score
       is the mean of the scores for what was searched for (a criterion the earlier call did
       not record counts 0.5). Hits below ``min_score`` (0.5) are dropped.
-    * Each key lookup reads at most :data:`CANDIDATES_PER_KEY` (100) rows, newest first, so
+    * Each key lookup reads at most :data:`CANDIDATES_PER_KEY` (50) rows, newest first, so
       a very common name or a busy address over all time is answered from its most recent
       calls. Each statement is built once per combination of filters and cached.
-    * What is not tolerated: a typo that changes a name's sound key (a consonant dropped or
-      changed: ``Tayor`` for ``Taylor``) is not found by the name alone, though the address,
-      UPRN or postcode still find the call; nor is a wrong first letter of a street name.
+    * When a search by name finds fewer than :data:`TYPO_FALLBACK_BELOW` (3) candidates, it
+      also looks under the keys of the likeliest slips of the keyboard (a letter too many, two
+      letters swapped: ``Wrad`` finds ``Ward``), at most :data:`TYPO_LOOKUPS` (8) more
+      lookups.
+    * What is not tolerated: a typo that changes a name's sound key in another way (a
+      consonant missing or wrong: ``Tayor`` for ``Taylor``) is not found by the name alone,
+      though the address, UPRN or postcode still find the call; nor is a wrong first or
+      second letter of a street name.
 
 The duplicate threshold (:func:`likely_duplicate`)
     An earlier call of the same organisation and Service Option within ``window`` (24 hours by
@@ -121,8 +127,10 @@ DUPLICATE_ADDRESS_THRESHOLD = 0.9
 DUPLICATE_NAME_THRESHOLD = 0.85
 DUPLICATE_ADDRESSES_DISAGREE_BELOW = 0.6
 DEFAULT_DUPLICATE_WINDOW = timedelta(hours=24)
-CANDIDATES_PER_KEY = 100
+CANDIDATES_PER_KEY = 50
 MIN_SCORE = 0.5
+TYPO_FALLBACK_BELOW = 3
+TYPO_LOOKUPS = 8
 MAX_LIMIT = 500
 _NAME_LENGTH = 200  # longer text is cut, not refused: the index never fails a call
 _ADDRESS_LENGTH = 400
@@ -138,7 +146,7 @@ call_search = Table(
     Column("name_key", String(16)),  # S530:J500
     Column("surname_key", String(4)),  # S530
     Column("address", String(_ADDRESS_LENGTH)),  # normalised
-    Column("address_key", String(24)),  # H:12:S
+    Column("address_key", String(24)),  # HI:12:S
     Column("uprn", BigInteger),
     Column("postcode", String(8)),  # SW1A 1AA
     Index(None, "organisation_id", "name_key", "received_at"),
@@ -274,6 +282,38 @@ def _query_name_keys(normalised: str) -> tuple[list[str], list[str]]:
     return keys, []
 
 
+def _typo_keys(normalised: str, tried: Iterable[str]) -> list[str]:
+    """Name keys for the likeliest one-slip spellings of a searched name: one letter dropped
+    (``Smiith``) or two neighbours swapped (``Wrad``), surname first, then forename; at most
+    :data:`TYPO_LOOKUPS`. Used only when the name's own keys find (almost) nothing."""
+    words = normalised.split()
+    if len(words) < 2:
+        return []
+    forename, surname = words[0], words[-1]
+    s, f = sound_key(surname), _forename_key(forename)
+    seen = set(tried)
+    out: list[str] = []
+    for variant in _slips(surname):
+        key = f"{sound_key(variant)}:{f}"
+        if key not in seen:
+            seen.add(key)
+            out.append(key)
+    if len(forename) > 1:
+        for variant in _slips(forename):
+            key = f"{s}:{sound_key(variant)}"
+            if key not in seen:
+                seen.add(key)
+                out.append(key)
+    return out[:TYPO_LOOKUPS]
+
+
+def _slips(word: str) -> Iterator[str]:
+    for i in range(len(word) - 1):
+        yield word[:i] + word[i + 1 :]  # a letter too many
+        yield word[:i] + word[i + 1] + word[i] + word[i + 2 :]  # two letters swapped
+    yield word[:-1]
+
+
 def name_similarity(query: str, candidate: str) -> float:
     """How well a recorded name fits a searched one, 0 to 1 (both normalised or not).
 
@@ -329,12 +369,23 @@ _KEY_SKIP = frozenset(
 )
 
 
-def _address_key_parts(parts: AddressParts) -> tuple[str, str, str] | None:
-    """(initial of the first street or building word, house number, initial of the next word):
-    ``12a High St.`` → ("H", "12", "S"); ``Flat 3, Kestrel House`` → ("K", "3", "H").
+_FOLDED_PREFIXES = ("KN", "WR", "PH", "PS", "GN")  # as in sound_key: Kn → N, Ph → F …
 
-    Initials rather than whole words, so that a typo in a street name still finds the call;
-    the first initial is the sound key's (``C``/``K``, ``Ph``/``F`` and vowels fold together).
+
+def _street_letters(word: str) -> str:
+    """The first two letters of a street or building word, spelt as it sounds: the sound
+    key's initial (``C``/``K``/``S``, ``Ph``/``F``, vowels as ``A``) and the next letter."""
+    rest = word[2:] if word[:2] in _FOLDED_PREFIXES else word[1:]
+    return sound_key(word)[:1] + rest[:1]
+
+
+def _address_key_parts(parts: AddressParts) -> tuple[str, str, str] | None:
+    """(first two letters of the first street or building word, house number, initial of the
+    next word): ``12a High St.`` → ("HI", "12", "S"); ``Flat 3, Kestrel House`` → ("KE",
+    "3", "H").
+
+    Letters rather than whole words, so that a typo after the second letter of a street name
+    still finds the call.
     """
     words = parts.words
     start = next((i for i, w in enumerate(words) if w not in _KEY_SKIP), 0)
@@ -345,7 +396,7 @@ def _address_key_parts(parts: AddressParts) -> tuple[str, str, str] | None:
     if number is None and parts.flat is not None:
         m = _DIGITS_RE.match(parts.flat)
         number = m.group(0) if m else parts.flat
-    return sound_key(words[start])[:1], number or "", following
+    return _street_letters(words[start]), number or "", following
 
 
 def _address_key(parts: AddressParts) -> str | None:
@@ -702,6 +753,12 @@ def _run(conn: Connection, q: _Query) -> list[_Scored]:
     for lookup, params in lookups:
         for row in _execute(conn, q, lookup, params):
             seen.setdefault(row.call_id, row)
+    if q.name and len(seen) < TYPO_FALLBACK_BELOW:
+        # Hardly anything under the name's own keys: perhaps it was mistyped.
+        tried = [p["key"] for lookup, p in lookups if lookup == "name_key"]
+        for key in _typo_keys(q.name, tried):
+            for row in _execute(conn, q, "name_key", {"key": key}):
+                seen.setdefault(row.call_id, row)
     # Many candidates share a name or an address (repeat callers, busy properties): score
     # each distinct one once.
     names: dict[str | None, float | None] = {}
