@@ -39,7 +39,10 @@ Each search is for a real earlier call; ``found_*`` (measured afterwards, untime
 of both the name and the street is missed by design, and a busy address or a very common name
 over ten years is answered from its newest calls per key.
 
-Prints one JSON line: ``{"p99_ms": …, "calls": …, "p50_ms": …, …}``.
+Prints one JSON line: ``{"p99_ms": …, "calls": …, "p50_ms": …, …}`` with, besides, the p99 of
+each kind, ``p99_cpu_ms`` (the process's CPU time per search: what a search costs without the
+waits for a core that other processes on the machine cause), the load average while the
+searches ran, the ``found_*`` rates and, when the database was built, ``build_s``.
 Run: ``.venv/bin/python bench/search.py`` (``--help`` for the options).
 """
 
