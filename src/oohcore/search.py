@@ -74,16 +74,13 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
     Column,
     Connection,
     Index,
-    Result,
-    Row,
-    Select,
     String,
     Table,
     and_,
@@ -104,7 +101,7 @@ from oohcore.addresses import (
 )
 from oohcore.clock import as_utc
 from oohcore.db import metadata
-from oohcore.store import UTCDateTime
+from oohcore.store import Prepared, UTCDateTime
 
 __all__ = [
     "CANDIDATES_PER_KEY",
@@ -525,15 +522,8 @@ def index_call(
             postcode,
         )
     )
-    conn.execute(
-        delete(call_search).where(
-            and_(
-                call_search.c.organisation_id == row["organisation_id"],
-                call_search.c.call_id == call_id,
-            )
-        )
-    )
-    conn.execute(insert(call_search), row)
+    _DELETE_ENTRY.execute(conn, {"org": row["organisation_id"], "call": call_id})
+    _INSERT_ENTRY.execute(conn, row)
 
 
 def index_calls(conn: Connection, calls: Iterable[CallToIndex], *, batch: int = 20_000) -> int:
@@ -608,6 +598,29 @@ _COLUMNS = (
 )
 
 
+class _Candidate(NamedTuple):
+    """One row a lookup found (the columns of ``_COLUMNS``, in order)."""
+
+    call_id: str
+    service_option: str
+    received_at: datetime
+    caller_name: str | None
+    address: str | None
+    uprn: int | None
+    postcode: str | None
+
+
+_DELETE_ENTRY = Prepared(
+    delete(call_search).where(
+        and_(
+            call_search.c.organisation_id == bindparam("org"),
+            call_search.c.call_id == bindparam("call"),
+        )
+    )
+)
+_INSERT_ENTRY = Prepared(insert(call_search), keys=[c.name for c in call_search.columns])
+
+
 @dataclass(frozen=True, slots=True)
 class _Query:
     organisation_id: str
@@ -627,7 +640,7 @@ _RANGE = ("name_key_range", "address_key_range")
 
 
 @lru_cache(maxsize=64)
-def _statement(lookup: str, option: bool, since: bool, until: bool) -> Select[Any]:
+def _statement(lookup: str, option: bool, since: bool, until: bool) -> Prepared:
     """The statement for one kind of lookup and filters; parameters are bound at execution.
 
     Every statement starts from ``organisation_id = :org`` (tenant scope, 7.10).
@@ -650,7 +663,9 @@ def _statement(lookup: str, option: bool, since: bool, until: bool) -> Select[An
         cap = MAX_LIMIT
     else:  # pragma: no cover - a programming error
         raise ValueError(f"unknown lookup {lookup!r}")
-    return select(*_COLUMNS).where(and_(*conditions)).order_by(c.received_at.desc()).limit(cap)
+    return Prepared(
+        select(*_COLUMNS).where(and_(*conditions)).order_by(c.received_at.desc()).limit(cap)
+    )
 
 
 def _lookups(q: _Query) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -680,12 +695,12 @@ def _lookups(q: _Query) -> Iterator[tuple[str, dict[str, Any]]]:
         yield "postcode", {"key": q.postcode}
 
 
-def _execute(conn: Connection, q: _Query, lookup: str, params: dict[str, Any]) -> Result[Any]:
+def _execute(conn: Connection, q: _Query, lookup: str, params: dict[str, Any]) -> list[_Candidate]:
     statement = _statement(
         lookup, q.service_option is not None, q.since is not None, q.until is not None
     )
-    return conn.execute(
-        statement,
+    result = statement.execute(
+        conn,
         {
             "org": q.organisation_id,
             "option": q.service_option,
@@ -694,9 +709,10 @@ def _execute(conn: Connection, q: _Query, lookup: str, params: dict[str, Any]) -
             **params,
         },
     )
+    return [_Candidate._make(r) for r in result.rows]
 
 
-def _address_score(q: _Query, row: Row[Any]) -> tuple[float | None, bool]:
+def _address_score(q: _Query, row: _Candidate) -> tuple[float | None, bool]:
     if q.uprn is not None and row.uprn is not None:
         if q.uprn == row.uprn:
             return 1.0, True
@@ -741,12 +757,12 @@ def _build_query(
     )
 
 
-_Scored = tuple[float, Row[Any], float | None, float | None, bool]
+_Scored = tuple[float, _Candidate, float | None, float | None, bool]
 
 
 def _run(conn: Connection, q: _Query) -> list[_Scored]:
     """Candidates from every lookup, each scored once: (score, row, name, address, same UPRN)."""
-    seen: dict[str, Row[Any]] = {}
+    seen: dict[str, _Candidate] = {}
     lookups = list(_lookups(q))
     if not lookups:  # only an option and/or a time window: the newest calls that fit
         lookups = [("recent", {})]

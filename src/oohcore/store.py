@@ -354,7 +354,7 @@ class Prepared:
         raw: Any = _ACTIVE_DRIVER.get(id(conn))
         if raw is None:
             raw = conn.connection.driver_connection
-        if not raw.in_transaction:
+        if not raw.in_transaction and not conn.in_transaction():
             conn.begin()  # like SQLAlchemy's autobegin: the caller commits
         if plan.statics:
             merged = dict(plan.statics)
