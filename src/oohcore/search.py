@@ -760,8 +760,12 @@ def _build_query(
 _Scored = tuple[float, _Candidate, float | None, float | None, bool]
 
 
-def _run(conn: Connection, q: _Query) -> list[_Scored]:
-    """Candidates from every lookup, each scored once: (score, row, name, address, same UPRN)."""
+def _run(conn: Connection, q: _Query, *, typo_fallback: bool = True) -> list[_Scored]:
+    """Candidates from every lookup, each scored once: (score, row, name, address, same UPRN).
+
+    ``typo_fallback``: when a name finds hardly anything under its own keys, also try the keys
+    of its one-slip spellings (a search by a call handler wants them; the duplicate check before
+    every referral runs it for every call and relies on the address and UPRN as well)."""
     seen: dict[str, _Candidate] = {}
     lookups = list(_lookups(q))
     if not lookups:  # only an option and/or a time window: the newest calls that fit
@@ -769,7 +773,7 @@ def _run(conn: Connection, q: _Query) -> list[_Scored]:
     for lookup, params in lookups:
         for row in _execute(conn, q, lookup, params):
             seen.setdefault(row.call_id, row)
-    if q.name and len(seen) < TYPO_FALLBACK_BELOW:
+    if typo_fallback and q.name and len(seen) < TYPO_FALLBACK_BELOW:
         # Hardly anything under the name's own keys: perhaps it was mistyped.
         tried = [p["key"] for lookup, p in lookups if lookup == "name_key"]
         for key in _typo_keys(q.name, tried):
@@ -891,7 +895,9 @@ def likely_duplicate(
 
     Looks at calls of the same organisation and Service Option received in ``[at - window,
     at]``; the rule and its thresholds are in the module documentation. ``exclude_call_id`` is
-    the call being handled, if it is already indexed.
+    the call being handled, if it is already indexed. It runs before every referral, so it looks
+    a name up under its own keys only (not its one-slip spellings, as :func:`search` does): a
+    repeat caller who spells their name differently is still found by the address or UPRN.
     """
     if window <= timedelta(0):
         raise ValueError("window must be longer than zero")
@@ -906,7 +912,7 @@ def likely_duplicate(
         return None
     candidates = [
         c
-        for c in _run(conn, q)
+        for c in _run(conn, q, typo_fallback=False)
         if c[1].call_id != exclude_call_id and _is_duplicate(name=c[2], address=c[3])
     ]
     best = _best(q, candidates, 0.0, 1)
