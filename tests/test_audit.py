@@ -298,3 +298,37 @@ def test_appending_after_verification_continues_the_chain(store: Store) -> None:
     _fill(store, n=2, call="C2")
     report = verify(store)
     assert report.ok and report.events == 4
+
+
+def test_two_stores_appending_in_turn_keep_one_valid_chain(tmp_path: Path) -> None:
+    """Each appender remembers the head it last wrote; when another process has appended since
+    (or a transaction rolled back), that memory is stale and the head is read again."""
+    url = f"sqlite:///{tmp_path / 'shared.sqlite'}"
+    first = Store.open(url, clock=ManualClock(T0))
+    second = Store.open(url, clock=ManualClock(T0))
+    try:
+        for i in range(6):
+            store = first if i % 3 else second
+            with store.transaction() as conn:
+                append_event(
+                    conn, organisation_id="ealing", call_id="C1", kind=f"k{i}", payload={}, at=T0
+                )
+        with pytest.raises(RuntimeError), first.transaction() as conn:
+            append_event(
+                conn, organisation_id="ealing", call_id="C1", kind="lost", payload={}, at=T0
+            )
+            raise RuntimeError("the step failed: nothing of it is kept")
+        for store in (first, second, first):
+            with store.transaction() as conn:
+                append_event(
+                    conn, organisation_id="ealing", call_id="C1", kind="after", payload={}, at=T0
+                )
+        report = verify(first)
+        assert report.ok, str(report)
+        with first.read() as conn:
+            kinds = [e.kind for e in events_for_call(conn, "C1")]
+            assert chain_head(conn, "ealing")[0] == 9
+        assert kinds == ["k0", "k1", "k2", "k3", "k4", "k5", "after", "after", "after"]
+    finally:
+        first.close()
+        second.close()
