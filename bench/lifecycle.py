@@ -88,21 +88,59 @@ def evening_start() -> datetime:
     return datetime(2026, 11, 20, 18, 0, tzinfo=ZoneInfo("Europe/London"))
 
 
+SURNAME_PARTS = (
+    [
+        "Ash",
+        "Black",
+        "Brad",
+        "Carr",
+        "Dun",
+        "Fair",
+        "Green",
+        "Hart",
+        "Kings",
+        "Lang",
+        "Mar",
+        "Nor",
+        "Old",
+        "Pen",
+        "Ros",
+        "Shel",
+        "Thorn",
+        "Wal",
+        "West",
+        "Wood",
+    ],
+    ["ley", "ton", "well", "ford", "by", "wick", "more", "field", "ham", "worth", "don", "son"],
+)
+
+
 def answer_maker() -> Callable[[int], dict[str, object]]:
-    """The caller's answers for lifecycle ``i``; each peer gets its own, identical sequence."""
+    """The caller's answers for lifecycle ``i``; each peer gets its own, identical sequence.
+
+    Callers and addresses are as varied as on a real evening (a few thousand distinct names,
+    hundreds of streets), and one call in twenty is a repeat caller about the same problem, so
+    the earlier-call search run before every referral (5.2.7) finds a realistic handful of
+    candidates and sometimes a duplicate.
+    """
     rng = random.Random(SEED)
     streets = [f"{w} {k}" for w in STREET_WORDS for k in ("Road", "Street", "Lane", "Close", "Way")]
+    surnames = [a + b for a in SURNAME_PARTS[0] for b in SURNAME_PARTS[1]] + LAST
+    earlier: list[dict[str, object]] = []
 
     def answers(i: int) -> dict[str, object]:
-        # distinct callers and addresses, as on a real evening: the earlier-call search (run
-        # before every referral, 5.2.7) looks at a realistic handful of candidates
-        return {
-            "caller_name": f"{rng.choice(FIRST)} {rng.choice(LAST)}",
+        if earlier and rng.random() < 0.05:
+            return dict(rng.choice(earlier))
+        made: dict[str, object] = {
+            "caller_name": f"{rng.choice(FIRST)} {rng.choice(surnames)}",
             "address": f"{rng.randint(1, 240)} {rng.choice(streets)}",
             "phone": f"07700 9{i % 100000:05d}",
             "repair": rng.choice(["no_heating", "leak", "no_power"]),
             "vulnerable": rng.random() < 0.3,
         }
+        earlier.append(made)
+        del earlier[:-50]
+        return made
 
     return answers
 
