@@ -3,6 +3,7 @@
 ``oohcore validate PATH…``   check ruleset files or folders (exit 0 valid, 1 problems, 2 usage)
 ``oohcore schema [KIND]``    print the published JSON Schema of a ruleset file
 ``oohcore versions PATH``    print each service option's version hash (for sign-off, 5.3.1)
+``oohcore audit verify``     check the audit log's hash chain (exit 0 intact, 1 broken)
 ``oohcore demo``             run the demonstration on the example borough
 """
 
@@ -53,6 +54,31 @@ def _cmd_versions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    """Check the hash chain of every organisation's events (or one's): exit 0 intact, 1 broken."""
+    from sqlalchemy.engine import make_url
+
+    from oohcore.audit import verify
+    from oohcore.clock import SystemClock
+    from oohcore.store import Store
+
+    url = make_url(args.store)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).is_file():
+        print(f"oohcore: no store at {args.store} (no such file)", file=sys.stderr)
+        return 1
+    store = Store.open(args.store, clock=SystemClock(), migrate=False)
+    try:
+        report = verify(store, args.organisation)
+    finally:
+        store.close()
+    if report.ok:
+        print(f"audit chain intact: {args.organisation or 'every organisation'} in {args.store}")
+        return 0
+    for problem in report.problems:
+        print(problem, file=sys.stderr)
+    return 1
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from oohcore.demo import run_demo
 
@@ -92,6 +118,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", type=Path)
     p.add_argument("--catalogue", type=Path, default=None)
     p.set_defaults(func=_cmd_versions)
+
+    p = sub.add_parser("audit", help="work with the audit log")
+    audit_sub = p.add_subparsers(dest="audit_command", required=True)
+    p = audit_sub.add_parser(
+        "verify", help="check that no event has been edited or deleted (hash chain)"
+    )
+    p.add_argument(
+        "--store",
+        default="sqlite:///oohcore.sqlite",
+        help="the store's SQLAlchemy URL (default: sqlite:///oohcore.sqlite)",
+    )
+    p.add_argument("--organisation", default=None, help="check one organisation's chain only")
+    p.set_defaults(func=_cmd_audit_verify)
 
     p = sub.add_parser("demo", help="run the demonstration on the example borough")
     p.add_argument(
