@@ -576,7 +576,7 @@ class OrganisationDesk:
         *,
         caller_name: str | None = None,
         address: str | None = None,
-        uprn: str | None = None,
+        uprn: int | str | None = None,
         service_option: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
@@ -1010,7 +1010,7 @@ class OrganisationDesk:
         self, conn: Connection, row: _Row, option: ServiceOption, answers: Mapping[str, Any]
     ) -> None:
         name, address = answers.get("caller_name"), answers.get("address")
-        if name is None and address is None:
+        if name is None and address is None and answers.get("uprn") is None:
             return
         search.index_call(
             conn,
@@ -1027,7 +1027,7 @@ class OrganisationDesk:
     def _duplicate(self, conn: Connection, row: _Row, option: ServiceOption) -> str | None:
         """An earlier call on the same issue (5.2.7), flagged before a second referral."""
         a = row.answers
-        if not any(a.get(k) for k in ("caller_name", "address", "uprn")):
+        if not any(a.get(k) for k in ("caller_name", "address", "uprn", "postcode")):
             return None
         hit = search.likely_duplicate(
             conn,
@@ -1035,6 +1035,7 @@ class OrganisationDesk:
             caller_name=a.get("caller_name"),
             address=a.get("address"),
             uprn=a.get("uprn"),
+            postcode=a.get("postcode"),
             service_option=option.id,
             at=row.received_at,
             window=DUPLICATE_WINDOW,
