@@ -353,9 +353,20 @@ def pg_url() -> Iterator[str]:
     import uuid
 
     base = os.environ.get("OOHCORE_TEST_POSTGRES_URL")
+    # CI sets OOHCORE_REQUIRE_POSTGRES=1: there a missing server is a failure, never a skip.
+    missing = pytest.fail if os.environ.get("OOHCORE_REQUIRE_POSTGRES", "0") != "0" else pytest.skip
     if not base:
-        pytest.skip("set OOHCORE_TEST_POSTGRES_URL (e.g. postgresql+psycopg://user@host/db)")
-    pytest.importorskip("psycopg")
+        why = os.environ.get("OOHCORE_TEST_POSTGRES_UNAVAILABLE")  # from scripts/postgres-for-tests
+        missing(
+            f"no PostgreSQL server: {why}"
+            if why
+            else "OOHCORE_TEST_POSTGRES_URL is unset: run `make test` (it starts a throwaway server)"
+            " or set it to postgresql+psycopg://user:password@host/db"
+        )
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        missing("psycopg is not installed (pip install -e '.[test]')")
     from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
 
