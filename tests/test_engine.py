@@ -501,3 +501,26 @@ def test_a_call_records_the_versions_it_ran_under(engine: Engine) -> None:
     offered = desk.events(call.id)[0]
     assert offered.payload["option_version"] == org.service_options["repairs"].version
     assert offered.payload["organisation_version"] == org.version
+
+
+def test_a_message_with_no_channel_fails_visibly_and_escalation_still_runs(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    # a host that configured no email channel: the referral's email fails for good at once and
+    # is recorded; the acknowledgement timer still escalates (5.3.2)
+    sms = Recorder("sms", [])
+    with Engine.open(
+        FIXTURES, f"sqlite:///{tmp_path / 'x.sqlite'}", clock=clock, channels={"sms": sms}
+    ) as eng:
+        call_id = _repair_call(eng, HEATING)
+        desk = eng.organisation("org-a")
+        desk.next_step(call_id)
+        desk.complete(call_id)
+        report = eng.tick()
+        assert len(report.failed) == 1 and len(report.sent) == 2  # email failed; two SMS sent
+        failed = [e for e in desk.events(call_id) if e.kind == "message.failed"]
+        assert len(failed) == 1 and failed[0].payload["channel"] == "email"
+        assert "no channel named 'email'" in failed[0].payload["error"]
+        clock.advance(timedelta(minutes=15))
+        eng.tick()
+        assert "referral.escalated" in [e.kind for e in desk.events(call_id)]

@@ -411,7 +411,11 @@ class Engine:
         self._gazetteers = dict(gazetteers or {})
         self._desks = {o.id: OrganisationDesk(self, o) for o in organisations}
         self.runner = Runner(
-            store, dict(channels or {}), on_timer=self._on_timer, on_sent=self._on_sent
+            store,
+            dict(channels or {}),
+            on_timer=self._on_timer,
+            on_sent=self._on_sent,
+            on_failed=self._on_failed,
         )
 
     @classmethod
@@ -523,6 +527,23 @@ class Engine:
         desk = self._desks.get(row.organisation_id)
         if desk is not None and row.call_id is not None:
             desk._on_sent(conn, row, now)
+
+    def _on_failed(self, conn: Connection, row: OutboxRow, now: datetime) -> None:
+        """A message failed for good (retries exhausted, or no such channel): it is recorded,
+        and a referral's acknowledgement timer still escalates it (5.3.2)."""
+        audit.append_event(
+            conn,
+            organisation_id=row.organisation_id,
+            call_id=row.call_id,
+            kind="message.failed",
+            payload={
+                "channel": row.channel,
+                "key": row.idempotency_key,
+                "recipient": row.message.recipient,
+                "error": row.last_error,
+            },
+            at=now,
+        )
 
 
 class OrganisationDesk:
