@@ -30,6 +30,7 @@ from oohcore.engine import (
     UnknownOrganisation,
 )
 from oohcore.outbox import OutboundMessage
+from oohcore.rota import OnCallOfficer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "engine"
 LONDON = ZoneInfo("Europe/London")
@@ -524,3 +525,64 @@ def test_a_message_with_no_channel_fails_visibly_and_escalation_still_runs(
         clock.advance(timedelta(minutes=15))
         eng.tick()
         assert "referral.escalated" in [e.kind for e in desk.events(call_id)]
+
+
+def test_a_lone_worker_alert_escalates_through_management_until_acknowledged(
+    engine: Engine, channels: dict[str, Recorder], clock: ManualClock
+) -> None:
+    desk = engine.organisation("org-a")
+    call = engine.offer(LONE)
+    desk.answer(call.id, handler="amy")
+    desk.capture(call.id, {"caller_name": "Tess", "address": "7 Mill Lane"})
+    desk.next_step(call.id)
+    desk.complete(call.id)
+    clock.advance(timedelta(minutes=66))
+    engine.tick()
+    assert [m.recipient for m in _sent(channels)] == ["07700 900005"]  # team manager
+    clock.advance(timedelta(minutes=15))
+    engine.tick()
+    assert [m.recipient for m in _sent(channels)][1:] == ["07700 900003"]  # then the director
+    desk.acknowledge(call.id, by="dina")
+    clock.advance(timedelta(hours=1))
+    engine.tick()
+    assert len(_sent(channels)) == 2
+    kinds = [e.kind for e in desk.events(call.id)]
+    assert kinds.count("lone_worker.alert") == 1 and kinds.count("referral.escalated") == 1
+
+
+class GapRota:
+    """A rota with nobody on repairs duty tonight (5.3.2: the referral cannot be made)."""
+
+    def on_call(self, organisation_id: str, role: str, at: datetime) -> OnCallOfficer | None:
+        people = {
+            "repairs-manager": OnCallOfficer("max", "Max Manager", phone="07700 900002"),
+            "duty-director": OnCallOfficer("dina", "Dina Director", phone="07700 900003"),
+        }
+        return people.get(role) if organisation_id == "org-a" else None
+
+
+def test_when_nobody_holds_the_role_the_first_held_stage_is_alerted(
+    tmp_path: Path, clock: ManualClock, channels: dict[str, Recorder]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'gap.sqlite'}"
+    with Engine.open(FIXTURES, url, clock=clock, channels=channels, rota=GapRota()) as eng:
+        call_id = _repair_call(eng, HEATING)
+        desk = eng.organisation("org-a")
+        step = desk.next_step(call_id)
+        assert step.contact is not None
+        assert (step.contact.name, step.contact.role) == ("Max Manager", "repairs-manager")
+        desk.complete(call_id)
+        eng.tick()
+        assert {m.recipient for m in channels["sms"].sent} == {"07700 900002", "07700900123"}
+        clock.advance(timedelta(minutes=15))
+        eng.tick()
+        assert "07700 900003" in {m.recipient for m in channels["sms"].sent}
+
+
+def test_only_referrals_and_lone_workers_can_be_acknowledged(engine: Engine) -> None:
+    call_id = _repair_call(engine, {**HEATING, "repair": "bins"})
+    desk = engine.organisation("org-a")
+    desk.next_step(call_id)
+    desk.complete(call_id)
+    with pytest.raises(InvalidTransition, match="cannot acknowledge"):
+        desk.acknowledge(call_id, by="someone")

@@ -335,7 +335,7 @@ def run_demo(
         shown = 0
         for line in fh:
             record = json.loads(line)
-            if ":referral:0:" in record.get("idempotency_key", "") and shown < 3:
+            if ":alert:0:" in record.get("idempotency_key", "") and shown < 3:
                 body = record["body"].replace("\n", " / ")
                 out.write(f"  [{record['channel']}] to {record['recipient']}: {body[:160]}\n")
                 shown += 1

@@ -49,7 +49,6 @@ from oohcore.rota import ROTA_FILE, OnCallOfficer, Rota, RotaFile
 from oohcore.rulesets.compiler import Organisation, ServiceOption, normalise_number
 from oohcore.rulesets.loader import load_organisations
 from oohcore.rulesets.models import (
-    EscalationStage,
     LoneWorker,
     OutOfScope,
     Question,
@@ -812,11 +811,19 @@ class OrganisationDesk:
             return self._view(row)
 
     def acknowledge(self, call_id: str, *, by: str, at: datetime | None = None) -> CallView:
-        """The on-call officer has the referral: escalation stops (5.3.2)."""
+        """The on-call officer has the referral — or a manager has a lone worker's alert
+        (5.2.3.6): escalation stops (5.3.2)."""
         now = self.engine._now(at)
         with self.engine.store.transaction() as conn:
             row = self._load(conn, call_id)
-            if row.state not in ("referred", "closed") or row.action_id is None:
+            action = (
+                self._option(row).actions.get(row.action_id or "") if row.service_option else None
+            )
+            if not isinstance(action, (Refer, LoneWorker)) or row.state not in (
+                "referred",
+                "lone_worker",
+                "closed",
+            ):
                 raise InvalidTransition(call_id, row.state, "acknowledge")
             cancelled = timers.cancel_timers(
                 conn, call_id=call_id, kind="referral.acknowledge", at=now
@@ -1081,7 +1088,8 @@ class OrganisationDesk:
         time_limit: timedelta | None = None
         info: str | None = None
         if isinstance(action, Refer):
-            officer, role = self._officer_for(action.rota_role, action.escalation, now)
+            officer, index = self._held(_chain(action, action_id), 0, now)
+            role = _chain(action, action_id)[index].role
             contact = (
                 _officer_contact(officer, role)
                 if officer
@@ -1114,17 +1122,6 @@ class OrganisationDesk:
             information=info,
         )
 
-    def _officer_for(
-        self, role: str, stages: Sequence[EscalationStage], now: datetime
-    ) -> tuple[OnCallOfficer | None, str]:
-        """The on-call officer for ``role``; if nobody holds it, the first escalation stage
-        whose role is held (5.3.2: the referral cannot be made → escalate)."""
-        for candidate in (role, *(s.rota_role for s in stages)):
-            officer = self.engine.rota.on_call(self.id, candidate, now)
-            if officer is not None:
-                return officer, candidate
-        return None, role
-
     def _start_referral(
         self,
         conn: Connection,
@@ -1134,9 +1131,9 @@ class OrganisationDesk:
         values: Mapping[str, Any],
         now: datetime,
     ) -> dict[str, Any]:
-        """Messages to the on-call officer, the referral deadline (6.4b) and the first
-        acknowledgement timer (5.3.2)."""
-        sent = self._refer_stage(conn, row, option, action, values, now, stage=0)
+        """Alert the on-call officer (stage 0 of the chain) and set the referral deadline
+        (6.4b); the alert sets the first acknowledgement timer (5.3.2)."""
+        sent = self._alert(conn, row, option, action, values, now, stage=0)
         limit = action.time_limit or self.organisation.referral_time_limit
         timers.set_timer(
             conn,
@@ -1147,18 +1144,9 @@ class OrganisationDesk:
             key=f"{row.id}:referral:deadline",
             payload={"action": row.action_id, "limit": format_duration(limit)},
         )
-        timers.set_timer(
-            conn,
-            organisation_id=self.id,
-            call_id=row.id,
-            kind="referral.acknowledge",
-            due_at=now + action.acknowledge_within,
-            key=f"{row.id}:referral:ack:0",
-            payload={"action": row.action_id, "stage": 0},
-        )
-        return {"stage": 0, "deadline": (now + limit).isoformat(), **sent}
+        return {"deadline": (now + limit).isoformat(), **sent}
 
-    def _refer_stage(
+    def _alert(
         self,
         conn: Connection,
         row: _Row,
@@ -1169,73 +1157,99 @@ class OrganisationDesk:
         *,
         stage: int,
     ) -> dict[str, Any]:
-        """Send stage ``stage`` of a referral (0: the action's own role; n: escalation stage n)."""
-        if stage == 0 and isinstance(action, Refer):
-            role, channel_list, say_path = action.rota_role, action.channels, None
-            officer, role = self._officer_for(role, action.escalation, now)
-        else:
-            s = (
-                action.escalation[stage - 1]
-                if isinstance(action, Refer)
-                else action.escalation[stage]
+        """Alert stage ``stage`` of the action's escalation chain and set the timer that moves
+        to the next stage if nobody acknowledges within this stage's wait (5.3.2, 6.4e).
+
+        The chain of a referral is its own rota role, then its escalation stages; a lone
+        worker's is its escalation stages (5.2.3.6). If nobody holds a stage's role, the first
+        later stage whose role is held is alerted instead ("a required referral cannot be
+        made"). Past the last stage the final officer is alerted again at every wait, until
+        someone acknowledges (audit item 9: an exhausted escalation ends at a named person).
+        """
+        chain = _chain(action, row.action_id or "")
+        index = min(stage, len(chain) - 1)
+        repeat = stage >= len(chain)
+        officer, index = self._held(chain, index, now)
+        current = chain[index]
+        if not repeat:
+            stage = index  # a stage skipped for want of anyone on call counts as passed
+        if officer is not None:
+            sms_tpl = option.template("actions", row.action_id or "", "message", "sms")
+            subject_tpl = option.template("actions", row.action_id or "", "message", "subject")
+            body_tpl = option.template("actions", row.action_id or "", "message", "body")
+            extra = option.template(*current.say) if current.say else None
+            summary = _summary(values)
+            subject = (
+                subject_tpl.render(values) if subject_tpl else f"{option.name}: {row.reference}"
             )
-            role, channel_list = s.rota_role, s.channels
-            officer = self.engine.rota.on_call(self.id, role, now)
-            idx = stage - 1 if isinstance(action, Refer) else stage
-            say_path = ("actions", row.action_id or "", "escalation", idx, "say")
-        if officer is None:
+            if repeat:
+                subject = f"UNACKNOWLEDGED {subject}"
+            for channel in current.channels:
+                address = officer.address(channel)
+                if address is None and channel not in ("feed", "crm"):
+                    audit.append_event(
+                        conn,
+                        organisation_id=self.id,
+                        call_id=row.id,
+                        kind="referral.no_address",
+                        payload={"officer": officer.id, "channel": channel},
+                        at=now,
+                    )
+                    continue
+                template = sms_tpl if channel == "sms" else body_tpl
+                body = template.render(values) if template else summary
+                if extra is not None:
+                    body = f"{extra.render(values)}\n{body}"
+                self._enqueue(
+                    conn,
+                    row,
+                    channel,
+                    address or self.id,
+                    body,
+                    f"{row.id}:alert:{stage}:{channel}",
+                    now,
+                    subject=subject,
+                    meta={
+                        "officer": officer.id,
+                        "role": current.role,
+                        "stage": stage,
+                        "reference": row.reference,
+                    },
+                )
+        else:
             audit.append_event(
                 conn,
                 organisation_id=self.id,
                 call_id=row.id,
                 kind="referral.no_officer",
-                payload={"role": role, "stage": stage},
+                payload={"role": current.role, "stage": stage},
                 at=now,
             )
-            return {"officer": None, "role": role}
-        sms_tpl = option.template("actions", row.action_id or "", "message", "sms")
-        subject_tpl = option.template("actions", row.action_id or "", "message", "subject")
-        body_tpl = option.template("actions", row.action_id or "", "message", "body")
-        extra = option.template(*say_path) if say_path else None
-        summary = _summary(values)
-        for channel in channel_list:
-            address = officer.address(channel.value)
-            if address is None and channel.value not in ("feed", "crm"):
-                audit.append_event(
-                    conn,
-                    organisation_id=self.id,
-                    call_id=row.id,
-                    kind="referral.no_address",
-                    payload={"officer": officer.id, "channel": channel.value},
-                    at=now,
-                )
-                continue
-            if channel.value == "sms":
-                body = sms_tpl.render(values) if sms_tpl else summary
-            else:
-                body = body_tpl.render(values) if body_tpl else summary
-            if extra is not None:
-                body = f"{extra.render(values)}\n{body}"
-            subject = (
-                subject_tpl.render(values) if subject_tpl else f"{option.name}: {row.reference}"
-            )
-            self._enqueue(
-                conn,
-                row,
-                channel.value,
-                address or self.id,
-                body,
-                f"{row.id}:referral:{stage}:{channel.value}",
-                now,
-                subject=subject,
-                meta={
-                    "officer": officer.id,
-                    "role": role,
-                    "stage": stage,
-                    "reference": row.reference,
-                },
-            )
-        return {"officer": officer.id, "role": role}
+        timers.set_timer(
+            conn,
+            organisation_id=self.id,
+            call_id=row.id,
+            kind="referral.acknowledge",
+            due_at=now + current.wait,
+            key=f"{row.id}:ack:{stage}",
+            payload={"action": row.action_id, "stage": stage},
+        )
+        return {
+            "stage": stage,
+            "role": current.role,
+            "officer": officer.id if officer else None,
+            "repeat": repeat,
+        }
+
+    def _held(
+        self, chain: Sequence[_Stage], index: int, now: datetime
+    ) -> tuple[OnCallOfficer | None, int]:
+        """The first stage from ``index`` on whose rota role someone holds now."""
+        for i in range(index, len(chain)):
+            officer = self.engine.rota.on_call(self.id, chain[i].role, now)
+            if officer is not None:
+                return officer, i
+        return None, index
 
     def _out_of_scope_message(
         self,
@@ -1299,7 +1313,7 @@ class OrganisationDesk:
             dispatched = any(
                 m.sent_at is not None and m.sent_at <= now
                 for m in outbox.messages_for_call(conn, row.id)
-                if ":referral:" in m.idempotency_key
+                if ":alert:" in m.idempotency_key
             )
             if not dispatched:
                 audit.append_event(
@@ -1311,33 +1325,22 @@ class OrganisationDesk:
                     at=now,
                 )
             return
-        if timer.kind == "referral.acknowledge" and isinstance(action, Refer):
+        # an acknowledgement cancels these timers; one that fires found nobody had it yet
+        if (
+            timer.kind == "referral.acknowledge"
+            and isinstance(action, (Refer, LoneWorker))
+            and row.state in ("referred", "lone_worker", "closed")
+        ):
             stage = int(timer.payload.get("stage", 0)) + 1
-            last = len(action.escalation)
             values = self._values(row, option, duplicate=row.duplicate_of is not None)
-            # after the last stage, keep alerting the final officer until someone acknowledges
-            send = min(stage, last)
+            sent = self._alert(conn, row, option, action, values, now, stage=stage)
             audit.append_event(
                 conn,
                 organisation_id=self.id,
                 call_id=row.id,
                 kind="referral.escalated",
-                payload={"stage": send, "repeat": stage > last},
+                payload=sent,
                 at=now,
-            )
-            if stage <= last:
-                self._refer_stage(conn, row, option, action, values, now, stage=send)
-            else:
-                self._repeat_final(conn, row, option, action, values, now, stage)
-            wait = action.escalation[send - 1].wait
-            timers.set_timer(
-                conn,
-                organisation_id=self.id,
-                call_id=row.id,
-                kind="referral.acknowledge",
-                due_at=now + wait,
-                key=f"{row.id}:referral:ack:{stage}",
-                payload={"action": row.action_id, "stage": stage},
             )
             return
         if (
@@ -1346,43 +1349,15 @@ class OrganisationDesk:
             and row.state == "lone_worker"
         ):
             values = self._values(row, option, duplicate=False)
+            sent = self._alert(conn, row, option, action, values, now, stage=0)
             audit.append_event(
                 conn,
                 organisation_id=self.id,
                 call_id=row.id,
                 kind="lone_worker.alert",
-                payload={"stage": 0},
+                payload=sent,
                 at=now,
             )
-            self._refer_stage(conn, row, option, action, values, now, stage=0)
-
-    def _repeat_final(
-        self,
-        conn: Connection,
-        row: _Row,
-        option: ServiceOption,
-        action: Refer,
-        values: Mapping[str, Any],
-        now: datetime,
-        attempt: int,
-    ) -> None:
-        final = action.escalation[-1]
-        officer = self.engine.rota.on_call(self.id, final.rota_role, now)
-        if officer is None:
-            return
-        for channel in final.channels:
-            address = officer.address(channel.value)
-            if address:
-                self._enqueue(
-                    conn,
-                    row,
-                    channel.value,
-                    address,
-                    _summary(values),
-                    f"{row.id}:referral:repeat{attempt}:{channel.value}",
-                    now,
-                    subject=f"UNACKNOWLEDGED {option.name}: {row.reference}",
-                )
 
     def _on_sent(self, conn: Connection, message: OutboxRow, now: datetime) -> None:
         audit.append_event(
@@ -1445,6 +1420,28 @@ class OrganisationDesk:
             duplicate_of=row.duplicate_of,
             ivr_prompt=prompt,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Stage:
+    role: str
+    channels: tuple[str, ...]
+    wait: timedelta  # to acknowledge before the next stage
+    say: tuple[str | int, ...] | None  # the template of this stage's extra line, if any
+
+
+def _chain(action: Refer | LoneWorker, action_id: str) -> list[_Stage]:
+    """The escalation chain: a referral's own role first, then its escalation stages."""
+    chain: list[_Stage] = []
+    if isinstance(action, Refer):
+        channels = tuple(c.value for c in action.channels)
+        chain.append(_Stage(action.rota_role, channels, action.acknowledge_within, None))
+    for i, stage in enumerate(action.escalation):
+        say = ("actions", action_id, "escalation", i, "say") if stage.say else None
+        chain.append(
+            _Stage(stage.rota_role, tuple(c.value for c in stage.channels), stage.wait, say)
+        )
+    return chain
 
 
 def _officer_contact(officer: OnCallOfficer, role: str) -> Contact:
