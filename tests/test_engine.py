@@ -462,6 +462,10 @@ def test_the_gazetteer_gives_the_uprn_and_flags_addresses_outside_the_area(engin
     call_id = _repair_call(engine, HEATING)
     assert desk.get(call_id).answers["uprn"] == 100000000001
     assert desk.get(call_id).answers["outside_area"] is False
+    desk.next_step(call_id)
+    desk.complete(call_id)
+    referral = [m for m in desk.messages(call_id) if ":alert:" in m.idempotency_key]
+    assert referral and all(m.message.meta["uprn"] == 100000000001 for m in referral)  # 7.11
     other = _repair_call(engine, {**HEATING, "postcode": "SW1A 1AA"})
     assert desk.get(other).answers["outside_area"] is True
 

@@ -1214,6 +1214,9 @@ class OrganisationDesk:
                         "role": current.role,
                         "stage": stage,
                         "reference": row.reference,
+                        # 7.11: the property identifier goes with every referral
+                        "uprn": row.answers.get("uprn"),
+                        "outside_area": row.answers.get("outside_area"),
                     },
                 )
         else:
@@ -1450,9 +1453,12 @@ def _officer_contact(officer: OnCallOfficer, role: str) -> Contact:
 
 def _summary(values: Mapping[str, Any]) -> str:
     """The default referral text, in the priority order of 5.2.5 (short enough for SMS)."""
+    uprn = values.get("uprn")
     parts = [
         values.get("caller_name"),
-        values.get("address"),
+        f"{values.get('address')} (UPRN {uprn})"
+        if uprn and values.get("address")
+        else values.get("address"),
         values.get("phone") or values.get("contact_phone") or values.get("caller_number"),
         values.get("details") or values.get("description") or values.get("service_option"),
         f"Ref {values.get('reference')}",

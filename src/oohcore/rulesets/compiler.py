@@ -79,6 +79,7 @@ BUILTIN_PLACEHOLDERS = frozenset(
         "time_limit",
         "variant",
         "handler",
+        "uprn",  # from the gazetteer when the address matched (7.11); "not given" otherwise
     }
 )
 
