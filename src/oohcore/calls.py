@@ -39,7 +39,6 @@ ACTION_STATES: Mapping[str, str] = MappingProxyType(
 )
 BEFORE_ACTION = ("ivr", "offered", "answered", "capturing", "decided")
 STATES = (*BEFORE_ACTION, *ACTION_STATES.values(), "closed", "abandoned")
-OPEN_STATES = frozenset(STATES) - {"closed", "abandoned"}
 WAITING_CONDITION = "state IN ('offered', 'ivr')"  # calls waiting to be answered (7.1.5)
 
 _TRANSITIONS: list[dict[str, object]] = [
