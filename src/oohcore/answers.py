@@ -1,0 +1,82 @@
+"""Checking a caller's answers against the script's questions (5.3.3, 7.4.1, 7.11).
+
+Each answer is turned into the one form the decision, templates and reports rely on: numbers
+within the question's bounds, yes/no as booleans, choices among the question's options, UK
+telephone numbers as digits, postcodes normalised (``SW1A 1AA``), dates ISO, times ``HH:MM``,
+text within its length and pattern.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+from oohcore.addresses import InvalidPostcode, normalise_postcode
+from oohcore.rulesets.models import Question, QuestionType
+
+_PHONE_RE = re.compile(r"^\+?[0-9]{6,15}$")
+_TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def clean_answer(q: Question, value: Any) -> Any:
+    """The stored form of one answer to ``q``, or :class:`ValueError` with a message for the
+    call handler."""
+    t = q.type
+    if t is QuestionType.number:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError("expected a number")
+        try:
+            number = float(value) if isinstance(value, str) else value
+        except ValueError:
+            raise ValueError(f"{value!r} is not a number") from None
+        if q.min is not None and number < q.min:
+            raise ValueError(f"{number} is below the minimum {q.min:g}")
+        if q.max is not None and number > q.max:
+            raise ValueError(f"{number} is above the maximum {q.max:g}")
+        return number
+    if t is QuestionType.yes_no:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("yes", "y", "no", "n"):
+            return value.strip().lower().startswith("y")
+        raise ValueError("expected yes or no")
+    if t is QuestionType.choice:
+        if not isinstance(value, str) or value not in (q.options or {}):
+            raise ValueError(f"{value!r} is not one of: {', '.join(q.options or {})}")
+        return value
+    if t is QuestionType.choices:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple, set, frozenset)):
+            raise ValueError("expected a list of choices")
+        bad = [v for v in items if v not in (q.options or {})]
+        if bad:
+            raise ValueError(f"{', '.join(map(str, bad))} not among: {', '.join(q.options or {})}")
+        return sorted(set(items))
+    if not isinstance(value, str):
+        raise ValueError("expected text")
+    text = value.strip()
+    if t is QuestionType.phone:
+        digits = re.sub(r"[\s()-]", "", text)
+        if not _PHONE_RE.match(digits):
+            raise ValueError(f"{value!r} is not a telephone number")
+        return digits
+    if t is QuestionType.postcode:
+        try:
+            return normalise_postcode(text)
+        except InvalidPostcode as exc:
+            raise ValueError(str(exc)) from None
+    if t is QuestionType.date:
+        try:
+            return date.fromisoformat(text).isoformat()
+        except ValueError:
+            raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+    if t is QuestionType.time:
+        if not _TIME_RE.match(text):
+            raise ValueError(f"{value!r} is not a time (HH:MM)")
+        return text
+    if q.max_length is not None and len(text) > q.max_length:
+        raise ValueError(f"longer than {q.max_length} characters")
+    if q.pattern is not None and not re.fullmatch(q.pattern, text):
+        raise ValueError("does not have the expected form")
+    return text
