@@ -590,3 +590,27 @@ def test_only_referrals_and_lone_workers_can_be_acknowledged(engine: Engine) -> 
     desk.complete(call_id)
     with pytest.raises(InvalidTransition, match="cannot acknowledge"):
         desk.acknowledge(call_id, by="someone")
+
+
+def test_live_service_refuses_versions_that_are_not_signed_off(tmp_path: Path) -> None:
+    """5.3.1: a script is not operational until the organisation has signed it off."""
+    import shutil
+
+    from oohcore.engine import NotSignedOff
+    from oohcore.rulesets.loader import load_organisation
+
+    org = tmp_path / "org-b"
+    shutil.copytree(FIXTURES / "org-b", org)
+    url = f"sqlite:///{tmp_path / 'live.sqlite'}"
+    with pytest.raises(NotSignedOff, match="org-b/repairs"):
+        Engine.open(org, url, require_sign_off=True)
+    version = load_organisation(org).service_options["repairs"].version
+    option = org / "options" / "repairs.yaml"
+    option.write_text(
+        option.read_text() + f"sign_off:\n  by: J. Smith\n  on: 2026-11-20\n  version: {version}\n"
+    )
+    with Engine.open(org, url, require_sign_off=True) as live:
+        assert live.offer("0200 000 0001").service_option == "repairs"
+    option.write_text(option.read_text().replace("name: Repairs", "name: Repairs (changed)"))
+    with pytest.raises(NotSignedOff):
+        Engine.open(org, url, require_sign_off=True)  # any later edit needs a new sign-off

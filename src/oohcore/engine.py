@@ -96,6 +96,10 @@ class InvalidTransition(EngineError):
         self.step = step
 
 
+class NotSignedOff(EngineError):
+    """Live service was asked for, but some service option versions are not signed off."""
+
+
 class InvalidChoice(EngineError):
     """The IVR key is not one of the menu's choices (7.1.4)."""
 
@@ -355,16 +359,34 @@ class Engine:
         channels: Mapping[str, Channel] | None = None,
         rota: Rota | None = None,
         catalogue: str | Path | None = None,
+        require_sign_off: bool = False,
     ) -> Engine:
         """Load the organisations (a folder of them, or already loaded ones) and open the store.
 
         Each organisation folder may hold a ``rota.yaml`` (:mod:`oohcore.rota`) and a
         ``gazetteer.csv`` (:mod:`oohcore.addresses`), which are loaded too.
+
+        ``require_sign_off``: serve only service options whose exact version has been signed
+        off by the organisation (5.3.1: scripts are not made operational until signed off).
+        Set it for live service; it is off by default for development, tests and demos.
         """
         if isinstance(rulesets, (str, Path)):
             organisations = load_organisations(rulesets, catalogue=catalogue)
         else:
             organisations = list(rulesets)
+        if require_sign_off:
+            unsigned = [
+                f"{org.id}/{option.id} ({option.version})"
+                for org in organisations
+                for option in org.service_options.values()
+                if not option.signed_off
+            ]
+            if unsigned:
+                raise NotSignedOff(
+                    "these service options have no sign-off of their current version (5.3.1); "
+                    "record it under sign_off: in each file (oohcore versions prints the "
+                    "versions): " + ", ".join(unsigned)
+                )
         gazetteers: dict[str, Gazetteer] = {}
         rota_file = RotaFile()
         for org in organisations:
