@@ -21,11 +21,13 @@ from oohcore.channels import DeliveryResult
 from oohcore.clock import ManualClock
 from oohcore.engine import (
     CallNotFound,
+    CallView,
     Engine,
     InvalidAnswers,
     InvalidChoice,
     InvalidTransition,
     MissingEssentialFields,
+    OrganisationDesk,
     UnknownNumber,
     UnknownOrganisation,
 )
@@ -96,6 +98,17 @@ HEATING = {
     "vulnerable": True,
     "outside_temp": 3,
 }
+
+
+def _start_visit(engine: Engine) -> tuple[OrganisationDesk, CallView]:
+    """A lone worker rings in before going on site (5.2.3.6); the visit is being watched."""
+    desk = engine.organisation("org-a")
+    call = engine.offer(LONE)
+    desk.answer(call.id, handler="amy")
+    desk.capture(call.id, {"caller_name": "Tess", "address": "7 Mill Lane"})
+    assert desk.next_step(call.id).kind == "lone_worker"
+    assert desk.complete(call.id).state == "lone_worker"
+    return desk, call
 
 
 # -- routing and hours (7.1.2–7.1.5, 2.1.5, 5.4.3) ------------------------------------------------
@@ -307,12 +320,7 @@ def test_out_of_scope_forwards_to_the_daytime_service(
 def test_lone_worker_checked_out_in_time_raises_no_alert(
     engine: Engine, channels: dict[str, Recorder], clock: ManualClock
 ) -> None:
-    desk = engine.organisation("org-a")
-    call = engine.offer(LONE)
-    desk.answer(call.id, handler="amy")
-    desk.capture(call.id, {"caller_name": "Tess", "address": "7 Mill Lane"})
-    assert desk.next_step(call.id).kind == "lone_worker"
-    assert desk.complete(call.id).state == "lone_worker"
+    desk, call = _start_visit(engine)
     clock.advance(timedelta(minutes=50))
     assert desk.check_out(call.id).state == "closed"
     clock.advance(timedelta(hours=2))
@@ -324,12 +332,7 @@ def test_lone_worker_checked_out_in_time_raises_no_alert(
 def test_lone_worker_overdue_alerts_management(
     engine: Engine, channels: dict[str, Recorder], clock: ManualClock
 ) -> None:
-    desk = engine.organisation("org-a")
-    call = engine.offer(LONE)
-    desk.answer(call.id, handler="amy")
-    desk.capture(call.id, {"caller_name": "Tess", "address": "7 Mill Lane"})
-    desk.next_step(call.id)
-    desk.complete(call.id)
+    _start_visit(engine)
     clock.advance(timedelta(minutes=64))
     engine.tick()
     assert _sent(channels) == []  # visit 60m + grace 5m not yet over
@@ -534,12 +537,7 @@ def test_a_message_with_no_channel_fails_visibly_and_escalation_still_runs(
 def test_a_lone_worker_alert_escalates_through_management_until_acknowledged(
     engine: Engine, channels: dict[str, Recorder], clock: ManualClock
 ) -> None:
-    desk = engine.organisation("org-a")
-    call = engine.offer(LONE)
-    desk.answer(call.id, handler="amy")
-    desk.capture(call.id, {"caller_name": "Tess", "address": "7 Mill Lane"})
-    desk.next_step(call.id)
-    desk.complete(call.id)
+    desk, call = _start_visit(engine)
     clock.advance(timedelta(minutes=66))
     engine.tick()
     assert [m.recipient for m in _sent(channels)] == ["07700 900005"]  # team manager
