@@ -661,15 +661,13 @@ class OrganisationDesk:
             row = self._load(conn, call_id)
             dest = self._step(row, "decide")
             option = self._option(row)
+            duplicate = self._duplicate(conn, row, option)
+            values = self._values(row, option, duplicate=duplicate is not None)
             # essential when asked: a question whose ask_if does not hold is not asked (5.3.3)
-            asked = {
-                q.field for q in option.questions_to_ask(self._values(row, option, duplicate=False))
-            }
+            asked = {q.field for q in option.questions_to_ask(values)}
             missing = [f for f in sorted(option.essential_fields & asked) if f not in row.answers]
             if missing:
                 raise MissingEssentialFields(call_id, missing)
-            duplicate = self._duplicate(conn, row, option)
-            values = self._values(row, option, duplicate=duplicate is not None)
             outcome = option.decide(values)
             row = self._update(
                 conn,
