@@ -612,3 +612,18 @@ def test_live_service_refuses_versions_that_are_not_signed_off(tmp_path: Path) -
     option.write_text(option.read_text().replace("name: Repairs", "name: Repairs (changed)"))
     with pytest.raises(NotSignedOff):
         Engine.open(org, url, require_sign_off=True)  # any later edit needs a new sign-off
+
+
+def test_the_script_shows_the_questions_that_apply_and_what_is_still_missing(
+    engine: Engine,
+) -> None:
+    desk = engine.organisation("org-a")
+    call_id = _repair_call(engine, {"caller_name": "Ann"})
+    script = desk.script(call_id)
+    fields = [q.field for q in script.questions]
+    assert "outside_temp" not in fields  # asked only when repair is no_heating (ask_if)
+    assert script.unanswered_essential == ("address", "repair")
+    desk.capture(call_id, {"repair": "no_heating"})
+    script = desk.script(call_id)
+    assert "outside_temp" in [q.field for q in script.questions]
+    assert script.unanswered_essential == ("address", "outside_temp")

@@ -51,6 +51,7 @@ from oohcore.rulesets.loader import load_organisations
 from oohcore.rulesets.models import (
     LoneWorker,
     OutOfScope,
+    Question,
     Refer,
     Resolve,
     Signpost,
@@ -156,6 +157,19 @@ class CallView:
     handler: str | None
     duplicate_of: str | None
     ivr_prompt: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptView:
+    """What the call handler works through now (5.3, 13.5.1b–d): the opening, the questions
+    that apply to this call so far (``ask_if`` worked out on its answers), and which of the
+    essential ones are still unanswered (5.3.3)."""
+
+    call: CallView
+    opening: str | None
+    questions: tuple[Question, ...]
+    unanswered_essential: tuple[str, ...]
+    data_protection: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -530,6 +544,24 @@ class OrganisationDesk:
         with self.engine.store.read() as conn:
             self._load(conn, call_id)
             return outbox.messages_for_call(conn, call_id)
+
+    def script(self, call_id: str) -> ScriptView:
+        """The script for this call as it stands: the questions to ask, given the answers so
+        far, and the essential ones still missing."""
+        with self.engine.store.read() as conn:
+            row = self._load(conn, call_id)
+        option = self._option(row)
+        values = self._values(row, option, duplicate=row.duplicate_of is not None)
+        questions = tuple(option.questions_to_ask(values))
+        missing = tuple(q.field for q in questions if q.essential and q.field not in row.answers)
+        script = option.definition.script
+        return ScriptView(
+            call=self._view(row),
+            opening=script.opening,
+            questions=questions,
+            unanswered_essential=missing,
+            data_protection=script.data_protection,
+        )
 
     def waiting(self) -> list[CallView]:
         """Calls waiting to be answered, in the order to answer them: the organisation's
