@@ -61,3 +61,15 @@ def test_a_missing_store_is_an_error_not_an_empty_success(
     assert main(["audit", "verify", "--store", missing]) == 1
     assert "no store" in capsys.readouterr().err
     assert not (tmp_path / "nothing-here.sqlite").exists()
+
+
+def test_the_package_exports_its_small_public_surface() -> None:
+    import oohcore
+    from oohcore.engine import Engine as EngineFromModule
+    from oohcore.errors import RulesetError
+
+    assert oohcore.Engine is EngineFromModule
+    assert oohcore.RulesetError is RulesetError
+    assert set(oohcore.__all__) >= {"Engine", "load_organisation", "validate", "RulesetError"}
+    with pytest.raises(AttributeError):
+        _ = oohcore.not_a_thing  # type: ignore[attr-defined]
