@@ -481,6 +481,57 @@ def run(n: int, rounds: int, peers: list[Peer]) -> dict[str, Any]:
     return result
 
 
+FLOOR_SCHEMA = """
+CREATE TABLE calls (id INTEGER PRIMARY KEY, reference TEXT UNIQUE, state TEXT, version INTEGER);
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY, seq INTEGER UNIQUE, call_id INTEGER, kind TEXT, hash TEXT
+);
+CREATE INDEX ix_events_call ON events (call_id);
+CREATE TABLE head (id INTEGER PRIMARY KEY, seq INTEGER, hash TEXT);
+INSERT INTO head VALUES (1, 0, '');
+"""
+
+
+def sqlite_floor(n: int, workdir: Path) -> float:
+    """Lifecycles per second of the least any design can do that persists each of the six host
+    steps durably with an audit event: per step one transaction that writes the call's row, one
+    event (with its sequence and call indexes) and the chain head — plain sqlite3, no Python
+    beyond the loop, the same WAL and synchronous=NORMAL. No message, timer or search index."""
+    db = sqlite3.connect(workdir / "floor.sqlite", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(FLOOR_SCHEMA)
+    steps = ("offered", "answered", "captured", "decided", "referred", "closed")
+    seq = 0
+
+    def lifecycle(i: int) -> None:
+        nonlocal seq
+        for step in steps:
+            seq += 1
+            db.execute("BEGIN IMMEDIATE")
+            if step == "offered":
+                db.execute("INSERT INTO calls VALUES (?, ?, ?, 1)", (i, f"R{i}", step))
+            else:
+                db.execute(
+                    "UPDATE calls SET state = ?, version = version + 1 WHERE id = ?", (step, i)
+                )
+            db.execute(
+                "INSERT INTO events (seq, call_id, kind, hash) VALUES (?, ?, ?, ?)",
+                (seq, i, step, f"{seq:064x}"),
+            )
+            db.execute("UPDATE head SET seq = ?, hash = ? WHERE id = 1", (seq, f"{seq:064x}"))
+            db.execute("COMMIT")
+
+    for i in range(WARM_UP):
+        lifecycle(i)
+    start = time.perf_counter()
+    for i in range(WARM_UP, WARM_UP + n):
+        lifecycle(i)
+    elapsed = time.perf_counter() - start
+    db.close()
+    return n / elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=3000, help="lifecycles to time, per peer")
@@ -504,6 +555,10 @@ def main() -> None:
         result = run(args.n, args.rounds, peers)
         if args.only != "oohcore":
             result["spiffworkflow_reload"] = args.spiff_reload
+        if args.only is None:
+            # what this machine's disk allows at all for six durable, audited steps (see
+            # sqlite_floor): a target above it is out of reach for any such design here
+            result["sqlite_floor_lifecycles_per_s"] = round(sqlite_floor(args.n, workdir))
         print(json.dumps(result))
 
 
