@@ -73,3 +73,19 @@ def test_the_package_exports_its_small_public_surface() -> None:
     assert set(oohcore.__all__) >= {"Engine", "load_organisation", "validate", "RulesetError"}
     with pytest.raises(AttributeError):
         _ = oohcore.not_a_thing  # type: ignore[attr-defined]
+
+
+def test_validate_reports_paths_relative_to_where_it_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    org = tmp_path / "borough"
+    shutil.copytree(FIXTURES / "org-b", org)
+    option = org / "options" / "repairs.yaml"
+    option.write_text(option.read_text().replace("rota_role: duty\n", "rota_role: dutty\n", 1))
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "borough"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("borough/options/repairs.yaml:")
+    assert "unknown rota role 'dutty'" in out

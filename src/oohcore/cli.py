@@ -13,15 +13,16 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from oohcore.errors import OohcoreError, RulesetError
+from oohcore.errors import OohcoreError, Problem, RulesetError
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from oohcore.rulesets.loader import validate
 
-    problems = validate(args.paths, catalogue=args.catalogue)
+    problems = [_shown(p) for p in validate(args.paths, catalogue=args.catalogue)]
     errors = [p for p in problems if p.severity == "error"]
     if args.json:
         print(
@@ -34,6 +35,18 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             warned = f" ({len(problems)} warning(s))" if problems else ""
             print(f"valid: {', '.join(str(p) for p in args.paths)}{warned}", file=sys.stderr)
     return 1 if errors else 0
+
+
+def _shown(problem: Problem) -> Problem:
+    """The problem with its path relative to the current folder when it is inside it, as the
+    user typed it (editors and terminals open ``path:line:col`` either way)."""
+    path = Path(problem.path)
+    if path.is_absolute():
+        try:
+            return replace(problem, path=str(path.relative_to(Path.cwd())))
+        except ValueError:
+            return problem
+    return problem
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
