@@ -326,6 +326,11 @@ def run_demo(
     out.write(
         "  events by kind: " + ", ".join(f"{k} {n}" for k, n in sorted(events.items())) + "\n"
     )
+    out.write(
+        "  (a referral nobody acknowledges in time moves to its next escalation stage; after the\n"
+        "   last, the final on-call officer is alerted again at every wait until someone has it,\n"
+        "   so the few referrals the simulation leaves unacknowledged are re-alerted all night)\n"
+    )
     out.write(f"  audit chain: {'verified' if report.ok else report}\n")
     out.write(
         f"  messages written to {workdir / 'messages.jsonl'}; store {workdir / 'oohcore.sqlite'}\n"
