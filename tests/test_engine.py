@@ -100,6 +100,15 @@ HEATING = {
 }
 
 
+def _referred(engine: Engine) -> tuple[OrganisationDesk, str]:
+    """A heating call referred to the on-call officer (5.2.3.3): messages queued, timers set."""
+    call_id = _repair_call(engine, HEATING)
+    desk = engine.organisation("org-a")
+    assert desk.next_step(call_id).kind == "refer"
+    assert desk.complete(call_id).state == "referred"
+    return desk, call_id
+
+
 def _start_visit(engine: Engine) -> tuple[OrganisationDesk, CallView]:
     """A lone worker rings in before going on site (5.2.3.6); the visit is being watched."""
     desk = engine.organisation("org-a")
@@ -210,10 +219,7 @@ def test_refer_sends_to_the_on_call_officer_and_sets_timers(
 def test_unacknowledged_referral_escalates_stage_by_stage(
     engine: Engine, channels: dict[str, Recorder], clock: ManualClock
 ) -> None:
-    call_id = _repair_call(engine, HEATING)
-    desk = engine.organisation("org-a")
-    desk.next_step(call_id)
-    desk.complete(call_id)
+    desk, call_id = _referred(engine)
     engine.tick()
     before = len(_sent(channels))
     clock.advance(timedelta(minutes=15))
@@ -236,10 +242,7 @@ def test_unacknowledged_referral_escalates_stage_by_stage(
 def test_an_exhausted_escalation_keeps_alerting_the_final_officer(
     engine: Engine, channels: dict[str, Recorder], clock: ManualClock
 ) -> None:
-    call_id = _repair_call(engine, HEATING)
-    desk = engine.organisation("org-a")
-    desk.next_step(call_id)
-    desk.complete(call_id)
+    _referred(engine)
     for _ in range(4):
         clock.advance(timedelta(minutes=15))
         engine.tick()
@@ -250,10 +253,7 @@ def test_an_exhausted_escalation_keeps_alerting_the_final_officer(
 def test_a_missed_referral_deadline_is_recorded(
     engine: Engine, channels: dict[str, Recorder], clock: ManualClock
 ) -> None:
-    call_id = _repair_call(engine, HEATING)
-    desk = engine.organisation("org-a")
-    desk.next_step(call_id)
-    desk.complete(call_id)
+    desk, call_id = _referred(engine)
     # no runner ran for 11 minutes: the messages went out late (11.7.3g exception)
     clock.advance(timedelta(minutes=11))
     engine.tick()
@@ -263,10 +263,7 @@ def test_a_missed_referral_deadline_is_recorded(
 def test_the_referral_deadline_is_met_when_dispatched_in_time(
     engine: Engine, clock: ManualClock
 ) -> None:
-    call_id = _repair_call(engine, HEATING)
-    desk = engine.organisation("org-a")
-    desk.next_step(call_id)
-    desk.complete(call_id)
+    desk, call_id = _referred(engine)
     engine.tick()
     clock.advance(timedelta(minutes=11))
     engine.tick()
@@ -484,10 +481,7 @@ def test_the_rota_cover_applies_at_christmas(engine: Engine) -> None:
 
 
 def test_the_hash_chain_verifies_and_detects_tampering(engine: Engine) -> None:
-    call_id = _repair_call(engine, HEATING)
-    desk = engine.organisation("org-a")
-    desk.next_step(call_id)
-    desk.complete(call_id)
+    desk, call_id = _referred(engine)
     engine.tick()
     desk.close(call_id)
     assert audit.verify(engine.store).ok

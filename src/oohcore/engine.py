@@ -63,7 +63,6 @@ from oohcore.store import Prepared, Store, to_json
 from oohcore.timers import TimerRow
 
 GAZETTEER_FILE = "gazetteer.csv"
-DUPLICATE_WINDOW = timedelta(hours=24)
 
 # ---------------------------------------------------------------------------------------------
 # Errors
@@ -1046,7 +1045,6 @@ class OrganisationDesk:
             postcode=a.get("postcode"),
             service_option=option.id,
             at=row.received_at,
-            window=DUPLICATE_WINDOW,
             exclude_call_id=row.id,
         )
         return hit.call_id if hit else None
