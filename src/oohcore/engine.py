@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -622,7 +622,7 @@ class OrganisationDesk:
                 service_option=option.id,
                 option_version=option.version,
                 priority=self.organisation.priority(option.id),
-                in_hours=int(in_hours),
+                in_hours=in_hours,
                 variant=variant,
             )
             return self._view(row)
@@ -680,7 +680,7 @@ class OrganisationDesk:
             merged = {k: v for k, v in {**row.answers, **cleaned}.items() if v is not None}
             merged.update(self._address_facts(option, merged))
             row = self._update(
-                conn, row, dest, now, "call.captured", {"answers": cleaned}, answers=to_json(merged)
+                conn, row, dest, now, "call.captured", {"answers": cleaned}, answers=merged
             )
             self._index(conn, row, option, merged)
             return self._view(row)
@@ -957,9 +957,13 @@ class OrganisationDesk:
         **columns: Any,
     ) -> _Row:
         """Move the call to ``dest`` (optimistically: if another desk changed it meanwhile,
-        nothing is written and the step fails), record the event, return the new row."""
+        nothing is written and the step fails), record the event, return the new row.
+
+        ``columns`` are the row's values as the engine holds them (``answers`` a dict,
+        ``in_hours`` a bool); their stored forms are made here, in one place."""
         names = tuple(sorted(columns))
-        params = {f"v_{c}": columns[c] for c in names}
+        stored: dict[str, Callable[[Any], Any]] = {"answers": to_json, "in_hours": int}
+        params = {f"v_{c}": stored[c](columns[c]) if c in stored else columns[c] for c in names}
         params.update(call_id=row.id, old=row.version, new=row.version + 1, state=dest)
         result = _update_statement(names).execute(conn, params)
         if result.rowcount != 1:
@@ -973,10 +977,6 @@ class OrganisationDesk:
             at=now,
         )
         changes = {k: v for k, v in columns.items() if k in _ROW_FIELDS}
-        if "answers" in changes:
-            changes["answers"] = json.loads(changes["answers"])
-        if "in_hours" in changes:
-            changes["in_hours"] = bool(changes["in_hours"])
         return replace(row, state=dest, version=row.version + 1, **changes)
 
     def _values(self, row: _Row, option: ServiceOption, *, duplicate: bool) -> dict[str, Any]:
