@@ -5,13 +5,16 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# every channel adapter is its own distribution (adapters/<name>/pyproject.toml), installed
+# editable beside the core with its test extras, so `make test` tests them all
+ADAPTERS := $(sort $(dir $(wildcard adapters/*/pyproject.toml)))
 
 .PHONY: demo test lint typecheck pytest bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(addsuffix pyproject.toml,$(ADAPTERS))
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test]' $(foreach a,$(ADAPTERS),-e '$(a)[test]')
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -20,8 +23,8 @@ demo: $(STAMP)
 test: $(STAMP) lint typecheck pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench adapters
+	$(BIN)/ruff format --check src tests bench adapters
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

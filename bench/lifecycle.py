@@ -50,10 +50,9 @@ from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 
-from oohcore.channels import DeliveryResult
+from oohcore.channels import ChannelInfo, DeliveryResult, OutboundMessage
 from oohcore.clock import ManualClock
 from oohcore.engine import Engine
-from oohcore.outbox import OutboundMessage
 
 FIXTURE = Path(__file__).parent / "fixtures" / "lifecycle"
 BPMN_FILE = FIXTURE / "call-lifecycle.bpmn"
@@ -169,6 +168,7 @@ class CountingChannel:
     """Accepts every message (the channel's own cost is not what is measured)."""
 
     name = "sms"
+    info = ChannelInfo(carries=frozenset({"sms"}), contact_field="phone")
 
     def __init__(self) -> None:
         self.count = 0
@@ -176,6 +176,9 @@ class CountingChannel:
     def send(self, message: OutboundMessage) -> DeliveryResult:
         self.count += 1
         return DeliveryResult.sent()
+
+    def close(self) -> None:
+        pass
 
 
 # The runner ticks on an interval, as in a host (engine.runner.run or a loop calling

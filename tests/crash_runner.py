@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from oohcore.audit import append_event
-from oohcore.channels import LocalChannel
+from oohcore.channels.local import LocalChannel
 from oohcore.clock import ManualClock
 from oohcore.outbox import OutboxRow
 from oohcore.runner import Runner

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import text
 
 from oohcore import audit
-from oohcore.channels import DeliveryResult
+from oohcore.channels import ChannelInfo, DeliveryResult, OutboundMessage
 from oohcore.clock import ManualClock
 from oohcore.engine import (
     CallNotFound,
@@ -31,7 +31,6 @@ from oohcore.engine import (
     UnknownNumber,
     UnknownOrganisation,
 )
-from oohcore.outbox import OutboundMessage
 from oohcore.rota import OnCallOfficer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "engine"
@@ -49,6 +48,7 @@ class Recorder:
 
     def __init__(self, name: str, log: list[OutboundMessage]) -> None:
         self.name = name
+        self.info = ChannelInfo(carries=frozenset({name}), contact_field=None)
         self.sent: list[OutboundMessage] = []
         self.log = log  # every channel's messages, in the order they were sent
 
@@ -56,6 +56,9 @@ class Recorder:
         self.sent.append(message)
         self.log.append(message)
         return DeliveryResult.sent(f"{self.name}-{len(self.sent)}")
+
+    def close(self) -> None:
+        pass
 
 
 @pytest.fixture

@@ -29,9 +29,10 @@ import pytest
 from sqlalchemy import Select, func, select
 
 from oohcore.audit import events, verify
-from oohcore.channels import LocalChannel
+from oohcore.channels import OutboundMessage
+from oohcore.channels.local import LocalChannel
 from oohcore.clock import ManualClock
-from oohcore.outbox import OutboundMessage, enqueue, outbox
+from oohcore.outbox import enqueue, outbox
 from oohcore.runner import Runner
 from oohcore.store import Store
 

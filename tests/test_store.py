@@ -19,9 +19,10 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from oohcore import audit, outbox, timers
 from oohcore.audit import append_event, events, events_for_call
+from oohcore.channels import OutboundMessage
 from oohcore.clock import ManualClock
 from oohcore.db import load_all_tables
-from oohcore.outbox import OutboundMessage, enqueue, messages_for_call
+from oohcore.outbox import enqueue, messages_for_call
 from oohcore.store import (
     MIGRATIONS_DIR,
     NaiveDatetimeError,
@@ -423,7 +424,7 @@ def test_postgresql_concurrent_appenders_and_runners(pg_url: str) -> None:
     timer one firing and each message one send."""
     from sqlalchemy import Connection
 
-    from oohcore.channels import DeliveryResult
+    from oohcore.channels import ChannelInfo, DeliveryResult
     from oohcore.runner import Runner
     from oohcore.timers import TimerRow
 
@@ -449,11 +450,15 @@ def test_postgresql_concurrent_appenders_and_runners(pg_url: str) -> None:
 
         class Sms:
             name = "sms"
+            info = ChannelInfo(carries=frozenset({"sms"}), contact_field="phone")
 
             def send(self, message: OutboundMessage) -> DeliveryResult:
                 with lock:
                     sent.append(message.idempotency_key)
                 return DeliveryResult.sent()
+
+            def close(self) -> None:
+                pass
 
         def on_timer(conn: Connection, timer: TimerRow, now: datetime) -> None:
             append_event(

@@ -19,15 +19,15 @@ from oohcore.audit import append_event, events, events_for_call, verify
 from oohcore.channels import (
     Channel,
     ChannelError,
+    ChannelInfo,
     ChannelRegistryError,
-    ConsoleChannel,
     DeliveryResult,
-    LocalChannel,
+    OutboundMessage,
     load_channels,
 )
+from oohcore.channels.local import ConsoleChannel, LocalChannel
 from oohcore.clock import ManualClock
 from oohcore.outbox import (
-    OutboundMessage,
     OutboxError,
     OutboxRow,
     RetryPolicy,
@@ -110,6 +110,7 @@ class ScriptedChannel:
     """Answers with a scripted list of results (then ``sent``), recording every send."""
 
     name = "scripted"
+    info = ChannelInfo(carries=frozenset({"sms"}), contact_field="phone")
 
     def __init__(self, script: list[DeliveryResult | Exception] | None = None) -> None:
         self.script = list(script or [])
@@ -123,6 +124,9 @@ class ScriptedChannel:
                 raise step
             return step
         return DeliveryResult.sent(f"ref-{len(self.sent)}")
+
+    def close(self) -> None:
+        pass
 
 
 def _noop_timer(conn: Connection, timer: TimerRow, now: datetime) -> None:
@@ -575,6 +579,9 @@ def _fake_distribution(tmp_path: Path, entry_points: str) -> None:
     (tmp_path / "site" / "oohcore_fake_adapter.py").write_text(
         "class PagerChannel:\n"
         "    name = 'fakepager'\n"
+        "    info = None\n"
+        "    def close(self):\n"
+        "        pass\n"
         "    def __init__(self, **config):\n"
         "        self.config = config\n"
         "    def send(self, message):\n"

@@ -25,7 +25,8 @@ from zoneinfo import ZoneInfo
 
 from oohcore import audit
 from oohcore.calendar import ServiceCalendar
-from oohcore.channels import Channel, LocalChannel
+from oohcore.channels import Channel
+from oohcore.channels.local import LocalChannel
 from oohcore.clock import ManualClock
 from oohcore.engine import Engine, EngineError, OrganisationDesk
 from oohcore.rulesets.compiler import Organisation, ServiceOption

@@ -40,10 +40,10 @@ from oohcore.addresses import Gazetteer
 from oohcore.answers import clean_answer
 from oohcore.calendar import ServiceCalendar, active_variant, local_fields
 from oohcore.calls import WAITING_CONDITION, allowed_triggers, call_counters, calls, next_state
-from oohcore.channels import Channel
+from oohcore.channels import Channel, OutboundMessage
 from oohcore.clock import Clock, SystemClock, as_utc
 from oohcore.errors import OohcoreError
-from oohcore.outbox import OutboundMessage, OutboxRow
+from oohcore.outbox import OutboxRow
 from oohcore.references import InvalidReference, format_reference, parse_reference
 from oohcore.rota import ROTA_FILE, OnCallOfficer, Rota, RotaFile
 from oohcore.rulesets.compiler import Organisation, ServiceOption, normalise_number

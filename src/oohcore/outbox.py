@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
@@ -53,6 +53,7 @@ from sqlalchemy import (
     update,
 )
 
+from oohcore.channels import OutboundMessage
 from oohcore.clock import as_utc
 from oohcore.db import metadata
 from oohcore.errors import OohcoreError
@@ -104,28 +105,6 @@ outbox = Table(
 
 class OutboxError(OohcoreError):
     """A message could not be enqueued or updated."""
-
-
-@dataclass(frozen=True, slots=True)
-class OutboundMessage:
-    """A message to send: what, to whom, through which channel, and its dedupe key.
-
-    ``channel`` is the logical channel name the runner's channel mapping knows (``"sms"``,
-    ``"email"``, ``"pager"``, ``"feed"`` …). ``idempotency_key`` must be unique per intended
-    delivery (e.g. ``f"{call_id}:referral:{run_id}:{stage}:{contact}"``) and stable across
-    retries of the transaction that enqueues it. ``due_at`` (default: the enqueue time) delays
-    sending.
-    """
-
-    organisation_id: str
-    call_id: str | None
-    channel: str
-    recipient: str
-    body: str
-    idempotency_key: str
-    subject: str = ""
-    meta: Mapping[str, Any] = field(default_factory=dict, hash=False)
-    due_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

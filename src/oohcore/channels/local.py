@@ -1,34 +1,7 @@
-"""Channel adapters: the protocol every way of sending a message implements, and the registry.
+"""The local reference channels: a JSON-lines file (exactly once per key) and the console.
 
-The core knows no SMS gateway, mail server or pager bureau. A channel adapter is a small object
-with a ``name`` and a ``send(message) -> DeliveryResult`` method; adapters for real services
-live in their own distributions (``adapters/<name>/``) and register a **factory** (a class or
-function returning a :class:`Channel`) in the entry-point group ``oohcore.channels``::
-
-    [project.entry-points."oohcore.channels"]
-    notify = "oohcore_notify:NotifyChannel"
-
-:func:`load_channels` returns every factory found there plus the built-in reference channels
-(``local`` and ``console``). The host builds the channels it needs and gives the runner a
-mapping from the logical channel names used in messages to channel objects, e.g.
-``{"sms": registry["notify"](api_key=...), "email": registry["smtp"](host=...)}``.
-
-The delivery contract
----------------------
-
-* ``send`` is called **at least once** per message. After a crash between a successful send and
-  the outbox recording it, the same message (same ``idempotency_key``) is sent again. Adapters
-  must pass the key to their provider as its dedupe/reference key where the provider has one,
-  and receivers must treat it as a dedupe key: at-least-once delivery plus an idempotent
-  receiver gives exactly one effect.
-* ``send`` returns :class:`DeliveryResult`: ``sent`` (with the provider's reference when there
-  is one), ``retry`` (a temporary failure: the outbox backs off and tries again) or
-  ``permanent`` (the message can never be delivered as it is, e.g. an invalid number: it fails
-  at once and the caller escalates). An exception raised by ``send`` counts as ``retry``.
-* ``send`` should give up well within the runner's claim lease (default 2 minutes) so that a
-  slow provider does not cause another runner to send the same message meanwhile.
-* ``send`` must not read the clock for anything that matters to the message; everything it needs
-  is in the message.
+Neither needs anything outside the standard library. :class:`LocalChannel` is the idempotent
+receiver the tests and the demo use; :class:`ConsoleChannel` prints a readable line per message.
 """
 
 from __future__ import annotations
@@ -37,118 +10,19 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
-from enum import Enum
-from importlib.metadata import entry_points
 from pathlib import Path
-from typing import IO, Any, Protocol, runtime_checkable
+from typing import IO, Any
 
-from oohcore.errors import OohcoreError
-from oohcore.outbox import OutboundMessage
+from oohcore.channels import ChannelError, ChannelInfo, DeliveryResult, OutboundMessage
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
-__all__ = [
-    "ENTRY_POINT_GROUP",
-    "Channel",
-    "ChannelError",
-    "ChannelFactory",
-    "ChannelRegistryError",
-    "ConsoleChannel",
-    "DeliveryResult",
-    "DeliveryStatus",
-    "LocalChannel",
-    "load_channels",
-]
+__all__ = ["ConsoleChannel", "LocalChannel", "MemoryChannel"]
 
-ENTRY_POINT_GROUP = "oohcore.channels"
-
-
-class ChannelError(OohcoreError):
-    """A channel adapter could not be set up or used."""
-
-
-class ChannelRegistryError(ChannelError):
-    """Channel adapters registered through entry points could not be loaded."""
-
-
-class DeliveryStatus(Enum):
-    SENT = "sent"
-    RETRY = "retry"
-    PERMANENT_FAILURE = "permanent_failure"
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryResult:
-    """What a channel did with one message."""
-
-    status: DeliveryStatus
-    provider_ref: str | None = None
-    error: str | None = None
-    duplicate: bool = False  # True when the channel recognised an earlier delivery of the key
-
-    @classmethod
-    def sent(cls, provider_ref: str | None = None, *, duplicate: bool = False) -> DeliveryResult:
-        return cls(DeliveryStatus.SENT, provider_ref=provider_ref, duplicate=duplicate)
-
-    @classmethod
-    def retry(cls, error: str) -> DeliveryResult:
-        return cls(DeliveryStatus.RETRY, error=error)
-
-    @classmethod
-    def permanent(cls, error: str) -> DeliveryResult:
-        return cls(DeliveryStatus.PERMANENT_FAILURE, error=error)
-
-
-@runtime_checkable
-class Channel(Protocol):
-    """One way of delivering messages (SMS, email, pager, feed …)."""
-
-    name: str
-
-    def send(self, message: OutboundMessage) -> DeliveryResult:
-        """Deliver ``message`` (at least once; dedupe on ``message.idempotency_key``)."""
-        ...
-
-
-ChannelFactory = Callable[..., Channel]
-
-
-def load_channels(*, group: str = ENTRY_POINT_GROUP) -> dict[str, ChannelFactory]:
-    """Channel factories by name: the built-in ones and those registered in ``group``.
-
-    Raises :class:`ChannelRegistryError` naming every entry point that cannot be imported, is
-    not callable, or reuses a name already taken.
-    """
-    factories: dict[str, ChannelFactory] = {"local": LocalChannel, "console": ConsoleChannel}
-    problems: list[str] = []
-    for ep in sorted(entry_points(group=group), key=lambda e: (e.name, e.value)):
-        dist = getattr(ep, "dist", None)
-        origin = f"entry point {ep.name!r} = {ep.value!r}" + (
-            f" (from distribution {dist.name!r})" if dist is not None else ""
-        )
-        if ep.name in factories:
-            problems.append(f"{origin}: the channel name {ep.name!r} is already taken")
-            continue
-        try:
-            obj = ep.load()
-        except Exception as exc:
-            problems.append(f"{origin}: cannot be imported: {type(exc).__name__}: {exc}")
-            continue
-        if not callable(obj):
-            problems.append(f"{origin}: is not a class or function that returns a channel")
-            continue
-        factories[ep.name] = obj
-    if problems:
-        raise ChannelRegistryError(
-            f"{len(problems)} channel adapter(s) in the entry-point group {group!r} could not be "
-            "loaded:\n" + "\n".join(f"  - {p}" for p in problems)
-        )
-    return factories
+_ANY = frozenset({"sms", "email", "pager", "phone", "feed", "crm"})
 
 
 def _record(message: OutboundMessage) -> dict[str, Any]:
@@ -179,7 +53,18 @@ class LocalChannel:
 
     name = "local"
 
-    def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        fsync: bool = True,
+        contact_field: str | None = None,
+        carries: frozenset[str] = _ANY,
+    ) -> None:
+        """``contact_field``: which officer contact point this channel stands in for when the
+        host maps a logical channel to it (``"phone"`` for sms, ``"email"`` …); by default the
+        field of the logical channel name the engine sends through (see ``DEFAULT_CONTACT``)."""
+        self.info = ChannelInfo(carries=carries, contact_field=contact_field)
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fsync = fsync
@@ -303,7 +188,14 @@ class ConsoleChannel:
 
     name = "console"
 
-    def __init__(self, stream: IO[str] | None = None) -> None:
+    def __init__(
+        self,
+        stream: IO[str] | None = None,
+        *,
+        contact_field: str | None = None,
+        carries: frozenset[str] = _ANY,
+    ) -> None:
+        self.info = ChannelInfo(carries=carries, contact_field=contact_field)
         self._stream = stream
 
     def send(self, message: OutboundMessage) -> DeliveryResult:
@@ -316,3 +208,37 @@ class ConsoleChannel:
         stream.write(f"[{message.channel} → {message.recipient}] ({where}) {subject}{body}\n")
         stream.flush()
         return DeliveryResult.sent(message.idempotency_key)
+
+    def close(self) -> None:
+        """Nothing to release (the stream belongs to the caller)."""
+
+
+class MemoryChannel:
+    """Keeps every message it is given in a list, once per idempotency key (for tests and for
+    hosts trying rulesets out). ``fail`` makes it answer with that result instead, so a test can
+    script a provider's failures."""
+
+    name = "memory"
+
+    def __init__(self, *, contact_field: str | None = None, carries: frozenset[str] = _ANY) -> None:
+        self.info = ChannelInfo(carries=carries, contact_field=contact_field)
+        self.messages: list[OutboundMessage] = []
+        self.fail: DeliveryResult | None = None
+        self._keys: set[str] = set()
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def send(self, message: OutboundMessage) -> DeliveryResult:
+        with self._lock:
+            if self.closed:
+                raise ChannelError("MemoryChannel: send after close")
+            if self.fail is not None:
+                return self.fail
+            if message.idempotency_key in self._keys:
+                return DeliveryResult.sent(message.idempotency_key, duplicate=True)
+            self._keys.add(message.idempotency_key)
+            self.messages.append(message)
+            return DeliveryResult.sent(message.idempotency_key)
+
+    def close(self) -> None:
+        self.closed = True

@@ -1,0 +1,237 @@
+"""The channel protocol: what every way of sending a message implements. It stands alone.
+
+The core knows no SMS gateway, mail server or pager bureau. A **channel** is a small object with a
+``name``, an ``info`` (:class:`ChannelInfo`: what it carries, which officer contact field it
+uses, its limits), a ``send(message) -> DeliveryResult`` method and ``close()``. Adapters for
+real services live in their own distributions (``adapters/<name>/``) and register a **factory**
+(a class or function returning a :class:`Channel`) in the entry-point group ``oohcore.channels``::
+
+    [project.entry-points."oohcore.channels"]
+    notify = "oohcore_notify:NotifyChannel"
+
+:func:`load_channels` returns every factory found there (the built-in reference channels
+``local``, ``console`` and ``memory`` register through the same group). The host builds the
+channels it needs and gives the engine a mapping from the logical channel names that rulesets
+use (``sms``, ``email``, ``pager``, ``feed``, ``crm``) to channel objects.
+
+This package imports nothing of the store, the engine or the rulesets: an adapter that imports
+the protocol loads only the standard library and pydantic. :mod:`oohcore.channels.testing` is the
+contract test kit every adapter's tests run.
+
+The delivery contract
+---------------------
+
+* ``send`` is called **at least once** per message. After a crash between a successful send and
+  the outbox recording it, the same message (same ``idempotency_key``) is sent again. Adapters
+  pass the key to their provider as its reference where the provider has one, and use it to
+  find an earlier send before sending again where the provider lets them look it up.
+* ``send`` returns a :class:`DeliveryResult`: ``sent`` (with the provider's id), ``retry`` (a
+  temporary failure; ``retry_after`` when the provider said how long to wait) or ``permanent``
+  (the message can never be delivered as it is, e.g. an invalid number: the outbox fails it at
+  once and the engine escalates, 8.14). An exception raised by ``send`` counts as ``retry``.
+* ``send`` gives up within ``ChannelInfo.send_timeout`` so that the runner's lease on the
+  message holds; it must not read the clock for anything that matters to the message.
+* Delivery reports that arrive later (a provider's callback, a status look-up) are
+  :class:`Receipt` values, matched to the message by the provider's id or the idempotency key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+from importlib.metadata import entry_points
+from typing import Any, Protocol, runtime_checkable
+
+from oohcore.errors import OohcoreError
+from oohcore.vocabulary import MessagePurpose
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Channel",
+    "ChannelError",
+    "ChannelFactory",
+    "ChannelInfo",
+    "ChannelRegistryError",
+    "DeliveryResult",
+    "DeliveryStatus",
+    "OutboundMessage",
+    "Receipt",
+    "ReceiptState",
+    "load_channels",
+]
+
+ENTRY_POINT_GROUP = "oohcore.channels"
+
+
+class ChannelError(OohcoreError):
+    """A channel adapter could not be set up or used."""
+
+
+class ChannelRegistryError(ChannelError):
+    """Channel adapters registered through entry points could not be loaded."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """A message to send: what, to whom, through which channel, why, and its dedupe key.
+
+    ``channel`` is the logical channel name the host's channel mapping knows (``"sms"``,
+    ``"email"``, ``"pager"``, ``"feed"`` …). ``recipient`` is the officer's contact point for
+    that channel (its ``ChannelInfo.contact_field``) or the channel's configured endpoint.
+    ``idempotency_key`` is unique per intended delivery and stable across retries.
+    ``purpose`` says why it is sent (:class:`~oohcore.vocabulary.MessagePurpose`); ``reference``
+    is the caller's reference number when the message is about a call (5.2.2); ``fields`` holds
+    the case data by name (caller_name, address, phone, details, uprn …) so that a channel with a
+    tight budget can compose its own text (5.2.5); ``meta`` holds anything else
+    (officer, stage, protective marking, encryption required …). ``due_at`` delays sending.
+    """
+
+    organisation_id: str
+    call_id: str | None
+    channel: str
+    recipient: str
+    body: str
+    idempotency_key: str
+    subject: str = ""
+    meta: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    due_at: datetime | None = None
+    purpose: str = MessagePurpose.OTHER
+    reference: str | None = None
+    fields: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+
+class DeliveryStatus(Enum):
+    SENT = "sent"
+    RETRY = "retry"
+    PERMANENT_FAILURE = "permanent_failure"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """What a channel did with one message."""
+
+    status: DeliveryStatus
+    provider_ref: str | None = None
+    error: str | None = None
+    duplicate: bool = False  # sent: the channel recognised an earlier delivery of the key
+    retry_after: timedelta | None = None  # retry: the provider asked us to wait this long
+
+    @classmethod
+    def sent(cls, provider_ref: str | None = None, *, duplicate: bool = False) -> DeliveryResult:
+        return cls(DeliveryStatus.SENT, provider_ref=provider_ref, duplicate=duplicate)
+
+    @classmethod
+    def retry(cls, error: str, *, after: timedelta | None = None) -> DeliveryResult:
+        return cls(DeliveryStatus.RETRY, error=error, retry_after=after)
+
+    @classmethod
+    def permanent(cls, error: str) -> DeliveryResult:
+        return cls(DeliveryStatus.PERMANENT_FAILURE, error=error)
+
+
+class ReceiptState(Enum):
+    """What the provider later said about a message it accepted."""
+
+    DELIVERED = "delivered"
+    PENDING = "pending"  # accepted, not yet delivered
+    TEMPORARY_FAILURE = "temporary_failure"  # the provider gave up for now (phone off …)
+    PERMANENT_FAILURE = "permanent_failure"  # it will never arrive (no such number …)
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A delivery report that arrives after ``send`` (a callback or a status look-up)."""
+
+    channel: str
+    state: ReceiptState
+    at: datetime
+    provider_ref: str | None = None
+    idempotency_key: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelInfo:
+    """What a channel declares about itself.
+
+    ``carries``: the kinds of message it delivers (``"sms"``, ``"email"``, ``"pager"``,
+    ``"phone"``, ``"feed"``, ``"crm"``); ``contact_field``: which of an on-call officer's contact
+    points it sends to (``"phone"``, ``"email"``, ``"pager"``), or None when it sends to its own
+    configured endpoint (a feed, a CRM); ``max_body`` / ``max_subject``: the longest text it
+    takes, in characters (None: no limit); ``rate_limit``: messages per second it may be given
+    (None: no limit); ``receipts``: whether delivery reports arrive later; ``requires``: the
+    Python modules it needs; ``config``: its typed configuration (a pydantic model whose secrets
+    are ``SecretStr``, so they never print); ``send_timeout``: how long one ``send`` may take.
+    """
+
+    carries: frozenset[str]
+    contact_field: str | None
+    max_body: int | None = None
+    max_subject: int | None = None
+    rate_limit: float | None = None
+    receipts: bool = False
+    requires: tuple[str, ...] = ()
+    config: type[Any] | None = None
+    send_timeout: timedelta = timedelta(seconds=30)
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """One way of delivering messages (SMS, email, pager, feed …)."""
+
+    name: str
+    info: ChannelInfo
+
+    def send(self, message: OutboundMessage) -> DeliveryResult:
+        """Deliver ``message`` (at least once; dedupe on ``message.idempotency_key``)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files; ``send`` is not called afterwards."""
+        ...
+
+
+ChannelFactory = Callable[..., Channel]
+
+
+def load_channels(*, group: str = ENTRY_POINT_GROUP) -> dict[str, ChannelFactory]:
+    """Channel factories by name: the built-in ones and those registered in ``group``.
+
+    Raises :class:`ChannelRegistryError` naming every entry point that cannot be imported, is
+    not callable, or reuses a name already taken.
+    """
+    from oohcore.channels.local import ConsoleChannel, LocalChannel, MemoryChannel
+
+    factories: dict[str, ChannelFactory] = {
+        "local": LocalChannel,
+        "console": ConsoleChannel,
+        "memory": MemoryChannel,
+    }
+    problems: list[str] = []
+    for ep in sorted(entry_points(group=group), key=lambda e: (e.name, e.value)):
+        dist = getattr(ep, "dist", None)
+        origin = f"entry point {ep.name!r} = {ep.value!r}" + (
+            f" (from distribution {dist.name!r})" if dist is not None else ""
+        )
+        if ep.name in factories:
+            if ep.value == f"{factories[ep.name].__module__}:{factories[ep.name].__qualname__}":
+                continue  # the core's own registration of a built-in channel
+            problems.append(f"{origin}: the channel name {ep.name!r} is already taken")
+            continue
+        try:
+            obj = ep.load()
+        except Exception as exc:
+            problems.append(f"{origin}: cannot be imported: {type(exc).__name__}: {exc}")
+            continue
+        if not callable(obj):
+            problems.append(f"{origin}: is not a class or function that returns a channel")
+            continue
+        factories[ep.name] = obj
+    if problems:
+        raise ChannelRegistryError(
+            f"{len(problems)} channel adapter(s) in the entry-point group {group!r} could not be "
+            "loaded:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
+    return factories
