@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench adapters
 
 typecheck: $(STAMP)
-	$(BIN)/mypy
+	$(BIN)/mypy src/oohcore $(wildcard adapters/*/src)
 
 # The PostgreSQL tests need a server: scripts/postgres-for-tests starts a throwaway one for the run
 # (installing PostgreSQL first if it is missing and we are root), exports OOHCORE_TEST_POSTGRES_URL
