@@ -33,7 +33,12 @@ typecheck: $(STAMP)
 # (installing PostgreSQL first if it is missing and we are root), exports OOHCORE_TEST_POSTGRES_URL
 # and stops it afterwards, even when pytest fails. Where it cannot, those tests skip and say why,
 # or fail under OOHCORE_REQUIRE_POSTGRES=1 (CI). A URL already in the environment is used as is.
+# Real peers from Debian's packages (OpenSSL for S/MIME, xmllint for the feed's XSD, headless
+# Chromium for the HTML reports) are installed when missing (scripts/ensure-debian-packages).
+DEBIAN_PEERS := openssl=openssl xmllint=libxml2-utils chromium=chromium
+
 pytest: $(STAMP)
+	scripts/ensure-debian-packages $(DEBIAN_PEERS)
 	scripts/postgres-for-tests run -- $(BIN)/pytest -n 2 -q
 
 bench: $(STAMP)

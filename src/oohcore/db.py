@@ -27,6 +27,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "oohcore.outbox",
     "oohcore.search",
     "oohcore.calls",
+    "oohcore.referrals",
 )
 
 

@@ -98,6 +98,10 @@ outbox = Table(
     Column("failed_at", UTCDateTime(), nullable=True),
     Column("last_error", Text(), nullable=True),
     Column("provider_ref", String(255), nullable=True),
+    # why it is sent (oohcore.vocabulary.MessagePurpose), the call's reference, the case data
+    Column("purpose", String(32), nullable=False, server_default="other"),
+    Column("reference", String(32), nullable=True),
+    Column("fields", Text(), nullable=False, server_default="{}"),
     Index(None, "sent_at", "failed_at", "next_attempt_at"),
     Index(None, "call_id"),
 )
@@ -198,6 +202,9 @@ _columns = (
     outbox.c.last_error,
     outbox.c.provider_ref,
     outbox.c.claim_token,
+    outbox.c.purpose,
+    outbox.c.reference,
+    outbox.c.fields,
 )
 _pending = (outbox.c.sent_at.is_(None), outbox.c.failed_at.is_(None))
 
@@ -251,6 +258,9 @@ def _row(r: Sequence[Any]) -> OutboxRow:
             meta=json.loads(r[7]),
             idempotency_key=r[8],
             due_at=r[10],
+            purpose=r[18],
+            reference=r[19],
+            fields=json.loads(r[20]),
         ),
         created_at=r[9],
         attempts=int(r[11]),
@@ -279,6 +289,7 @@ def enqueue(conn: Connection, message: OutboundMessage, *, at: datetime) -> tupl
         at = as_utc(at)
         due = as_utc(message.due_at) if message.due_at is not None else at
         meta_json = to_json(dict(message.meta))
+        fields_json = to_json(dict(message.fields))
     except (ValueError, JSONValueError) as exc:
         raise OutboxError(f"message {message.idempotency_key!r}: {exc}") from exc
     return insert_if_absent(
@@ -298,6 +309,9 @@ def enqueue(conn: Connection, message: OutboundMessage, *, at: datetime) -> tupl
             "due_at": due,
             "attempts": 0,
             "next_attempt_at": due,
+            "purpose": str(message.purpose),
+            "reference": message.reference,
+            "fields": fields_json,
         },
     )
 
