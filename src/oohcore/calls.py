@@ -14,6 +14,7 @@ States (spec 5.1–5.2, 7.1)::
      ╰──abandon──> abandoned <──abandon─────┴─────────(before the action is done)───────┤
                                                                                          │
     decided ──signpost/transfer/resolve/out_of_scope/refer/lone_worker──> <action state>
+    transferred ──fallback_<kind> (the transfer failed, 5.2.3.2)──> <the fallback's state>
     <action state> ──close──> closed          (referred and lone_worker stay open until then)
 """
 
@@ -49,6 +50,12 @@ _TRANSITIONS: list[dict[str, object]] = [
     *[
         dict[str, object](trigger=f"do_{kind}", source="decided", dest=state)
         for kind, state in ACTION_STATES.items()
+    ],
+    # 5.2.3.2: a failed transfer falls back to another action (a referral to the duty team …)
+    *[
+        dict[str, object](trigger=f"fallback_{kind}", source="transferred", dest=state)
+        for kind, state in ACTION_STATES.items()
+        if kind != "transfer"
     ],
     {"trigger": "close", "source": list(ACTION_STATES.values()), "dest": "closed"},
     {"trigger": "abandon", "source": list(BEFORE_ACTION), "dest": "abandoned"},
@@ -114,7 +121,8 @@ calls = Table(
     Column("closed_at", UTCDateTime()),
     Column("abandoned_at", UTCDateTime()),
     Column("version", Integer, nullable=False),
-    UniqueConstraint("organisation_id", "reference"),
+    # 5.2.2: a reference is unique on the whole store, across every organisation
+    UniqueConstraint("reference"),
     # Only calls still waiting to be answered are in this index (a partial index, on SQLite and
     # PostgreSQL alike): a state change of an answered call writes no index page.
     Index(
@@ -131,4 +139,16 @@ call_counters = Table(
     metadata,
     Column("organisation_id", String(64), primary_key=True),
     Column("last_seq", Integer, nullable=False),
+)
+
+# Every option version a call started under (oohcore.engine.versions): its definition, so that a
+# call finishes on the version it began with across a ruleset change and a restart.
+option_versions = Table(
+    "option_versions",
+    metadata,
+    Column("organisation_id", String(64), primary_key=True),
+    Column("option_id", String(64), primary_key=True),
+    Column("version", String(80), primary_key=True),
+    Column("definition", Text, nullable=False),
+    Column("first_used_at", UTCDateTime(), nullable=False),
 )

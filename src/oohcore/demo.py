@@ -271,8 +271,10 @@ def _follow_up(
     for call_id, at in list(visits):
         if now >= at:
             visits.remove((call_id, at))
-            if desk.get(call_id).state == "lone_worker":
-                desk.check_out(call_id, at=now)
+            call = desk.get(call_id)
+            if call.state == "lone_worker":
+                staff = call.answers.get("staff_id") or call.answers.get("caller_name")
+                desk.check_out(call_id, staff_id=staff, at=now)
                 stats["lone workers checked out"] += 1
 
 

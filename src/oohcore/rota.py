@@ -41,6 +41,7 @@ from oohcore.rulesets.models import ID_PATTERN
 from oohcore.rulesets.source import read_yaml
 
 ROTA_FILE = "rota.yaml"
+_CONTACT_FIELDS = frozenset({"phone", "email", "pager"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,15 +54,11 @@ class OnCallOfficer:
     email: str | None = None
     pager: str | None = None
 
-    def address(self, channel: str) -> str | None:
-        """Where a message on ``channel`` goes (sms and phone use the phone number)."""
-        if channel in ("sms", "phone"):
-            return self.phone
-        if channel == "email":
-            return self.email
-        if channel == "pager":
-            return self.pager
-        return None
+    def contact(self, field: str) -> str | None:
+        """The officer's contact point named ``field`` (``phone``, ``email``, ``pager``): the
+        field a channel declares it sends to (``ChannelInfo.contact_field``)."""
+        value = getattr(self, field, None) if field in _CONTACT_FIELDS else None
+        return value if isinstance(value, str) else None
 
 
 class Rota(Protocol):

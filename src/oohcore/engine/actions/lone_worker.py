@@ -1,0 +1,65 @@
+"""Lone worker: watch over a site visit (5.2.3.6). Carrying it out is the check-in: a watch
+record with its escalation snapshotted, and the expiry timer (the visit's length plus grace).
+If the worker has not checked out by then, the escalation starts (see
+:func:`oohcore.engine.steps.timer_fired`); the same staff member checks out, or a manager, who
+is recorded as such (:func:`oohcore.engine.steps.check_out`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from oohcore.engine.actions.base import Description
+from oohcore.engine.context import CallContext
+from oohcore.engine.escalation import add_referral, open_referral, snapshot
+from oohcore.engine.result import StepResult
+from oohcore.rulesets.models import LoneWorker
+from oohcore.vocabulary import EventKind, TimerKind
+
+kind = "lone_worker"
+
+
+def describe(ctx: CallContext, action_id: str, action: LoneWorker) -> Description:
+    return Description(time_limit=action.visit_length)
+
+
+def staff_of(values: Mapping[str, Any]) -> str | None:
+    """Who the lone worker is: their staff id where the script asks it, else their name."""
+    staff = values.get("staff_id") or values.get("caller_name")
+    return str(staff).strip().casefold() if staff else None
+
+
+def carry_out(
+    ctx: CallContext,
+    action_id: str,
+    action: LoneWorker,
+    values: Mapping[str, Any],
+    result: StepResult,
+) -> dict[str, Any]:
+    option = ctx.require_option()
+    snap = snapshot(
+        option,
+        action_id,
+        action,
+        values,
+        default_limit=ctx.organisation.referral_time_limit,
+        reference=ctx.row.reference,
+    )
+    due = ctx.now + action.visit_length + action.grace
+    watch = open_referral(ctx, "lone_worker", action_id, snap, state="watching", deadline=due)
+    staff = staff_of(values)
+    watch = replace(watch, snapshot={**watch.snapshot, "staff": staff})
+    add_referral(result, watch)
+    result.timer(
+        TimerKind.LONE_WORKER_EXPIRY,
+        due,
+        f"{watch.id}:{watch.run_id}:expiry",
+        {"referral": watch.id, "run": watch.run_id},
+    )
+    result.event(
+        EventKind.LONE_WORKER_CHECKED_IN,
+        {"referral": watch.id, "run": watch.run_id, "expires_at": due.isoformat()},
+        personal={"staff": staff} if staff else None,
+    )
+    return {"referral": watch.id, "expires_at": due.isoformat()}

@@ -1,0 +1,94 @@
+"""Refer: pass the request to the on-call officer found from the rota (5.2.3.3, 7.5), within
+the time limit (6.4b), escalating stage by stage until someone acknowledges (5.3.2).
+
+Carrying it out starts a **referral** record with its escalation snapshotted
+(:mod:`oohcore.engine.escalation`), alerts its first held stage, and sets the pass-on deadline.
+The deadline runs from the conclusion of the call (6.4b): it is set provisionally from now and
+set again when the call is closed (:func:`oohcore.engine.steps.close`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from oohcore.engine.actions.base import Description
+from oohcore.engine.context import CallContext
+from oohcore.engine.escalation import (
+    PHONE,
+    add_referral,
+    alert,
+    open_referral,
+    snapshot,
+)
+from oohcore.engine.result import StepResult
+from oohcore.engine.views import Contact
+from oohcore.rulesets.models import Refer
+from oohcore.vocabulary import EventKind, TimerKind
+
+kind = "refer"
+
+
+def describe(ctx: CallContext, action_id: str, action: Refer) -> Description:
+    roles = [action.rota_role, *(s.rota_role for s in action.escalation)]
+    contact: Contact | None = None
+    for role in roles:
+        officer = ctx.on_call(role, ctx.now)
+        if officer is not None:
+            contact = Contact(
+                name=officer.name, number=officer.phone, email=officer.email, role=role
+            )
+            break
+    if contact is None:
+        contact = Contact(name=f"nobody on the rota for {action.rota_role}", role=action.rota_role)
+    channels = tuple(c.value for c in action.channels)
+    return Description(
+        contact=contact,
+        channels=channels,
+        time_limit=action.time_limit or ctx.organisation.referral_time_limit,
+        phone=PHONE in channels,
+    )
+
+
+def carry_out(
+    ctx: CallContext,
+    action_id: str,
+    action: Refer,
+    values: Mapping[str, Any],
+    result: StepResult,
+) -> dict[str, Any]:
+    option = ctx.require_option()
+    snap = snapshot(
+        option,
+        action_id,
+        action,
+        values,
+        default_limit=ctx.organisation.referral_time_limit,
+        reference=ctx.row.reference,
+    )
+    assert snap.limit is not None
+    deadline = ctx.now + snap.limit
+    referral = open_referral(ctx, "refer", action_id, snap, state="alerting", deadline=deadline)
+    add_referral(result, referral)
+    result.event(
+        EventKind.REFERRAL_STARTED,
+        {
+            "referral": referral.id,
+            "run": referral.run_id,
+            "option_version": snap.option_version,
+            "stages": [s.role for s in snap.stages],
+            "limit_s": int(snap.limit.total_seconds()),
+        },
+    )
+    alerted = alert(ctx, result, referral, stage=0, reason="referred")
+    result.timer(
+        TimerKind.REFERRAL_DEADLINE,
+        deadline,
+        f"{referral.id}:{referral.run_id}:deadline",
+        {"referral": referral.id, "run": referral.run_id},
+    )
+    return {
+        "referral": referral.id,
+        "deadline": deadline.isoformat(),
+        "stage": alerted.stage,
+    }

@@ -1,0 +1,343 @@
+"""Escalation: the frozen procedure of a referral, and each alert along it (5.3.2, 6.4e).
+
+When a referral or lone-worker watch starts, :func:`snapshot` freezes its escalation (DESIGN
+principle 9): the chain of stages (rota role, channels, wait, the stage's extra line), the
+rendered texts (SMS, subject, body), the case fields for channels that compose their own text,
+and the option version they came from. From then on :func:`alert` works from the snapshot only:
+a ruleset change never alters or strands a referral in flight. Who holds each role is asked of
+the rota *at the moment of each alert*, because the rota is living data (2.3.3).
+
+The chain of a referral is its own rota role, then its escalation stages; a lone worker's is its
+escalation stages (5.2.3.6). If nobody holds a stage's role, the first later stage whose role is
+held is alerted instead. Past the last stage the final holder is alerted again after each
+``realert`` wait, every alert recorded, until someone acknowledges (audit item 9: an exhausted
+escalation ends at a named person).
+
+A stage whose channels include ``phone`` is a call the handler makes (5.2.3.3): it is recorded as
+due (``referral.phone_due``) with the number to ring, and the handler records the outcome
+(:func:`~oohcore.engine.steps.phoned`).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from oohcore.channels import OutboundMessage
+from oohcore.engine.context import CallContext
+from oohcore.engine.result import ReferralWrite, StepResult
+from oohcore.engine.rows import ReferralRow
+from oohcore.rulesets.compiler import ServiceOption
+from oohcore.rulesets.models import LoneWorker, Refer
+from oohcore.vocabulary import EventKind, MessagePurpose, TimerKind
+
+__all__ = ["Snapshot", "Stage", "alert", "new_id", "snapshot", "summary"]
+
+PHONE = "phone"
+
+
+def new_id() -> str:
+    return secrets.token_hex(16)
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    role: str
+    channels: tuple[str, ...]
+    wait: timedelta  # to acknowledge before the next stage
+    say: str | None  # this stage's extra line, rendered
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A referral's frozen escalation: everything :func:`alert` needs, as plain data."""
+
+    option_version: str
+    action_id: str
+    kind: str  # "refer" or "lone_worker"
+    option_name: str
+    stages: tuple[Stage, ...]
+    sms: str
+    subject: str
+    body: str
+    fields: Mapping[str, Any]
+    realert: timedelta  # after the last stage, the wait between re-alerts of the final holder
+    limit: timedelta | None  # the pass-on time limit (6.4b); None for a lone-worker watch
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "option_version": self.option_version,
+            "action_id": self.action_id,
+            "kind": self.kind,
+            "option_name": self.option_name,
+            "stages": [
+                {
+                    "role": s.role,
+                    "channels": list(s.channels),
+                    "wait_s": int(s.wait.total_seconds()),
+                    "say": s.say,
+                }
+                for s in self.stages
+            ],
+            "sms": self.sms,
+            "subject": self.subject,
+            "body": self.body,
+            "fields": dict(self.fields),
+            "realert_s": int(self.realert.total_seconds()),
+            "limit_s": None if self.limit is None else int(self.limit.total_seconds()),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Snapshot:
+        return cls(
+            option_version=data["option_version"],
+            action_id=data["action_id"],
+            kind=data["kind"],
+            option_name=data["option_name"],
+            stages=tuple(
+                Stage(s["role"], tuple(s["channels"]), timedelta(seconds=s["wait_s"]), s["say"])
+                for s in data["stages"]
+            ),
+            sms=data["sms"],
+            subject=data["subject"],
+            body=data["body"],
+            fields=data["fields"],
+            realert=timedelta(seconds=data["realert_s"]),
+            limit=None if data["limit_s"] is None else timedelta(seconds=data["limit_s"]),
+        )
+
+
+def summary(values: Mapping[str, Any]) -> str:
+    """The default referral text, in the priority order of 5.2.5 (short enough for SMS), with
+    the property's UPRN where it is known (7.11)."""
+    uprn = values.get("uprn")
+    address = values.get("address")
+    parts = [
+        values.get("caller_name"),
+        f"{address} (UPRN {uprn})" if uprn and address else address or (uprn and f"UPRN {uprn}"),
+        values.get("phone") or values.get("contact_phone") or values.get("caller_number"),
+        values.get("details") or values.get("description") or values.get("service_option"),
+        f"Ref {values.get('reference')}",
+    ]
+    return " / ".join(str(p) for p in parts if p)
+
+
+def case_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The case data a channel composes its own text from (5.2.5 order), by name."""
+    out = {
+        "caller_name": values.get("caller_name"),
+        "address": values.get("address"),
+        "phone": values.get("phone") or values.get("contact_phone") or values.get("caller_number"),
+        "details": values.get("details") or values.get("description"),
+        "uprn": values.get("uprn"),
+        "postcode": values.get("postcode"),
+        "outside_area": values.get("outside_area"),
+        "service_option": values.get("service_option"),
+        "reference": values.get("reference"),
+    }
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def snapshot(
+    option: ServiceOption,
+    action_id: str,
+    action: Refer | LoneWorker,
+    values: Mapping[str, Any],
+    *,
+    default_limit: timedelta,
+    reference: str,
+) -> Snapshot:
+    """Freeze the escalation of ``action`` for one referral (texts rendered on ``values``)."""
+    stages: list[Stage] = []
+    if isinstance(action, Refer):
+        channels = tuple(c.value for c in action.channels)
+        stages.append(Stage(action.rota_role, channels, action.acknowledge_within, None))
+    for i, stage in enumerate(action.escalation):
+        say_tpl = option.template("actions", action_id, "escalation", i, "say")
+        stages.append(
+            Stage(
+                stage.rota_role,
+                tuple(c.value for c in stage.channels),
+                stage.wait,
+                say_tpl.render(values) if say_tpl is not None else None,
+            )
+        )
+    text = summary(values)
+
+    def render(*path: str) -> str | None:
+        tpl = option.template("actions", action_id, "message", *path)
+        return tpl.render(values) if tpl is not None else None
+
+    limit = (action.time_limit or default_limit) if isinstance(action, Refer) else None
+    return Snapshot(
+        option_version=option.version,
+        action_id=action_id,
+        kind=action.kind,
+        option_name=option.name,
+        stages=tuple(stages),
+        sms=render("sms") or text,
+        subject=render("subject") or f"{option.name}: {reference}",
+        body=render("body") or text,
+        fields=case_fields(values),
+        realert=stages[-1].wait,
+        limit=limit,
+    )
+
+
+def alert(
+    ctx: CallContext,
+    result: StepResult,
+    referral: ReferralRow,
+    *,
+    stage: int,
+    reason: str,
+) -> ReferralRow:
+    """Alert stage ``stage`` of ``referral``'s snapshot (or re-alert the final holder when the
+    chain is exhausted) and set the wait for its acknowledgement; adds the messages, events and
+    timer to ``result`` and returns the referral as it will be."""
+    snap = Snapshot.from_json(referral.snapshot)
+    chain = snap.stages
+    repeat = stage >= len(chain)
+    index = min(stage, len(chain) - 1)
+    officer, held = None, index
+    for i in range(index, len(chain)):
+        officer = ctx.on_call(chain[i].role, ctx.now)
+        if officer is not None:
+            held = i
+            break
+    current = chain[held]
+    number = referral.alerts + 1
+    purpose = (
+        MessagePurpose.LONE_WORKER_ALERT
+        if snap.kind == "lone_worker"
+        else MessagePurpose.REFERRAL_ALERT
+    )
+    info: dict[str, Any] = {
+        "referral": referral.id,
+        "run": referral.run_id,
+        "stage": held,
+        "alert": number,
+        "role": current.role,
+        "officer": officer.id if officer else None,
+        "repeat": repeat,
+        "reason": reason,
+    }
+    if officer is None:
+        result.event(EventKind.REFERRAL_NO_OFFICER, {**info, "stage": index})
+    else:
+        subject = f"UNACKNOWLEDGED {snap.subject}" if repeat else snap.subject
+        for channel in current.channels:
+            field = ctx.contact_field(channel)
+            address = officer.contact(field) if field else None
+            if channel == PHONE:
+                # the handler rings the officer and records the outcome (5.2.3.3)
+                result.event(
+                    EventKind.REFERRAL_PHONE_DUE,
+                    {**info, "officer_name": officer.name, "number": address},
+                )
+                continue
+            if field is not None and address is None:
+                result.event(
+                    EventKind.REFERRAL_NO_ADDRESS,
+                    {**info, "channel": channel, "contact_field": field},
+                )
+                continue
+            body = snap.sms if channel == "sms" else snap.body
+            if current.say:
+                body = f"{current.say}\n{body}"
+            result.message(
+                OutboundMessage(
+                    organisation_id=referral.organisation_id,
+                    call_id=referral.call_id,
+                    channel=channel,
+                    recipient=address or referral.organisation_id,
+                    body=body,
+                    idempotency_key=f"{referral.id}:{referral.run_id}:alert:{number}:{channel}",
+                    subject=subject,
+                    purpose=purpose,
+                    reference=ctx.row.reference,
+                    fields=snap.fields,
+                    meta={
+                        **info,
+                        "reference": ctx.row.reference,
+                        # 7.11: the property identifier goes with every referral
+                        "uprn": snap.fields.get("uprn"),
+                        "outside_area": snap.fields.get("outside_area"),
+                    },
+                )
+            )
+        result.event(EventKind.REFERRAL_ALERTED, info)
+    wait = snap.realert if repeat else current.wait
+    result.timer(
+        TimerKind.ESCALATION_WAIT,
+        ctx.now + wait,
+        f"{referral.id}:{referral.run_id}:wait:{number}",
+        {"referral": referral.id, "run": referral.run_id, "stage": held, "alert": number},
+    )
+    # a stage skipped for want of anyone on call counts as passed
+    return change_referral(
+        result, referral, state="alerting", stage=stage if repeat else held, alerts=number
+    )
+
+
+def _write(
+    result: StepResult, before: ReferralRow, after: ReferralRow, changes: Mapping[str, Any]
+) -> None:
+    """Record the referral's change; several changes of one new or changed referral within a
+    step become one write."""
+    for i, w in enumerate(result.referrals):
+        if w.after.id == before.id:
+            merged = {**w.changes, **changes}
+            result.referrals[i] = ReferralWrite(after, w.before, merged if w.before else {})
+            return
+    result.referral(ReferralWrite(after, before, changes))
+
+
+def add_referral(result: StepResult, referral: ReferralRow) -> None:
+    """Add a new referral's insert to ``result``."""
+    result.referral(ReferralWrite(referral))
+
+
+def change_referral(result: StepResult, before: ReferralRow, **changes: Any) -> ReferralRow:
+    """Add a change of ``before`` to ``result``; the referral as it will be."""
+    after = replace(before, **changes)
+    _write(result, before, after, changes)
+    return after
+
+
+def open_referral(
+    ctx: CallContext,
+    kind: str,
+    action_id: str,
+    snap: Snapshot,
+    *,
+    state: str,
+    deadline: datetime | None,
+) -> ReferralRow:
+    """A new referral or watch record (not yet written)."""
+    return ReferralRow(
+        id=new_id(),
+        organisation_id=ctx.row.organisation_id,
+        call_id=ctx.row.id,
+        kind=kind,
+        action_id=action_id,
+        option_version=snap.option_version,
+        run_id=new_id(),
+        state=state,
+        stage=-1,
+        alerts=0,
+        snapshot=snap.to_json(),
+        started_at=ctx.now,
+        call_ended_at=None,
+        deadline_at=deadline,
+        limit_seconds=None if snap.limit is None else int(snap.limit.total_seconds()),
+        dispatched_at=None,
+        acknowledged_at=None,
+        acknowledged_by=None,
+        finished_at=None,
+        late_reason=None,
+        version=1,
+    )

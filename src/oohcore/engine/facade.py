@@ -1,0 +1,663 @@
+"""The façade: the few calls a host makes. Each reads what its step needs, decides it with a
+pure function of :mod:`.steps`, and commits the result in the same transaction
+(:func:`.result.commit`)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from sqlalchemy import Connection
+
+from oohcore import audit, outbox, search
+from oohcore.addresses import Gazetteer
+from oohcore.channels import Channel
+from oohcore.clock import Clock, SystemClock, as_utc
+from oohcore.engine import steps
+from oohcore.engine.context import CallContext
+from oohcore.engine.errors import (
+    CallNotFound,
+    EngineError,
+    InvalidTransition,
+    NotSignedOff,
+    UnknownNumber,
+    UnknownOrganisation,
+)
+from oohcore.engine.escalation import Snapshot
+from oohcore.engine.result import StepResult, commit
+from oohcore.engine.rows import (
+    CallRow,
+    ReferralRow,
+    call_by_reference,
+    load_call,
+    load_referral,
+    next_seq,
+    referrals_of_call,
+    waiting_calls,
+)
+from oohcore.engine.versions import OptionVersions
+from oohcore.engine.views import CallView, NextStep, ReferralView, ScriptView
+from oohcore.outbox import OutboxRow
+from oohcore.references import InvalidReference, parse_reference
+from oohcore.referrals import OPEN_STATES
+from oohcore.rota import ROTA_FILE, OnCallOfficer, Rota, RotaFile
+from oohcore.rulesets.compiler import Organisation, ServiceOption, normalise_number
+from oohcore.rulesets.loader import load_organisations
+from oohcore.runner import Runner, TickReport
+from oohcore.store import Store
+from oohcore.timers import TimerRow
+
+__all__ = ["Engine", "OrganisationDesk"]
+
+GAZETTEER_FILE = "gazetteer.csv"
+
+
+class Engine:
+    """Runs calls for a set of organisations on one store (see :mod:`oohcore.engine`)."""
+
+    def __init__(
+        self,
+        organisations: Sequence[Organisation],
+        store: Store,
+        *,
+        rota: Rota | None = None,
+        channels: Mapping[str, Channel] | None = None,
+        gazetteers: Mapping[str, Gazetteer] | None = None,
+        require_sign_off: bool = False,
+    ) -> None:
+        self.store = store
+        self.clock: Clock = store.clock
+        self.rota: Rota = rota or RotaFile()
+        self.require_sign_off = require_sign_off
+        self._orgs: dict[str, Organisation] = {o.id: o for o in organisations}
+        self._numbers: dict[str, Organisation] = {}
+        for org in organisations:
+            for number in org.access_numbers:
+                other = self._numbers.get(number)
+                if other is not None and other.id != org.id:
+                    raise EngineError(
+                        f"access number {number} belongs to both {other.id} and {org.id}"
+                    )
+                self._numbers[number] = org
+        self._gazetteers = dict(gazetteers or {})
+        self.versions = OptionVersions(self._orgs)
+        channel_map = dict(channels or {})
+        # which officer contact point each logical channel sends to, as its channel declares
+        self.contact_fields: Mapping[str, str | None] = MappingProxyType(
+            {
+                name: ch.info.contact_field
+                for name, ch in channel_map.items()
+                if getattr(getattr(ch, "info", None), "contact_field", None) is not None
+            }
+        )
+        self._desks = {o.id: OrganisationDesk(self, o) for o in organisations}
+        self.runner = Runner(
+            store,
+            channel_map,
+            on_timer=self._on_timer,
+            on_sent=self._on_sent,
+            on_failed=self._on_failed,
+        )
+
+    @classmethod
+    def open(
+        cls,
+        rulesets: str | Path | Sequence[Organisation],
+        store_url: str = "sqlite:///oohcore.sqlite",
+        *,
+        clock: Clock | None = None,
+        channels: Mapping[str, Channel] | None = None,
+        rota: Rota | None = None,
+        catalogue: str | Path | None = None,
+        require_sign_off: bool = False,
+    ) -> Engine:
+        """Load the organisations (a folder of them, or already loaded ones) and open the store.
+
+        Each organisation folder may hold a ``rota.yaml`` (:mod:`oohcore.rota`) and a
+        ``gazetteer.csv`` (:mod:`oohcore.addresses`), which are loaded too.
+
+        ``require_sign_off``: serve only service options whose exact version has been signed
+        off by the organisation (5.3.1: scripts are not made operational until signed off). An
+        option that is not signed off is not served (:class:`NotSignedOff` when a call for it
+        is offered or chosen); every other option is. :attr:`unsigned` lists them.
+        """
+        if isinstance(rulesets, (str, Path)):
+            organisations = load_organisations(rulesets, catalogue=catalogue)
+        else:
+            organisations = list(rulesets)
+        gazetteers: dict[str, Gazetteer] = {}
+        rota_file = RotaFile()
+        for org in organisations:
+            if org.path is None:
+                continue
+            if rota is None and (org.path / ROTA_FILE).is_file():
+                rota_file.add(
+                    org.id, org.path / ROTA_FILE, timezone=org.timezone, roles=org.rota_roles
+                )
+            if (org.path / GAZETTEER_FILE).is_file():
+                gazetteers[org.id] = Gazetteer.from_csv(org.path / GAZETTEER_FILE)
+        store = Store.open(store_url, clock=clock or SystemClock())
+        return cls(
+            organisations,
+            store,
+            rota=rota or rota_file,
+            channels=channels,
+            gazetteers=gazetteers,
+            require_sign_off=require_sign_off,
+        )
+
+    # -- scope -----------------------------------------------------------------------------
+
+    @property
+    def organisations(self) -> Mapping[str, Organisation]:
+        return MappingProxyType(self._orgs)
+
+    @property
+    def unsigned(self) -> list[str]:
+        """``org/option (version)`` of every loaded option whose version is not signed off."""
+        return [
+            f"{org.id}/{option.id} ({option.version})"
+            for org in self._orgs.values()
+            for option in org.service_options.values()
+            if not option.signed_off
+        ]
+
+    def organisation(self, organisation_id: str) -> OrganisationDesk:
+        """The desk of one organisation: every call operation is scoped through it (7.10)."""
+        desk = self._desks.get(organisation_id)
+        if desk is None:
+            raise UnknownOrganisation(f"no organisation {organisation_id!r} is loaded")
+        return desk
+
+    def _now(self, at: datetime | None) -> datetime:
+        return as_utc(at) if at is not None else self.clock.now()
+
+    def check_served(self, option: ServiceOption) -> None:
+        if self.require_sign_off and not option.signed_off:
+            raise NotSignedOff(
+                f"{option.organisation_id}/{option.id} version {option.version} has no sign-off "
+                "(5.3.1), so live service does not run it: record the sign-off under sign_off: "
+                "in its file (oohcore versions prints the versions), and handle this caller by "
+                "the fallback procedure"
+            )
+
+    # -- offering a call -------------------------------------------------------------------
+
+    def offer(
+        self, number: str, *, caller_number: str | None = None, at: datetime | None = None
+    ) -> CallView:
+        """A call arrives on an access number: recognise the organisation and service option
+        (7.1.2, 7.1.3) or its IVR menu (7.1.4), check the hours (2.1.5, 5.4.3) and record it."""
+        now = self._now(at)
+        digits = normalise_number(number)
+        org = self._numbers.get(digits)
+        if org is None:
+            raise UnknownNumber(f"no organisation has the access number {number!r}")
+        access = org.access_numbers[digits]
+        option = org.service_options.get(access.service_option or "")
+        if option is not None:
+            self.check_served(option)
+        desk = self._desks[org.id]
+        with self.store.transaction() as conn:
+            result = steps.offer(
+                org,
+                call_id=uuid.uuid4().hex,
+                seq=next_seq(conn),
+                number=digits,
+                option=option,
+                ivr_menu=access.ivr,
+                caller_number=caller_number,
+                now=now,
+            )
+            row, key = desk._commit(conn, result, option)
+        self.versions.confirm(key)
+        return desk._view(row)
+
+    # -- driving time ----------------------------------------------------------------------
+
+    def tick(self, now: datetime | None = None) -> TickReport:
+        """Fire every due timer and send every due message (deterministic driving)."""
+        return self.runner.tick(self._now(now))
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the runner's steps (inside its transaction) ----------------------------------------------
+
+    def _on_timer(self, conn: Connection, timer: TimerRow, now: datetime) -> None:
+        desk = self._desks.get(timer.organisation_id)
+        if desk is None or timer.call_id is None:
+            return
+        ctx = desk._context(conn, timer.call_id, now)
+        referral = desk._referral_for(conn, timer.payload.get("referral"))
+        desk._commit(conn, steps.timer_fired(ctx, timer, referral), ctx.option)
+
+    def _on_sent(self, conn: Connection, row: OutboxRow, now: datetime) -> None:
+        desk = self._desks.get(row.organisation_id)
+        if desk is None or row.call_id is None:
+            return
+        ctx = desk._context(conn, row.call_id, now, need_option=False)
+        referral = desk._referral_for(conn, row.message.meta.get("referral"))
+        result = steps.message_sent(ctx, referral, row.message, row.idempotency_key)
+        desk._commit(conn, result, None)
+
+    def _on_failed(self, conn: Connection, row: OutboxRow, now: datetime) -> None:
+        """A message failed for good (retries exhausted, or no such channel): it is recorded,
+        and when every message of a referral's current alert has failed, the next stage is
+        alerted at once (8.14)."""
+        desk = self._desks.get(row.organisation_id)
+        if desk is None or row.call_id is None:
+            return
+        ctx = desk._context(conn, row.call_id, now, need_option=False)
+        meta = row.message.meta
+        referral = desk._referral_for(conn, meta.get("referral"))
+        siblings = any(
+            m.id != row.id
+            and m.message.meta.get("referral") == meta.get("referral")
+            and m.message.meta.get("alert") == meta.get("alert")
+            and m.failed_at is None
+            for m in outbox.messages_for_call(conn, row.call_id)
+        )
+        result = steps.message_failed(
+            ctx, referral, row.message, row.idempotency_key, row.last_error, siblings
+        )
+        desk._commit(conn, result, None)
+
+
+class OrganisationDesk:
+    """Call handling for one organisation. Obtain it with :meth:`Engine.organisation`."""
+
+    def __init__(self, engine: Engine, organisation: Organisation) -> None:
+        self.engine = engine
+        self.organisation = organisation
+        self.id = organisation.id
+        org_id = organisation.id
+        rota = engine.rota
+
+        def on_call(role: str, at: datetime) -> OnCallOfficer | None:
+            return rota.on_call(org_id, role, at)
+
+        self._on_call: Callable[[str, datetime], OnCallOfficer | None] = on_call
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def get(self, call_id: str) -> CallView:
+        with self.engine.store.read() as conn:
+            return self._view(self._load(conn, call_id))
+
+    def find(self, reference: str) -> CallView:
+        """The call a caller quotes the reference of (5.2.2, 13.5.1l), in this organisation."""
+        try:
+            ref = parse_reference(reference)
+        except InvalidReference as exc:
+            raise CallNotFound(str(exc)) from None
+        with self.engine.store.read() as conn:
+            row = call_by_reference(conn, self.id, ref.text)
+        if row is None:
+            raise CallNotFound(f"no call with reference {ref.text} in {self.id}")
+        return self._view(row)
+
+    def events(self, call_id: str) -> list[audit.EventRow]:
+        with self.engine.store.read() as conn:
+            self._load(conn, call_id)
+            return audit.events_for_call(conn, call_id)
+
+    def messages(self, call_id: str) -> list[OutboxRow]:
+        with self.engine.store.read() as conn:
+            self._load(conn, call_id)
+            return outbox.messages_for_call(conn, call_id)
+
+    def referrals(self, call_id: str) -> list[ReferralView]:
+        """The call's referrals and lone-worker watches, oldest first."""
+        with self.engine.store.read() as conn:
+            self._load(conn, call_id)
+            return [_referral_view(r) for r in referrals_of_call(conn, self.id, call_id)]
+
+    def script(self, call_id: str) -> ScriptView:
+        """The script for this call as it stands: the questions to ask, given the answers so
+        far, and the essential ones still missing."""
+        with self.engine.store.read() as conn:
+            ctx = self._context(conn, call_id, self.engine.clock.now())
+        option = ctx.require_option()
+        questions = tuple(option.questions_to_ask(ctx.values()))
+        missing = tuple(
+            q.field for q in questions if q.essential and q.field not in ctx.row.answers
+        )
+        script = option.definition.script
+        return ScriptView(
+            call=self._view(ctx.row),
+            opening=script.opening,
+            questions=questions,
+            unanswered_essential=missing,
+            data_protection=script.data_protection,
+        )
+
+    def waiting(self) -> list[CallView]:
+        """Calls waiting to be answered, in the order to answer them: the organisation's
+        option priorities (7.1.5), then time of arrival."""
+        with self.engine.store.read() as conn:
+            rows = waiting_calls(conn, self.id)
+        views = [self._view(r) for r in rows]
+        return sorted(
+            views, key=lambda v: (self.organisation.priority(v.service_option or ""), v.received_at)
+        )
+
+    def search(
+        self,
+        *,
+        caller_name: str | None = None,
+        address: str | None = None,
+        uprn: int | str | None = None,
+        service_option: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 20,
+    ) -> list[search.SearchHit]:
+        """Earlier calls of this organisation (5.2.7, 7.4.2)."""
+        with self.engine.store.read() as conn:
+            return search.search(
+                conn,
+                organisation_id=self.id,
+                caller_name=caller_name,
+                address=address,
+                uprn=uprn,
+                service_option=service_option,
+                since=since,
+                until=until,
+                limit=limit,
+            )
+
+    # -- the steps of a call -----------------------------------------------------------------
+
+    @contextmanager
+    def _step(self, call_id: str, at: datetime | None) -> Iterator[tuple[Connection, CallContext]]:
+        with self.engine.store.transaction() as conn:
+            yield conn, self._context(conn, call_id, self.engine._now(at))
+
+    def choose(self, call_id: str, key: str, *, at: datetime | None = None) -> CallView:
+        """The caller pressed ``key`` in the IVR menu (7.1.4); the view's ``ivr_prompt`` is
+        what the IVR says for that choice."""
+        with self._step(call_id, at) as (conn, ctx):
+            result, choice = steps.choose(ctx, key)
+            option = self.organisation.service_options[choice.service_option]
+            self.engine.check_served(option)
+            row, stored = self._commit(conn, result, option)
+        self.engine.versions.confirm(stored)
+        return self._view(row, prompt=choice.say)
+
+    def answer(self, call_id: str, *, handler: str, at: datetime | None = None) -> CallView:
+        """A call handler answers the call."""
+        with self._step(call_id, at) as (conn, ctx):
+            row, _ = self._commit(conn, steps.answer(ctx, handler), None)
+        return self._view(row)
+
+    def capture(
+        self, call_id: str, answers: Mapping[str, Any], *, at: datetime | None = None
+    ) -> CallView:
+        """Record answers to the script's questions; partial captures are fine (5.3.3).
+
+        ``None`` clears an answer. Every answer is checked against its question first; if any
+        is unacceptable, :class:`InvalidAnswers` lists them all and nothing is recorded.
+        """
+        with self._step(call_id, at) as (conn, ctx):
+            row, _ = self._commit(conn, steps.capture(ctx, answers, self._address_facts), None)
+        return self._view(row)
+
+    def next_step(self, call_id: str, *, at: datetime | None = None) -> NextStep:
+        """Decide what to do (the first rule that holds, 5.2.3) and say how to do it."""
+        with self._step(call_id, at) as (conn, ctx):
+            duplicate = self._duplicate(conn, ctx.row)
+            result, decision = steps.decide(ctx, duplicate)
+            row, _ = self._commit(conn, result, None)
+        d = decision.description
+        return NextStep(
+            call=self._view(row),
+            action_id=decision.outcome.action_id,
+            kind=decision.outcome.action.kind,
+            say=decision.say,
+            rule=decision.outcome.rule,
+            contact=d.contact,
+            channels=d.channels,
+            time_limit=d.time_limit,
+            duplicate_of=row.duplicate_of,
+            information=d.information,
+            fallback=d.fallback,
+            phone=d.phone,
+        )
+
+    def complete(self, call_id: str, *, at: datetime | None = None) -> CallView:
+        """Carry out the decided action: messages to the on-call officer and the caller,
+        deadlines and escalation (5.2.3.3, 6.4b), or the lone-worker watch (5.2.3.6)."""
+        with self._step(call_id, at) as (conn, ctx):
+            row, _ = self._commit(conn, steps.complete(ctx), None)
+        return self._view(row)
+
+    def transfer_failed(
+        self, call_id: str, *, reason: str = "not answered", at: datetime | None = None
+    ) -> CallView:
+        """The transfer could not be made (5.2.3.2): its ``fallback`` action is carried out."""
+        with self._step(call_id, at) as (conn, ctx):
+            row, _ = self._commit(conn, steps.transfer_failed(ctx, reason), None)
+        return self._view(row)
+
+    def close(self, call_id: str, *, at: datetime | None = None) -> CallView:
+        """The call ends; the caller has been given the reference (5.2.2)."""
+        with self._step(call_id, at) as (conn, ctx):
+            open_refs = [
+                r for r in referrals_of_call(conn, self.id, call_id) if r.state in OPEN_STATES
+            ]
+            row, _ = self._commit(conn, steps.close(ctx, open_refs), None)
+        return self._view(row)
+
+    def abandon(self, call_id: str, *, at: datetime | None = None) -> CallView:
+        """The caller hung up before the action was done (11.6.4)."""
+        with self._step(call_id, at) as (conn, ctx):
+            row, _ = self._commit(conn, steps.abandon(ctx), None)
+        return self._view(row)
+
+    def acknowledge(self, call_id: str, *, by: str, at: datetime | None = None) -> CallView:
+        """The on-call officer has the referral — or a manager has a lone worker's alert
+        (5.2.3.6): escalation stops (5.3.2)."""
+        with self._step(call_id, at) as (conn, ctx):
+            referral = self._current_referral(conn, ctx, "acknowledge")
+            row, _ = self._commit(conn, steps.acknowledge(ctx, referral, by), None)
+        return self._view(row)
+
+    def phoned(
+        self, call_id: str, *, outcome: str, by: str, at: datetime | None = None
+    ) -> CallView:
+        """The handler rang the current stage's officer (a phone referral, 5.2.3.3):
+        ``outcome`` is ``answered`` (acknowledged), ``no_answer`` or ``voicemail`` (the next
+        stage is alerted at once)."""
+        with self._step(call_id, at) as (conn, ctx):
+            referral = self._current_referral(conn, ctx, "record a phone call")
+            row, _ = self._commit(conn, steps.phoned(ctx, referral, outcome, by), None)
+        return self._view(row)
+
+    def check_out(
+        self,
+        call_id: str,
+        *,
+        staff_id: str | None = None,
+        manager: str | None = None,
+        at: datetime | None = None,
+    ) -> CallView:
+        """The lone worker has left the site (5.2.3.6): ``staff_id`` must be who checked in
+        (their staff id, or their name where the script asks none); a ``manager`` may check
+        them out instead, recorded as such."""
+        with self._step(call_id, at) as (conn, ctx):
+            watch = self._current_referral(conn, ctx, "check out", kind="lone_worker")
+            row, _ = self._commit(
+                conn, steps.check_out(ctx, watch, staff_id, manager=manager), None
+            )
+        return self._view(row)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _load(self, conn: Connection, call_id: str) -> CallRow:
+        if not isinstance(call_id, str):
+            raise CallNotFound(f"a call id is a string, not {type(call_id).__name__}")
+        row = load_call(conn, self.id, call_id)
+        if row is None:
+            raise CallNotFound(f"no call {call_id!r} in {self.id}")
+        return row
+
+    def _context(
+        self, conn: Connection, call_id: str, now: datetime, *, need_option: bool = True
+    ) -> CallContext:
+        row = self._load(conn, call_id)
+        option: ServiceOption | None = None
+        if need_option and row.service_option is not None and row.option_version is not None:
+            option = self.engine.versions.get(conn, self.id, row.service_option, row.option_version)
+        return CallContext(
+            organisation=self.organisation,
+            option=option,
+            row=row,
+            now=now,
+            on_call=self._on_call,
+            contact_fields=self.engine.contact_fields,
+        )
+
+    def _referral_for(self, conn: Connection, referral_id: object) -> ReferralRow | None:
+        if not isinstance(referral_id, str):
+            return None
+        return load_referral(conn, self.id, referral_id)
+
+    def _current_referral(
+        self, conn: Connection, ctx: CallContext, step: str, *, kind: str | None = None
+    ) -> ReferralRow:
+        """The call's newest referral (or watch) still open."""
+        refs = [
+            r
+            for r in referrals_of_call(conn, self.id, ctx.row.id)
+            if kind is None or r.kind == kind
+        ]
+        open_refs = [r for r in refs if r.state in OPEN_STATES]
+        candidates = open_refs or refs
+        if not candidates:
+            raise InvalidTransition(ctx.row.id, ctx.row.state, step, allowed=[])
+        return candidates[-1]
+
+    def _commit(
+        self, conn: Connection, result: StepResult, option: ServiceOption | None
+    ) -> tuple[CallRow, tuple[str, str, str] | None]:
+        stored = self.engine.versions.remember(conn, option, result.at) if option else None
+        return commit(conn, result), stored
+
+    def _address_facts(self, answers: Mapping[str, Any]) -> dict[str, Any]:
+        """Match a captured address to the gazetteer for its UPRN (7.11, 4.1.5b)."""
+        gazetteer = self.engine._gazetteers.get(self.id)
+        address = answers.get("address")
+        if gazetteer is None or not isinstance(address, str):
+            return {}
+        postcode = answers.get("postcode")
+        matches = gazetteer.match(address, postcode if isinstance(postcode, str) else None)
+        facts: dict[str, Any] = {}
+        if matches and matches[0].score >= 0.8:
+            facts["uprn"] = matches[0].record.uprn
+        if isinstance(postcode, str):
+            facts["outside_area"] = not gazetteer.in_area(postcode)
+        return facts
+
+    def _duplicate(self, conn: Connection, row: CallRow) -> str | None:
+        """An earlier call on the same issue (5.2.7), flagged before a second referral."""
+        a = row.answers
+        if row.service_option is None or not any(
+            a.get(k) for k in ("caller_name", "address", "uprn", "postcode")
+        ):
+            return None
+        hit = search.likely_duplicate(
+            conn,
+            organisation_id=self.id,
+            caller_name=a.get("caller_name"),
+            address=a.get("address"),
+            uprn=a.get("uprn"),
+            postcode=a.get("postcode"),
+            service_option=row.service_option,
+            at=row.received_at,
+            exclude_call_id=row.id,
+        )
+        return hit.call_id if hit else None
+
+    def _view(self, row: CallRow, *, prompt: str | None = None) -> CallView:
+        org = self.organisation
+        option = org.service_options.get(row.service_option or "")
+        if option is not None and option.version != row.option_version:
+            option = (
+                self.engine.versions.loaded(org.id, option.id, row.option_version or "") or option
+            )
+        tell: str | None = None
+        if option is not None:
+            if row.variant:
+                variants = option.definition.variants
+                idx = next((i for i, v in enumerate(variants) if v.id == row.variant), -1)
+                tpl = option.template("variants", idx, "tell_caller") if idx >= 0 else None
+                if tpl is not None:
+                    tell = tpl.render(
+                        {
+                            **row.answers,
+                            "organisation": org.name,
+                            "service_option": option.name,
+                            "reference": row.reference,
+                        }
+                    )
+            elif not row.in_hours:
+                tell = (
+                    f"{option.name} is not provided by the out-of-hours service at this time; "
+                    "please contact the daytime service."
+                )
+        elif row.ivr_menu and prompt is None:
+            prompt = org.ivr_menus[row.ivr_menu].prompt
+        return CallView(
+            id=row.id,
+            organisation_id=row.organisation_id,
+            reference=row.reference,
+            state=row.state,
+            service_option=row.service_option,
+            option_version=row.option_version,
+            received_at=row.received_at,
+            caller_number=row.caller_number,
+            in_hours=row.in_hours,
+            variant=row.variant,
+            tell_caller=tell,
+            answers=MappingProxyType(dict(row.answers)),
+            action_id=row.action_id,
+            handler=row.handler,
+            duplicate_of=row.duplicate_of,
+            ivr_prompt=prompt,
+        )
+
+
+def _referral_view(r: ReferralRow) -> ReferralView:
+    snap = Snapshot.from_json(r.snapshot)
+    return ReferralView(
+        id=r.id,
+        call_id=r.call_id,
+        kind=r.kind,
+        action_id=r.action_id,
+        option_version=r.option_version,
+        run_id=r.run_id,
+        state=r.state,
+        stage=r.stage,
+        alerts=r.alerts,
+        started_at=r.started_at,
+        call_ended_at=r.call_ended_at,
+        deadline_at=r.deadline_at,
+        dispatched_at=r.dispatched_at,
+        acknowledged_at=r.acknowledged_at,
+        acknowledged_by=r.acknowledged_by,
+        finished_at=r.finished_at,
+        late_reason=r.late_reason,
+        stages=tuple((s.role, s.channels, s.wait) for s in snap.stages),
+    )

@@ -1,0 +1,158 @@
+"""A step's result, and the one function that commits it (DESIGN principle 8: decide, then commit).
+
+A step — a host's call or a timer firing — is decided by a pure function (:mod:`.steps`) that
+returns a :class:`StepResult`: the call's new row and which of its columns changed, the events to
+append, the messages to send, the timers to set and to cancel, the referral records to write, the
+search-index entry. :func:`commit` writes all of it in the caller's transaction, in a fixed order,
+and is the only place the engine writes to the store: every side effect has one way out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from oohcore import audit, outbox, search, timers
+from oohcore.channels import OutboundMessage
+from oohcore.engine.errors import ConcurrentChange
+from oohcore.engine.rows import CALLS, REFERRALS, CallRow, ReferralRow
+
+__all__ = ["EventOut", "ReferralWrite", "SearchEntry", "StepResult", "TimerOut", "commit"]
+
+
+@dataclass(frozen=True, slots=True)
+class EventOut:
+    """An audit event to append. ``personal`` is the part that is personal data (7.14.3): it is
+    kept beside the chain, which covers only its digest."""
+
+    kind: str
+    payload: Mapping[str, Any]
+    personal: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TimerOut:
+    kind: str
+    due_at: datetime
+    key: str
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralWrite:
+    """A referral record to insert (``before`` None) or to move on from ``before``."""
+
+    after: ReferralRow
+    before: ReferralRow | None = None
+    changes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchEntry:
+    """The call's entry in the earlier-call search index (5.2.7)."""
+
+    service_option: str
+    caller_name: str | None
+    address: str | None
+    uprn: Any
+    postcode: str | None
+
+
+@dataclass(slots=True)
+class StepResult:
+    """Everything one step does. Build it with the helper methods, then :func:`commit` it."""
+
+    call: CallRow
+    at: datetime
+    base: CallRow | None = None  # the row the step started from (None: a new call)
+    changes: dict[str, Any] = field(default_factory=dict)  # columns of ``call`` that changed
+    events: list[EventOut] = field(default_factory=list)
+    messages: list[OutboundMessage] = field(default_factory=list)
+    timers: list[TimerOut] = field(default_factory=list)
+    cancel: list[str | None] = field(default_factory=list)  # timer kinds (None: all) to cancel
+    referrals: list[ReferralWrite] = field(default_factory=list)
+    index: SearchEntry | None = None
+
+    @property
+    def organisation_id(self) -> str:
+        return self.call.organisation_id
+
+    def event(
+        self, kind: str, payload: Mapping[str, Any], personal: Mapping[str, Any] | None = None
+    ) -> None:
+        self.events.append(EventOut(kind, payload, personal))
+
+    def message(self, message: OutboundMessage) -> None:
+        self.messages.append(message)
+
+    def timer(self, kind: str, due_at: datetime, key: str, payload: Mapping[str, Any]) -> None:
+        self.timers.append(TimerOut(kind, due_at, key, payload))
+
+    def cancel_timers(self, kind: str | None = None) -> None:
+        self.cancel.append(kind)
+
+    def referral(self, write: ReferralWrite) -> None:
+        self.referrals.append(write)
+
+
+def commit(conn: Connection, result: StepResult) -> CallRow:
+    """Write ``result`` in ``conn``'s transaction; the call's row as committed.
+
+    Optimistic: if the call or a referral was changed by someone else since the step read it,
+    :class:`ConcurrentChange` is raised and the caller's transaction rolls back whole.
+    """
+    call = result.call
+    if result.base is None:
+        CALLS.insert(conn, call)
+    elif result.changes:
+        updated = CALLS.update(conn, result.base, result.changes)
+        if updated is None:
+            raise ConcurrentChange(
+                f"call {call.id} was changed by someone else meanwhile; read it again and retry"
+            )
+        call = updated
+    for write in result.referrals:
+        if write.before is None:
+            REFERRALS.insert(conn, write.after)
+        elif REFERRALS.update(conn, write.before, write.changes) is None:
+            raise ConcurrentChange(
+                f"referral {write.after.id} was changed by someone else meanwhile; retry"
+            )
+    org = call.organisation_id
+    for ev in result.events:
+        payload = {**ev.payload, **ev.personal} if ev.personal else ev.payload
+        audit.append_event(
+            conn, organisation_id=org, call_id=call.id, kind=ev.kind, payload=payload, at=result.at
+        )
+    for message in result.messages:
+        outbox.enqueue(conn, message, at=result.at)
+    for kind in result.cancel:
+        timers.cancel_timers(conn, call_id=call.id, kind=kind, at=result.at)
+    for t in result.timers:
+        timers.set_timer(
+            conn,
+            organisation_id=org,
+            call_id=call.id,
+            kind=t.kind,
+            due_at=t.due_at,
+            key=t.key,
+            payload=dict(t.payload),
+        )
+    if result.index is not None:
+        e = result.index
+        search.index_call(
+            conn,
+            organisation_id=org,
+            call_id=call.id,
+            service_option=e.service_option,
+            received_at=call.received_at,
+            caller_name=e.caller_name,
+            address=e.address,
+            uprn=e.uprn,
+            postcode=e.postcode,
+        )
+    return call

@@ -1,0 +1,667 @@
+"""The steps of a call, decided without a database (DESIGN principle 8).
+
+Each function takes a :class:`~oohcore.engine.context.CallContext` (what the façade read) and
+the step's input, checks that the step is allowed, and returns a
+:class:`~oohcore.engine.result.StepResult`: the call's new row and changed columns, the events,
+messages, timers and referral records. Nothing is written here; a refused step raises one of
+the documented exceptions and nothing is committed. The runner's timer firings and message
+outcomes are steps too (:func:`timer_fired`, :func:`message_sent`, :func:`message_failed`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from oohcore.answers import clean_answer
+from oohcore.calls import next_state
+from oohcore.channels import OutboundMessage
+from oohcore.engine.actions import Description, handler
+from oohcore.engine.actions.lone_worker import staff_of
+from oohcore.engine.context import CallContext, hours_at
+from oohcore.engine.errors import (
+    AnswerProblem,
+    InvalidAnswers,
+    InvalidChoice,
+    InvalidTransition,
+    MissingEssentialFields,
+    WrongStaffMember,
+)
+from oohcore.engine.escalation import alert, change_referral
+from oohcore.engine.result import EventOut, SearchEntry, StepResult
+from oohcore.engine.rows import CallRow, ReferralRow
+from oohcore.references import format_reference
+from oohcore.referrals import OPEN_STATES, next_referral_state
+from oohcore.rulesets.compiler import Organisation, Outcome, ServiceOption
+from oohcore.rulesets.models import Action, IvrChoice
+from oohcore.timers import TimerRow
+from oohcore.vocabulary import EventKind, MessagePurpose, TimerKind, action_event
+
+__all__ = [
+    "PHONE_OUTCOMES",
+    "Decision",
+    "abandon",
+    "acknowledge",
+    "answer",
+    "capture",
+    "check_out",
+    "choose",
+    "close",
+    "complete",
+    "decide",
+    "message_failed",
+    "message_sent",
+    "offer",
+    "phoned",
+    "timer_fired",
+    "transfer_failed",
+]
+
+IVR_WAIT = timedelta(seconds=30)
+"""How long an IVR menu waits for a key before its ``no_choice`` applies (2.1.2h, 5.1.2)."""
+
+PHONE_OUTCOMES = ("answered", "no_answer", "voicemail")
+
+AddressFacts = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+def _move(ctx: CallContext, trigger: str, step: str | None = None) -> str:
+    dest = next_state(trigger, ctx.row.state)
+    if dest is None:
+        raise InvalidTransition(ctx.row.id, ctx.row.state, step or trigger.replace("_", " "))
+    return dest
+
+
+def _result(ctx: CallContext, dest: str, **changes: Any) -> StepResult:
+    changes["state"] = dest
+    return StepResult(
+        call=replace(ctx.row, version=ctx.row.version + 1, **changes),
+        at=ctx.now,
+        base=ctx.row,
+        changes=changes,
+    )
+
+
+def _transition(
+    ctx: CallContext,
+    trigger: str,
+    kind: str,
+    payload: Mapping[str, Any],
+    *,
+    step: str | None = None,
+    personal: Mapping[str, Any] | None = None,
+    **changes: Any,
+) -> StepResult:
+    """The call moves by ``trigger``; the event records it (from, to and ``payload``)."""
+    dest = _move(ctx, trigger, step)
+    result = _result(ctx, dest, **changes)
+    result.event(kind, {"from": ctx.row.state, "to": dest, **payload}, personal)
+    return result
+
+
+# -- the call ---------------------------------------------------------------------------------
+
+
+def offer(
+    organisation: Organisation,
+    *,
+    call_id: str,
+    seq: int,
+    number: str,
+    option: ServiceOption | None,
+    ivr_menu: str | None,
+    caller_number: str | None,
+    now: datetime,
+) -> StepResult:
+    """A call arrives on an access number (7.1.2-7.1.4): recorded, with its hours (2.1.5) and
+    variant (5.4.3); an IVR call waits for a key, and no key in time takes the menu's
+    ``no_choice`` (2.1.2h)."""
+    in_hours, variant = hours_at(organisation, option, now)
+    reference = format_reference(seq)
+    row = CallRow(
+        id=call_id,
+        organisation_id=organisation.id,
+        seq=seq,
+        reference=reference,
+        access_number=number,
+        caller_number=caller_number,
+        ivr_menu=None if option else ivr_menu,
+        service_option=option.id if option else None,
+        option_version=option.version if option else None,
+        organisation_version=organisation.version,
+        state="offered" if option else "ivr",
+        priority=organisation.priority(option.id) if option else len(organisation.priorities),
+        in_hours=in_hours,
+        variant=variant,
+        handler=None,
+        answers={},
+        action_id=None,
+        action_kind=None,
+        rule=None,
+        duplicate_of=None,
+        received_at=now,
+        answered_at=None,
+        decided_at=None,
+        actioned_at=None,
+        closed_at=None,
+        abandoned_at=None,
+        version=1,
+    )
+    result = StepResult(call=row, at=now)
+    result.event(
+        EventKind.CALL_OFFERED,
+        {
+            "number": number,
+            "service_option": row.service_option,
+            "ivr": row.ivr_menu,
+            "reference": reference,
+            "in_hours": in_hours,
+            "variant": variant,
+            "option_version": row.option_version,
+            "organisation_version": organisation.version,
+        },
+        personal={"caller_number": caller_number} if caller_number else None,
+    )
+    if row.ivr_menu is not None:
+        result.timer(
+            TimerKind.IVR_NO_CHOICE, now + IVR_WAIT, f"{call_id}:ivr", {"menu": row.ivr_menu}
+        )
+    return result
+
+
+def _route(
+    ctx: CallContext, option: ServiceOption, kind: str, payload: Mapping[str, Any]
+) -> StepResult:
+    in_hours, variant = hours_at(ctx.organisation, option, ctx.row.received_at)
+    result = _transition(
+        ctx,
+        "choose",
+        kind,
+        {**payload, "service_option": option.id, "option_version": option.version},
+        service_option=option.id,
+        option_version=option.version,
+        priority=ctx.organisation.priority(option.id),
+        in_hours=in_hours,
+        variant=variant,
+    )
+    result.cancel_timers(TimerKind.IVR_NO_CHOICE)
+    return result
+
+
+def choose(ctx: CallContext, key: str) -> tuple[StepResult, IvrChoice]:
+    """The caller pressed ``key`` in the IVR menu (7.1.4)."""
+    _move(ctx, "choose")
+    menu = ctx.organisation.ivr_menus[ctx.row.ivr_menu or ""]
+    choice = next((c for c in menu.choices if c.key == key), None)
+    if choice is None:
+        keys = ", ".join(c.key for c in menu.choices)
+        raise InvalidChoice(f"key {key!r} is not in IVR menu {menu.id} (keys: {keys})")
+    option = ctx.organisation.service_options[choice.service_option]
+    return _route(ctx, option, EventKind.IVR_CHOSEN, {"key": key}), choice
+
+
+def answer(ctx: CallContext, handler_name: str) -> StepResult:
+    return _transition(
+        ctx,
+        "answer",
+        EventKind.CALL_ANSWERED,
+        {"handler": handler_name},
+        handler=handler_name,
+        answered_at=ctx.now,
+    )
+
+
+def capture(ctx: CallContext, answers: Mapping[str, Any], facts: AddressFacts) -> StepResult:
+    """Record answers (partial captures are fine, 5.3.3; ``None`` clears one). Every answer is
+    checked against its question first; if any is unacceptable none is recorded."""
+    dest = _move(ctx, "capture")
+    option = ctx.require_option()
+    questions = {q.field: q for q in option.questions}
+    problems: list[AnswerProblem] = []
+    cleaned: dict[str, Any] = {}
+    for name, value in answers.items():
+        q = questions.get(name)
+        if q is None:
+            problems.append(AnswerProblem(name, f"{option.id} asks no question with this field"))
+            continue
+        if value is None:
+            cleaned[name] = None
+            continue
+        try:
+            cleaned[name] = clean_answer(q, value)
+        except ValueError as exc:
+            problems.append(AnswerProblem(name, str(exc)))
+    if problems:
+        raise InvalidAnswers(problems)
+    merged = {k: v for k, v in {**ctx.row.answers, **cleaned}.items() if v is not None}
+    merged.update(facts(merged))
+    result = _result(ctx, dest, answers=merged)
+    # 7.14.3: the answers are personal data, kept beside the audit chain (which holds their
+    # digest and which fields were captured)
+    result.event(
+        EventKind.CALL_CAPTURED,
+        {"from": ctx.row.state, "to": dest, "fields": sorted(cleaned)},
+        personal={"answers": cleaned},
+    )
+    caller, address, uprn = merged.get("caller_name"), merged.get("address"), merged.get("uprn")
+    if caller is not None or address is not None or uprn is not None:
+        result.index = SearchEntry(option.id, caller, address, uprn, merged.get("postcode"))
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What :func:`decide` chose, with how to present it."""
+
+    outcome: Outcome
+    say: str | None
+    description: Description
+
+
+def decide(ctx: CallContext, duplicate: str | None) -> tuple[StepResult, Decision]:
+    """The first rule that holds chooses the action (5.2.3); the essential fields asked must be
+    answered first (5.3.3). ``duplicate`` is an earlier call on the same issue (5.2.7)."""
+    dest = _move(ctx, "decide")
+    option = ctx.require_option()
+    values = ctx.values(duplicate=duplicate is not None)
+    asked = {q.field for q in option.questions_to_ask(values)}
+    missing = [f for f in sorted(option.essential_fields & asked) if f not in ctx.row.answers]
+    if missing:
+        raise MissingEssentialFields(ctx.row.id, missing)
+    outcome = option.decide(values)
+    result = _result(
+        ctx,
+        dest,
+        action_id=outcome.action_id,
+        action_kind=outcome.action.kind,
+        rule=outcome.rule,
+        duplicate_of=duplicate,
+        decided_at=ctx.now,
+    )
+    result.event(
+        EventKind.CALL_DECIDED,
+        {
+            "from": ctx.row.state,
+            "to": dest,
+            "action": outcome.action_id,
+            "rule": outcome.rule,
+            "duplicate_of": duplicate,
+            "option_version": option.version,
+        },
+    )
+    decided = replace(ctx, row=result.call)
+    say_tpl = option.template("actions", outcome.action_id, "say")
+    say = say_tpl.render(values) if say_tpl else None
+    described = handler(outcome.action.kind).describe(decided, outcome.action_id, outcome.action)
+    return result, Decision(outcome, say, described)
+
+
+def _carry_out(
+    ctx: CallContext, action_id: str, action: Action, trigger: str, extra: Mapping[str, Any]
+) -> StepResult:
+    option = ctx.require_option()
+    dest = _move(ctx, trigger, "complete")
+    values = ctx.values()
+    result = _result(ctx, dest, actioned_at=ctx.now, action_id=action_id, action_kind=action.kind)
+    done = replace(ctx, row=result.call)
+    first = len(result.events)  # the action's own event comes before what it causes
+    payload = handler(action.kind).carry_out(done, action_id, action, values, result)
+    row = ctx.row
+    if action.caller_sms and row.caller_number:
+        tpl = option.template("actions", action_id, "caller_sms")
+        if tpl is not None:
+            result.message(
+                OutboundMessage(
+                    organisation_id=row.organisation_id,
+                    call_id=row.id,
+                    channel="sms",
+                    recipient=row.caller_number,
+                    body=tpl.render(values),
+                    idempotency_key=f"{row.id}:caller-sms:{action_id}",
+                    purpose=MessagePurpose.CALLER_SMS,
+                    reference=row.reference,
+                )
+            )
+    payload = {
+        "from": row.state,
+        "to": dest,
+        "action": action_id,
+        "kind": action.kind,
+        **extra,
+        **payload,
+    }
+    result.events.insert(first, EventOut(action_event(action.kind), payload))
+    return result
+
+
+def complete(ctx: CallContext) -> StepResult:
+    """Carry out the decided action (5.2.3.x): its handler's messages, records and timers, and
+    the caller's follow-up SMS (5.2.6)."""
+    row = ctx.row
+    if row.action_id is None:
+        raise InvalidTransition(row.id, row.state, "complete")
+    action = ctx.require_option().actions[row.action_id]
+    return _carry_out(ctx, row.action_id, action, f"do_{action.kind}", {})
+
+
+def transfer_failed(ctx: CallContext, reason: str) -> StepResult:
+    """The host could not put the caller through (5.2.3.2): the transfer's ``fallback`` action
+    is carried out at once; without one, the failure is recorded and the call stays with the
+    handler (who must act on it)."""
+    row = ctx.row
+    option = ctx.require_option()
+    action = option.actions.get(row.action_id or "")
+    if row.state != "transferred" or action is None or action.kind != "transfer":
+        raise InvalidTransition(row.id, row.state, "report a failed transfer")
+    fallback = getattr(action, "fallback", None)
+    if fallback is None:
+        result = StepResult(call=row, at=ctx.now, base=row)
+        result.event(EventKind.TRANSFER_FAILED, {"action": row.action_id, "reason": reason})
+        return result
+    fb = option.actions[fallback]
+    result = _carry_out(
+        ctx,
+        fallback,
+        fb,
+        f"fallback_{fb.kind}",
+        {"transfer": row.action_id, "reason": reason},
+    )
+    failed = EventOut(
+        EventKind.TRANSFER_FAILED, {"action": row.action_id, "reason": reason, "fallback": fallback}
+    )
+    result.events.insert(0, failed)
+    return result
+
+
+def close(ctx: CallContext, open_referrals: Sequence[ReferralRow]) -> StepResult:
+    """The call ends; the caller has been given the reference (5.2.2). A referral's pass-on time
+    limit runs from here, the conclusion of the call (6.4b)."""
+    result = _transition(
+        ctx, "close", EventKind.CALL_CLOSED, {"reference": ctx.row.reference}, closed_at=ctx.now
+    )
+    for ref in open_referrals:
+        if ref.kind != "refer" or ref.call_ended_at is not None or ref.limit_seconds is None:
+            continue
+        deadline = ctx.now + timedelta(seconds=ref.limit_seconds)
+        change_referral(result, ref, call_ended_at=ctx.now, deadline_at=deadline)
+        result.cancel_timers(TimerKind.REFERRAL_DEADLINE)
+        result.timer(
+            TimerKind.REFERRAL_DEADLINE,
+            deadline,
+            f"{ref.id}:{ref.run_id}:deadline:closed",
+            {"referral": ref.id, "run": ref.run_id},
+        )
+    return result
+
+
+def abandon(ctx: CallContext) -> StepResult:
+    """The caller hung up before the action was done (11.6.4)."""
+    return _transition(
+        ctx,
+        "abandon",
+        EventKind.CALL_ABANDONED,
+        {"from_state": ctx.row.state},
+        abandoned_at=ctx.now,
+    )
+
+
+# -- referrals and watches ----------------------------------------------------------------------
+
+
+def _unchanged(ctx: CallContext) -> StepResult:
+    return StepResult(call=ctx.row, at=ctx.now, base=ctx.row)
+
+
+def _referral_move(
+    ctx: CallContext, referral: ReferralRow | None, trigger: str, step: str
+) -> tuple[ReferralRow, str]:
+    dest = next_referral_state(trigger, referral.state) if referral is not None else None
+    if referral is None or dest is None:
+        state = referral.state if referral is not None else ctx.row.state
+        raise InvalidTransition(ctx.row.id, state, step, allowed=[])
+    return referral, dest
+
+
+def acknowledge(ctx: CallContext, referral: ReferralRow | None, by: str) -> StepResult:
+    """The on-call officer has the referral — or a manager has a lone worker's alert
+    (5.2.3.6): escalation stops (5.3.2)."""
+    ref, dest = _referral_move(ctx, referral, "acknowledge", "acknowledge")
+    result = _unchanged(ctx)
+    _finish_acknowledged(ctx, result, ref, dest, by, how="api")
+    return result
+
+
+def _finish_acknowledged(
+    ctx: CallContext, result: StepResult, ref: ReferralRow, dest: str, by: str, *, how: str
+) -> None:
+    changes: dict[str, Any] = {
+        "state": dest,
+        "acknowledged_at": ctx.now,
+        "acknowledged_by": by,
+        "finished_at": ctx.now,
+    }
+    if ref.dispatched_at is None:
+        changes["dispatched_at"] = ctx.now
+    change_referral(result, ref, **changes)
+    result.cancel_timers(TimerKind.ESCALATION_WAIT)
+    result.event(
+        EventKind.REFERRAL_ACKNOWLEDGED,
+        {"referral": ref.id, "run": ref.run_id, "by": by, "how": how, "stage": ref.stage},
+    )
+
+
+def phoned(ctx: CallContext, referral: ReferralRow | None, outcome: str, by: str) -> StepResult:
+    """The handler rang the officer of the current stage (5.2.3.3) and records the outcome:
+    ``answered`` is an acknowledgement by that officer; ``no_answer`` or ``voicemail`` moves to
+    the next stage at once."""
+    if outcome not in PHONE_OUTCOMES:
+        from oohcore.engine.errors import EngineError
+
+        raise EngineError(f"phone outcome {outcome!r} is not one of {', '.join(PHONE_OUTCOMES)}")
+    ref, _dest = _referral_move(ctx, referral, "alert", "record a phone call")
+    if ref.state != "alerting":
+        raise InvalidTransition(ctx.row.id, ref.state, "record a phone call", allowed=[])
+    result = _unchanged(ctx)
+    result.event(
+        EventKind.REFERRAL_PHONED,
+        {"referral": ref.id, "stage": ref.stage, "outcome": outcome, "by": by},
+    )
+    if outcome == "answered":
+        officer = ctx.on_call(_stage_role(ref), ctx.now)
+        _finish_acknowledged(
+            ctx, result, ref, "acknowledged", officer.id if officer else by, how="phone"
+        )
+    else:
+        result.cancel_timers(TimerKind.ESCALATION_WAIT)
+        after = alert(ctx, result, ref, stage=ref.stage + 1, reason=f"phone {outcome}")
+        result.event(EventKind.REFERRAL_ESCALATED, {"referral": ref.id, "stage": after.stage})
+    return result
+
+
+def _stage_role(ref: ReferralRow) -> str:
+    stages = ref.snapshot["stages"]
+    role: str = stages[min(max(ref.stage, 0), len(stages) - 1)]["role"]
+    return role
+
+
+def check_out(
+    ctx: CallContext, watch: ReferralRow | None, staff: str | None, *, manager: str | None
+) -> StepResult:
+    """The lone worker has left the site (5.2.3.6). The same staff member checks out (their
+    staff id, or their name where the script asks no id); a manager may check them out instead,
+    recorded as such."""
+    if ctx.row.state != "lone_worker" or watch is None or watch.kind != "lone_worker":
+        raise InvalidTransition(ctx.row.id, ctx.row.state, "check out")
+    ref, dest = _referral_move(ctx, watch, "check_out", "check out")
+    expected = ref.snapshot.get("staff")
+    given = staff_of({"staff_id": staff}) if staff else None
+    if manager is None and expected is not None and given != expected:
+        raise WrongStaffMember(
+            f"call {ctx.row.id}: the visit was checked in by another staff member; check out "
+            "with their staff id, or as a manager (manager=...)"
+        )
+    result = _transition(
+        ctx,
+        "close",
+        EventKind.LONE_WORKER_CHECKED_OUT,
+        {"referral": ref.id, "by_manager": manager is not None},
+        personal={"manager": manager} if manager else None,
+        closed_at=ctx.now,
+    )
+    changes = {"state": dest, "finished_at": ctx.now}
+    change_referral(result, ref, **changes)
+    result.cancel_timers(None)
+    return result
+
+
+# -- the runner's steps -------------------------------------------------------------------------
+
+
+def _stale(ctx: CallContext, timer: TimerRow, why: str) -> StepResult:
+    result = _unchanged(ctx)
+    result.event(
+        EventKind.TIMER_STALE,
+        {"timer": timer.id, "kind": timer.kind, "key": timer.key, "why": why},
+    )
+    return result
+
+
+def timer_fired(ctx: CallContext, timer: TimerRow, referral: ReferralRow | None) -> StepResult:
+    """A durable timer is due. A timer of another run than its referral's (a ruleset change, a
+    restarted escalation, a duplicate firing) is recorded and has no effect."""
+    if timer.kind == TimerKind.IVR_NO_CHOICE:
+        return _ivr_no_choice(ctx, timer)
+    if referral is None:
+        return _stale(ctx, timer, "no such referral")
+    if timer.payload.get("run") != referral.run_id:
+        return _stale(ctx, timer, f"run {timer.payload.get('run')} is not the referral's")
+    if timer.kind == TimerKind.REFERRAL_DEADLINE:
+        return _deadline(ctx, referral)
+    if timer.kind == TimerKind.ESCALATION_WAIT:
+        if referral.state != "alerting" or timer.payload.get("alert") != referral.alerts:
+            return _stale(ctx, timer, f"the referral is {referral.state}, alert {referral.alerts}")
+        result = _unchanged(ctx)
+        after = alert(ctx, result, referral, stage=referral.stage + 1, reason="not acknowledged")
+        result.event(
+            EventKind.REFERRAL_ESCALATED,
+            {"referral": referral.id, "stage": after.stage, "alert": after.alerts},
+        )
+        return result
+    if timer.kind == TimerKind.LONE_WORKER_EXPIRY:
+        if referral.state != "watching":
+            return _stale(ctx, timer, f"the watch is {referral.state}")
+        result = _unchanged(ctx)
+        after = alert(ctx, result, referral, stage=0, reason="overdue")
+        result.event(
+            EventKind.LONE_WORKER_ALERT,
+            {"referral": referral.id, "stage": after.stage, "alert": after.alerts},
+        )
+        return result
+    return _stale(ctx, timer, f"unknown timer kind {timer.kind}")
+
+
+def _ivr_no_choice(ctx: CallContext, timer: TimerRow) -> StepResult:
+    """No key was pressed in time (2.1.2h, 5.1.2): the menu's ``no_choice`` option applies; a
+    menu without one leaves the call waiting for a handler, recorded."""
+    if ctx.row.state != "ivr":
+        return _stale(ctx, timer, f"the call is {ctx.row.state}")
+    menu = ctx.organisation.ivr_menus.get(ctx.row.ivr_menu or "")
+    if menu is None or menu.no_choice is None:
+        result = _unchanged(ctx)
+        result.event(EventKind.IVR_NO_CHOICE, {"menu": ctx.row.ivr_menu, "service_option": None})
+        return result
+    option = ctx.organisation.service_options[menu.no_choice]
+    return _route(ctx, option, EventKind.IVR_NO_CHOICE, {"menu": menu.id})
+
+
+def _deadline(ctx: CallContext, ref: ReferralRow) -> StepResult:
+    """The pass-on time limit (6.4b) is reached: met when the referral was dispatched by then,
+    else an exception with its reason for the reports (11.7.3g-h)."""
+    result = _unchanged(ctx)
+    start = ref.call_ended_at or ref.started_at
+    if ref.dispatched_at is not None:
+        seconds = max(0.0, (ref.dispatched_at - start).total_seconds())
+        result.event(
+            EventKind.REFERRAL_DEADLINE_MET,
+            {"referral": ref.id, "pass_on_s": round(seconds, 3), "limit_s": ref.limit_seconds},
+        )
+        return result
+    reason = "no alert was delivered and nobody acknowledged within the time limit"
+    if ref.alerts == 0:
+        reason = "nobody could be alerted"
+    changes = {"late_reason": reason}
+    change_referral(result, ref, **changes)
+    result.event(
+        EventKind.REFERRAL_DEADLINE_MISSED,
+        {"referral": ref.id, "limit_s": ref.limit_seconds, "reason": reason},
+    )
+    return result
+
+
+def _alert_number(message: OutboundMessage) -> int | None:
+    n = message.meta.get("alert")
+    return n if isinstance(n, int) else None
+
+
+def message_sent(
+    ctx: CallContext, referral: ReferralRow | None, message: OutboundMessage, key: str
+) -> StepResult:
+    """A message was delivered to its channel: recorded; a referral's first delivered alert is
+    its dispatch (6.4b pass-on time)."""
+    result = _unchanged(ctx)
+    result.event(
+        EventKind.MESSAGE_SENT,
+        {
+            "channel": message.channel,
+            "key": key,
+            "purpose": str(message.purpose),
+            "referral": referral.id if referral else None,
+        },
+        personal={"recipient": message.recipient},
+    )
+    if referral is not None and referral.dispatched_at is None and _alert_number(message):
+        changes = {"dispatched_at": ctx.now}
+        change_referral(result, referral, **changes)
+    return result
+
+
+def message_failed(
+    ctx: CallContext,
+    referral: ReferralRow | None,
+    message: OutboundMessage,
+    key: str,
+    error: str | None,
+    siblings_pending_or_sent: bool,
+) -> StepResult:
+    """A message failed for good (8.14): recorded; when it was the current alert of a referral
+    and every message of that alert has failed, the next stage is alerted at once (not at the
+    end of the wait)."""
+    result = _unchanged(ctx)
+    result.event(
+        EventKind.MESSAGE_FAILED,
+        {
+            "channel": message.channel,
+            "key": key,
+            "error": error,
+            "referral": referral.id if referral else None,
+        },
+        personal={"recipient": message.recipient},
+    )
+    number = _alert_number(message)
+    if (
+        referral is not None
+        and referral.state in OPEN_STATES
+        and referral.state == "alerting"
+        and number == referral.alerts
+        and message.meta.get("run") == referral.run_id
+        and not siblings_pending_or_sent
+    ):
+        result.cancel_timers(TimerKind.ESCALATION_WAIT)
+        after = alert(ctx, result, referral, stage=referral.stage + 1, reason="delivery failed")
+        result.event(
+            EventKind.REFERRAL_ESCALATED,
+            {"referral": referral.id, "stage": after.stage, "alert": after.alerts},
+        )
+    return result
