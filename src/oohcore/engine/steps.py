@@ -657,6 +657,9 @@ def message_failed(
         and number == referral.alerts
         and message.meta.get("run") == referral.run_id
         and not siblings_pending_or_sent
+        # past the last stage the final holder is re-alerted on its wait, never at once: a
+        # channel that fails every message must not spin the chain within one tick
+        and referral.stage < len(referral.snapshot["stages"]) - 1
     ):
         result.cancel_timers(TimerKind.ESCALATION_WAIT)
         after = alert(ctx, result, referral, stage=referral.stage + 1, reason="delivery failed")
