@@ -127,10 +127,8 @@ def test_referring_starts_a_referral_with_its_escalation_snapshotted(org: Organi
     kinds = {t.kind for t in result.timers}
     assert kinds == {TimerKind.ESCALATION_WAIT, TimerKind.REFERRAL_DEADLINE}
     assert all(referral.run_id in t.key for t in result.timers)
-    assert [e.kind for e in result.events][:2] == [
-        EventKind.ACTION_REFER,
-        EventKind.REFERRAL_STARTED,
-    ]
+    [action] = [e for e in result.events if e.kind == EventKind.ACTION_REFER]
+    assert action.payload["referral"] == referral.id and action.payload["officer"] == "rita"
 
 
 def _fired(kind: str, referral: ReferralRow, **payload: Any) -> TimerRow:
@@ -208,17 +206,28 @@ def test_the_decision_needs_the_essential_fields(org: Organisation) -> None:
         steps.decide(_ctx(org, row), None)
 
 
-def test_closing_moves_the_deadline_to_the_end_of_the_call(org: Organisation) -> None:
+def test_the_deadline_waits_for_the_end_of_the_call_then_judges_the_pass_on(
+    org: Organisation,
+) -> None:
+    """6.4b: the limit runs from the conclusion of the call."""
     result = _referred(org, HEATING)
     referral = result.referrals[0].after
-    end = NOW + timedelta(minutes=6)
-    closed = steps.close(_ctx(org, result.call, end), [referral])
-    assert closed.referrals[0].changes == {
-        "call_ended_at": end,
-        "deadline_at": end + timedelta(minutes=10),
-    }
-    assert closed.cancel == [TimerKind.REFERRAL_DEADLINE]
-    assert closed.timers[0].due_at == end + timedelta(minutes=10)
+    ended = NOW + timedelta(minutes=6)
+    closed = _apply(steps.close(_ctx(org, result.call, ended)))
+    timer = _fired(TimerKind.REFERRAL_DEADLINE, referral)
+    first = steps.timer_fired(_ctx(org, closed, NOW + timedelta(minutes=10)), timer, referral)
+    assert [t.due_at for t in first.timers] == [ended + timedelta(minutes=10)]  # waits on
+    assert first.events == [] and first.referrals == []
+    sent = ended + timedelta(minutes=9)
+    late = steps.timer_fired(
+        _ctx(org, closed, ended + timedelta(minutes=10)), timer, referral, sent
+    )
+    assert [e.kind for e in late.events] == [EventKind.REFERRAL_DEADLINE_MET]
+    assert late.events[0].payload["pass_on_s"] == 540.0
+    assert late.referrals[0].changes["call_ended_at"] == ended
+    missed = steps.timer_fired(_ctx(org, closed, ended + timedelta(minutes=10)), timer, referral)
+    assert [e.kind for e in missed.events] == [EventKind.REFERRAL_DEADLINE_MISSED]
+    assert missed.referrals[0].changes["late_reason"]
 
 
 def test_a_failed_alert_escalates_at_once_only_when_all_of_it_failed(org: Organisation) -> None:

@@ -98,6 +98,7 @@ referrals = Table(
     Column("finished_at", UTCDateTime()),  # acknowledged or checked out
     Column("late_reason", Text),  # 11.7.3g-h: why the pass-on was late, when it was
     Column("version", Integer, nullable=False),
+    # one index: a referral is found by its call (reports reach referrals through their calls,
+    # so a referral's insert writes as few pages as it can)
     Index(None, "call_id"),
-    Index(None, "organisation_id", "started_at"),
 )

@@ -36,9 +36,8 @@ class EventKind(StrEnum):
     ACTION_OUT_OF_SCOPE = "action.out_of_scope"
     ACTION_LONE_WORKER = "action.lone_worker"
     TRANSFER_FAILED = "transfer.failed"  # 5.2.3.2: the host reports the transfer failed
-    # referrals and their escalation (5.2.3.3, 5.3.2, 6.4b, 6.4e)
-    REFERRAL_STARTED = "referral.started"
-    REFERRAL_ALERTED = "referral.alerted"
+    # referrals and their escalation (5.2.3.3, 5.3.2, 6.4b, 6.4e); a referral starts with its
+    # "action.refer" event, which says who was alerted, as "referral.escalated" does later
     REFERRAL_NO_OFFICER = "referral.no_officer"
     REFERRAL_NO_ADDRESS = "referral.no_address"
     REFERRAL_PHONE_DUE = "referral.phone_due"  # the handler must phone the officer now

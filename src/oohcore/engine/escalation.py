@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from oohcore.channels import OutboundMessage
 from oohcore.engine.context import CallContext
 from oohcore.engine.result import ReferralWrite, StepResult
-from oohcore.engine.rows import ReferralRow
+from oohcore.engine.rows import REFERRALS, ReferralRow
 from oohcore.rulesets.compiler import ServiceOption
 from oohcore.rulesets.models import LoneWorker, Refer
 from oohcore.vocabulary import EventKind, MessagePurpose, TimerKind
@@ -194,10 +194,11 @@ def alert(
     *,
     stage: int,
     reason: str,
-) -> ReferralRow:
+) -> tuple[ReferralRow, dict[str, Any]]:
     """Alert stage ``stage`` of ``referral``'s snapshot (or re-alert the final holder when the
-    chain is exhausted) and set the wait for its acknowledgement; adds the messages, events and
-    timer to ``result`` and returns the referral as it will be."""
+    chain is exhausted) and set the wait for its acknowledgement; adds the messages, timer and
+    any problem events to ``result``. Returns the referral as it will be, and what the alert
+    was (for the event of the step that caused it: the action, an escalation, an alarm)."""
     snap = Snapshot.from_json(referral.snapshot)
     chain = snap.stages
     repeat = stage >= len(chain)
@@ -269,7 +270,6 @@ def alert(
                     },
                 )
             )
-        result.event(EventKind.REFERRAL_ALERTED, info)
     wait = snap.realert if repeat else current.wait
     result.timer(
         TimerKind.ESCALATION_WAIT,
@@ -278,9 +278,10 @@ def alert(
         {"referral": referral.id, "run": referral.run_id, "stage": held, "alert": number},
     )
     # a stage skipped for want of anyone on call counts as passed
-    return change_referral(
+    after = change_referral(
         result, referral, state="alerting", stage=stage if repeat else held, alerts=number
     )
+    return after, info
 
 
 def _write(
@@ -303,7 +304,7 @@ def add_referral(result: StepResult, referral: ReferralRow) -> None:
 
 def change_referral(result: StepResult, before: ReferralRow, **changes: Any) -> ReferralRow:
     """Add a change of ``before`` to ``result``; the referral as it will be."""
-    after = replace(before, **changes)
+    after = REFERRALS.evolve(before, changes)
     _write(result, before, after, changes)
     return after
 

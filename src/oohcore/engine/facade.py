@@ -51,6 +51,7 @@ from oohcore.rulesets.loader import load_organisations
 from oohcore.runner import Runner, TickReport
 from oohcore.store import Store
 from oohcore.timers import TimerRow
+from oohcore.vocabulary import TimerKind
 
 __all__ = ["Engine", "OrganisationDesk"]
 
@@ -241,16 +242,25 @@ class Engine:
             return
         ctx = desk._context(conn, timer.call_id, now)
         referral = desk._referral_for(conn, timer.payload.get("referral"))
-        desk._commit(conn, steps.timer_fired(ctx, timer, referral), ctx.option)
+        dispatched = None
+        if referral is not None and timer.kind == TimerKind.REFERRAL_DEADLINE:
+            dispatched = _first_dispatch(conn, referral)
+        desk._commit(conn, steps.timer_fired(ctx, timer, referral, dispatched), ctx.option)
 
     def _on_sent(self, conn: Connection, row: OutboxRow, now: datetime) -> None:
         desk = self._desks.get(row.organisation_id)
         if desk is None or row.call_id is None:
             return
-        ctx = desk._context(conn, row.call_id, now, need_option=False)
-        referral = desk._referral_for(conn, row.message.meta.get("referral"))
-        result = steps.message_sent(ctx, referral, row.message, row.idempotency_key)
-        desk._commit(conn, result, None)
+        referral = row.message.meta.get("referral")
+        result = steps.message_sent(
+            desk.id,
+            row.call_id,
+            referral if isinstance(referral, str) else None,
+            row.message,
+            row.idempotency_key,
+            now,
+        )
+        commit(conn, result)
 
     def _on_failed(self, conn: Connection, row: OutboxRow, now: datetime) -> None:
         """A message failed for good (retries exhausted, or no such channel): it is recorded,
@@ -454,10 +464,7 @@ class OrganisationDesk:
     def close(self, call_id: str, *, at: datetime | None = None) -> CallView:
         """The call ends; the caller has been given the reference (5.2.2)."""
         with self._step(call_id, at) as (conn, ctx):
-            open_refs = [
-                r for r in referrals_of_call(conn, self.id, call_id) if r.state in OPEN_STATES
-            ]
-            row, _ = self._commit(conn, steps.close(ctx, open_refs), None)
+            row, _ = self._commit(conn, steps.close(ctx), None)
         return self._view(row)
 
     def abandon(self, call_id: str, *, at: datetime | None = None) -> CallView:
@@ -553,7 +560,9 @@ class OrganisationDesk:
         self, conn: Connection, result: StepResult, option: ServiceOption | None
     ) -> tuple[CallRow, tuple[str, str, str] | None]:
         stored = self.engine.versions.remember(conn, option, result.at) if option else None
-        return commit(conn, result), stored
+        row = commit(conn, result)
+        assert row is not None  # every step of a call's context returns its row
+        return row, stored
 
     def _address_facts(self, answers: Mapping[str, Any]) -> dict[str, Any]:
         """Match a captured address to the gazetteer for its UPRN (7.11, 4.1.5b)."""
@@ -637,6 +646,18 @@ class OrganisationDesk:
             duplicate_of=row.duplicate_of,
             ivr_prompt=prompt,
         )
+
+
+def _first_dispatch(conn: Connection, referral: ReferralRow) -> datetime | None:
+    """When the referral's first alert was delivered (its pass-on, 6.4b), from the outbox."""
+    sent = [
+        m.sent_at
+        for m in outbox.messages_for_call(conn, referral.call_id)
+        if m.sent_at is not None
+        and m.message.meta.get("referral") == referral.id
+        and m.message.meta.get("run") == referral.run_id
+    ]
+    return min(sent) if sent else None
 
 
 def _referral_view(r: ReferralRow) -> ReferralView:

@@ -66,7 +66,7 @@ class SearchEntry:
 class StepResult:
     """Everything one step does. Build it with the helper methods, then :func:`commit` it."""
 
-    call: CallRow
+    call: CallRow | None  # the call after the step (None: a step that reads no call row)
     at: datetime
     base: CallRow | None = None  # the row the step started from (None: a new call)
     changes: dict[str, Any] = field(default_factory=dict)  # columns of ``call`` that changed
@@ -76,10 +76,13 @@ class StepResult:
     cancel: list[str | None] = field(default_factory=list)  # timer kinds (None: all) to cancel
     referrals: list[ReferralWrite] = field(default_factory=list)
     index: SearchEntry | None = None
+    organisation_id: str = ""  # the call's scope (taken from ``call`` when it is given)
+    call_id: str = ""
 
-    @property
-    def organisation_id(self) -> str:
-        return self.call.organisation_id
+    def __post_init__(self) -> None:
+        if self.call is not None:
+            self.organisation_id = self.call.organisation_id
+            self.call_id = self.call.id
 
     def event(
         self, kind: str, payload: Mapping[str, Any], personal: Mapping[str, Any] | None = None
@@ -99,44 +102,44 @@ class StepResult:
         self.referrals.append(write)
 
 
-def commit(conn: Connection, result: StepResult) -> CallRow:
+def commit(conn: Connection, result: StepResult) -> CallRow | None:
     """Write ``result`` in ``conn``'s transaction; the call's row as committed.
 
     Optimistic: if the call or a referral was changed by someone else since the step read it,
     :class:`ConcurrentChange` is raised and the caller's transaction rolls back whole.
     """
-    call = result.call
-    if result.base is None:
+    call, call_id, org = result.call, result.call_id, result.organisation_id
+    if call is not None and result.base is None:
         CALLS.insert(conn, call)
-    elif result.changes:
-        updated = CALLS.update(conn, result.base, result.changes)
-        if updated is None:
-            raise ConcurrentChange(
-                f"call {call.id} was changed by someone else meanwhile; read it again and retry"
-            )
-        call = updated
+    elif (
+        result.changes
+        and result.base is not None
+        and not CALLS.update(conn, result.base, result.changes)
+    ):
+        raise ConcurrentChange(
+            f"call {call_id} was changed by someone else meanwhile; read it again and retry"
+        )
     for write in result.referrals:
         if write.before is None:
             REFERRALS.insert(conn, write.after)
-        elif REFERRALS.update(conn, write.before, write.changes) is None:
+        elif not REFERRALS.update(conn, write.before, write.changes):
             raise ConcurrentChange(
                 f"referral {write.after.id} was changed by someone else meanwhile; retry"
             )
-    org = call.organisation_id
     for ev in result.events:
         payload = {**ev.payload, **ev.personal} if ev.personal else ev.payload
         audit.append_event(
-            conn, organisation_id=org, call_id=call.id, kind=ev.kind, payload=payload, at=result.at
+            conn, organisation_id=org, call_id=call_id, kind=ev.kind, payload=payload, at=result.at
         )
     for message in result.messages:
         outbox.enqueue(conn, message, at=result.at)
     for kind in result.cancel:
-        timers.cancel_timers(conn, call_id=call.id, kind=kind, at=result.at)
+        timers.cancel_timers(conn, call_id=call_id, kind=kind, at=result.at)
     for t in result.timers:
         timers.set_timer(
             conn,
             organisation_id=org,
-            call_id=call.id,
+            call_id=call_id,
             kind=t.kind,
             due_at=t.due_at,
             key=t.key,
@@ -147,9 +150,9 @@ def commit(conn: Connection, result: StepResult) -> CallRow:
         search.index_call(
             conn,
             organisation_id=org,
-            call_id=call.id,
+            call_id=call_id,
             service_option=e.service_option,
-            received_at=call.received_at,
+            received_at=result.base.received_at if result.base else result.at,
             caller_name=e.caller_name,
             address=e.address,
             uprn=e.uprn,

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Table, and_, bindparam, insert, select, text, update
@@ -114,6 +115,17 @@ class _Rows(Generic[R]):
         self._insert = Prepared(insert(table), keys=list(self.names))
         self._updates: dict[tuple[str, ...], Prepared] = {}
         self._converters = [_FROM_STORE.get(n) for n in self.names]
+        self._index = {n: i for i, n in enumerate(self.names)}
+        self._values = attrgetter(*self.names)
+
+    def evolve(self, row: R, changes: Mapping[str, Any]) -> R:
+        """``row`` with ``changes`` (``dataclasses.replace`` without its per-call
+        introspection: a call row changes at every step)."""
+        values = list(self._values(row))
+        index = self._index
+        for name, value in changes.items():
+            values[index[name]] = value
+        return self.row_type(*values)
 
     def row(self, values: Sequence[Any]) -> R:
         converted = [
@@ -125,9 +137,9 @@ class _Rows(Generic[R]):
     def insert(self, conn: Connection, row: R) -> None:
         self._insert.execute(conn, to_store({n: getattr(row, n) for n in self.names}))
 
-    def update(self, conn: Connection, old: R, changes: Mapping[str, Any]) -> R | None:
-        """Write ``changes`` if the stored row is still at ``old``'s version; the new row, or
-        None when someone else changed it meanwhile (nothing written)."""
+    def update(self, conn: Connection, old: R, changes: Mapping[str, Any]) -> bool:
+        """Write ``changes`` (and the next version) if the stored row is still at ``old``'s
+        version; False when someone else changed it meanwhile (nothing written)."""
         names = tuple(sorted(changes))
         stmt = self._updates.get(names)
         if stmt is None:
@@ -141,9 +153,7 @@ class _Rows(Generic[R]):
         version: int = old.version  # type: ignore[attr-defined]
         params = {f"v_{k}": v for k, v in to_store(changes).items()}
         params.update(row_id=old.id, old=version, new=version + 1)  # type: ignore[attr-defined]
-        if stmt.execute(conn, params).rowcount != 1:
-            return None
-        return replace(old, version=version + 1, **changes)  # type: ignore[type-var]
+        return bool(stmt.execute(conn, params).rowcount == 1)
 
 
 CALLS = _Rows(calls, CallRow)

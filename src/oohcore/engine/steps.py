@@ -10,7 +10,7 @@ outcomes are steps too (:func:`timer_fired`, :func:`message_sent`, :func:`messag
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,7 +31,7 @@ from oohcore.engine.errors import (
 )
 from oohcore.engine.escalation import alert, change_referral
 from oohcore.engine.result import EventOut, SearchEntry, StepResult
-from oohcore.engine.rows import CallRow, ReferralRow
+from oohcore.engine.rows import CALLS, CallRow, ReferralRow
 from oohcore.references import format_reference
 from oohcore.referrals import OPEN_STATES, next_referral_state
 from oohcore.rulesets.compiler import Organisation, Outcome, ServiceOption
@@ -77,11 +77,16 @@ def _move(ctx: CallContext, trigger: str, step: str | None = None) -> str:
 def _result(ctx: CallContext, dest: str, **changes: Any) -> StepResult:
     changes["state"] = dest
     return StepResult(
-        call=replace(ctx.row, version=ctx.row.version + 1, **changes),
+        call=CALLS.evolve(ctx.row, {**changes, "version": ctx.row.version + 1}),
         at=ctx.now,
         base=ctx.row,
         changes=changes,
     )
+
+
+def _row(result: StepResult) -> CallRow:
+    assert result.call is not None
+    return result.call
 
 
 def _transition(
@@ -291,7 +296,7 @@ def decide(ctx: CallContext, duplicate: str | None) -> tuple[StepResult, Decisio
             "option_version": option.version,
         },
     )
-    decided = replace(ctx, row=result.call)
+    decided = replace(ctx, row=_row(result))
     say_tpl = option.template("actions", outcome.action_id, "say")
     say = say_tpl.render(values) if say_tpl else None
     described = handler(outcome.action.kind).describe(decided, outcome.action_id, outcome.action)
@@ -305,7 +310,7 @@ def _carry_out(
     dest = _move(ctx, trigger, "complete")
     values = ctx.values()
     result = _result(ctx, dest, actioned_at=ctx.now, action_id=action_id, action_kind=action.kind)
-    done = replace(ctx, row=result.call)
+    done = replace(ctx, row=_row(result))
     first = len(result.events)  # the action's own event comes before what it causes
     payload = handler(action.kind).carry_out(done, action_id, action, values, result)
     row = ctx.row
@@ -375,25 +380,13 @@ def transfer_failed(ctx: CallContext, reason: str) -> StepResult:
     return result
 
 
-def close(ctx: CallContext, open_referrals: Sequence[ReferralRow]) -> StepResult:
+def close(ctx: CallContext) -> StepResult:
     """The call ends; the caller has been given the reference (5.2.2). A referral's pass-on time
-    limit runs from here, the conclusion of the call (6.4b)."""
-    result = _transition(
+    limit runs from here, the conclusion of the call (6.4b): its deadline timer, set from when
+    the action was carried out, finds the call's end and waits on until the true deadline."""
+    return _transition(
         ctx, "close", EventKind.CALL_CLOSED, {"reference": ctx.row.reference}, closed_at=ctx.now
     )
-    for ref in open_referrals:
-        if ref.kind != "refer" or ref.call_ended_at is not None or ref.limit_seconds is None:
-            continue
-        deadline = ctx.now + timedelta(seconds=ref.limit_seconds)
-        change_referral(result, ref, call_ended_at=ctx.now, deadline_at=deadline)
-        result.cancel_timers(TimerKind.REFERRAL_DEADLINE)
-        result.timer(
-            TimerKind.REFERRAL_DEADLINE,
-            deadline,
-            f"{ref.id}:{ref.run_id}:deadline:closed",
-            {"referral": ref.id, "run": ref.run_id},
-        )
-    return result
 
 
 def abandon(ctx: CallContext) -> StepResult:
@@ -442,8 +435,8 @@ def _finish_acknowledged(
         "acknowledged_by": by,
         "finished_at": ctx.now,
     }
-    if ref.dispatched_at is None:
-        changes["dispatched_at"] = ctx.now
+    if how == "phone" and ref.dispatched_at is None:
+        changes["dispatched_at"] = ctx.now  # the officer took the call: passed on (6.4b)
     change_referral(result, ref, **changes)
     result.cancel_timers(TimerKind.ESCALATION_WAIT)
     result.event(
@@ -475,8 +468,8 @@ def phoned(ctx: CallContext, referral: ReferralRow | None, outcome: str, by: str
         )
     else:
         result.cancel_timers(TimerKind.ESCALATION_WAIT)
-        after = alert(ctx, result, ref, stage=ref.stage + 1, reason=f"phone {outcome}")
-        result.event(EventKind.REFERRAL_ESCALATED, {"referral": ref.id, "stage": after.stage})
+        _, info = alert(ctx, result, ref, stage=ref.stage + 1, reason=f"phone {outcome}")
+        result.event(EventKind.REFERRAL_ESCALATED, info)
     return result
 
 
@@ -528,9 +521,15 @@ def _stale(ctx: CallContext, timer: TimerRow, why: str) -> StepResult:
     return result
 
 
-def timer_fired(ctx: CallContext, timer: TimerRow, referral: ReferralRow | None) -> StepResult:
+def timer_fired(
+    ctx: CallContext,
+    timer: TimerRow,
+    referral: ReferralRow | None,
+    dispatched: datetime | None = None,
+) -> StepResult:
     """A durable timer is due. A timer of another run than its referral's (a ruleset change, a
-    restarted escalation, a duplicate firing) is recorded and has no effect."""
+    restarted escalation, a duplicate firing) is recorded and has no effect. ``dispatched``:
+    when the referral's first alert was delivered (for its deadline)."""
     if timer.kind == TimerKind.IVR_NO_CHOICE:
         return _ivr_no_choice(ctx, timer)
     if referral is None:
@@ -538,26 +537,20 @@ def timer_fired(ctx: CallContext, timer: TimerRow, referral: ReferralRow | None)
     if timer.payload.get("run") != referral.run_id:
         return _stale(ctx, timer, f"run {timer.payload.get('run')} is not the referral's")
     if timer.kind == TimerKind.REFERRAL_DEADLINE:
-        return _deadline(ctx, referral)
+        return _deadline(ctx, referral, dispatched)
     if timer.kind == TimerKind.ESCALATION_WAIT:
         if referral.state != "alerting" or timer.payload.get("alert") != referral.alerts:
             return _stale(ctx, timer, f"the referral is {referral.state}, alert {referral.alerts}")
         result = _unchanged(ctx)
-        after = alert(ctx, result, referral, stage=referral.stage + 1, reason="not acknowledged")
-        result.event(
-            EventKind.REFERRAL_ESCALATED,
-            {"referral": referral.id, "stage": after.stage, "alert": after.alerts},
-        )
+        _, info = alert(ctx, result, referral, stage=referral.stage + 1, reason="not acknowledged")
+        result.event(EventKind.REFERRAL_ESCALATED, info)
         return result
     if timer.kind == TimerKind.LONE_WORKER_EXPIRY:
         if referral.state != "watching":
             return _stale(ctx, timer, f"the watch is {referral.state}")
         result = _unchanged(ctx)
-        after = alert(ctx, result, referral, stage=0, reason="overdue")
-        result.event(
-            EventKind.LONE_WORKER_ALERT,
-            {"referral": referral.id, "stage": after.stage, "alert": after.alerts},
-        )
+        _, info = alert(ctx, result, referral, stage=0, reason="overdue")
+        result.event(EventKind.LONE_WORKER_ALERT, info)
         return result
     return _stale(ctx, timer, f"unknown timer kind {timer.kind}")
 
@@ -576,23 +569,46 @@ def _ivr_no_choice(ctx: CallContext, timer: TimerRow) -> StepResult:
     return _route(ctx, option, EventKind.IVR_NO_CHOICE, {"menu": menu.id})
 
 
-def _deadline(ctx: CallContext, ref: ReferralRow) -> StepResult:
-    """The pass-on time limit (6.4b) is reached: met when the referral was dispatched by then,
-    else an exception with its reason for the reports (11.7.3g-h)."""
+def _deadline(ctx: CallContext, ref: ReferralRow, dispatched: datetime | None) -> StepResult:
+    """The pass-on time limit (6.4b) runs from the conclusion of the call. The timer is set
+    when the action is carried out; when it fires, the deadline is the call's end plus the
+    limit: if that is still ahead it waits again (a call still open counts from the action). Then the referral met
+    its limit when it was dispatched by the deadline, else it is an exception with its reason
+    for the reports (11.7.3g-h). ``dispatched``: when its first alert was delivered."""
     result = _unchanged(ctx)
-    start = ref.call_ended_at or ref.started_at
-    if ref.dispatched_at is not None:
-        seconds = max(0.0, (ref.dispatched_at - start).total_seconds())
+    limit = timedelta(seconds=ref.limit_seconds or 0)
+    # a call still open when the limit from the action is up is judged from the action: a
+    # host that never closes a call must not hold its referral's deadline off for ever
+    ended = ctx.row.closed_at or ctx.row.abandoned_at or ref.started_at
+    deadline = ended + limit
+    if deadline > ctx.now:
+        result.timer(
+            TimerKind.REFERRAL_DEADLINE,
+            deadline,
+            f"{ref.id}:{ref.run_id}:deadline:{deadline.isoformat()}",
+            {"referral": ref.id, "run": ref.run_id},
+        )
+        return result
+    known = [t for t in (ref.dispatched_at, dispatched, ref.acknowledged_at) if t is not None]
+    first = min(known) if known else None
+    changes: dict[str, Any] = {"call_ended_at": ended, "deadline_at": deadline}
+    if first is not None and ref.dispatched_at is None:
+        changes["dispatched_at"] = first
+    if first is not None and first <= deadline:
+        seconds = max(0.0, (first - ended).total_seconds())
+        change_referral(result, ref, **changes)
         result.event(
             EventKind.REFERRAL_DEADLINE_MET,
             {"referral": ref.id, "pass_on_s": round(seconds, 3), "limit_s": ref.limit_seconds},
         )
         return result
-    reason = "no alert was delivered and nobody acknowledged within the time limit"
-    if ref.alerts == 0:
+    if first is not None:
+        reason = "the first alert was delivered after the time limit"
+    elif ref.alerts == 0:
         reason = "nobody could be alerted"
-    changes = {"late_reason": reason}
-    change_referral(result, ref, **changes)
+    else:
+        reason = "no alert was delivered and nobody acknowledged within the time limit"
+    change_referral(result, ref, late_reason=reason, **changes)
     result.event(
         EventKind.REFERRAL_DEADLINE_MISSED,
         {"referral": ref.id, "limit_s": ref.limit_seconds, "reason": reason},
@@ -606,24 +622,27 @@ def _alert_number(message: OutboundMessage) -> int | None:
 
 
 def message_sent(
-    ctx: CallContext, referral: ReferralRow | None, message: OutboundMessage, key: str
+    organisation_id: str,
+    call_id: str,
+    referral_id: str | None,
+    message: OutboundMessage,
+    key: str,
+    now: datetime,
 ) -> StepResult:
-    """A message was delivered to its channel: recorded; a referral's first delivered alert is
-    its dispatch (6.4b pass-on time)."""
-    result = _unchanged(ctx)
+    """A message was delivered to its channel: recorded (a referral's first delivered alert is
+    its dispatch, 6.4b: read from the outbox when its deadline is checked). No call row is
+    needed, so the runner's commit of a sent batch reads nothing."""
+    result = StepResult(call=None, at=now, organisation_id=organisation_id, call_id=call_id)
     result.event(
         EventKind.MESSAGE_SENT,
         {
             "channel": message.channel,
             "key": key,
             "purpose": str(message.purpose),
-            "referral": referral.id if referral else None,
+            "referral": referral_id,
         },
         personal={"recipient": message.recipient},
     )
-    if referral is not None and referral.dispatched_at is None and _alert_number(message):
-        changes = {"dispatched_at": ctx.now}
-        change_referral(result, referral, **changes)
     return result
 
 
@@ -662,9 +681,6 @@ def message_failed(
         and referral.stage < len(referral.snapshot["stages"]) - 1
     ):
         result.cancel_timers(TimerKind.ESCALATION_WAIT)
-        after = alert(ctx, result, referral, stage=referral.stage + 1, reason="delivery failed")
-        result.event(
-            EventKind.REFERRAL_ESCALATED,
-            {"referral": referral.id, "stage": after.stage, "alert": after.alerts},
-        )
+        _, info = alert(ctx, result, referral, stage=referral.stage + 1, reason="delivery failed")
+        result.event(EventKind.REFERRAL_ESCALATED, info)
     return result

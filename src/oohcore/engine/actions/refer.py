@@ -24,7 +24,7 @@ from oohcore.engine.escalation import (
 from oohcore.engine.result import StepResult
 from oohcore.engine.views import Contact
 from oohcore.rulesets.models import Refer
-from oohcore.vocabulary import EventKind, TimerKind
+from oohcore.vocabulary import TimerKind
 
 kind = "refer"
 
@@ -70,17 +70,7 @@ def carry_out(
     deadline = ctx.now + snap.limit
     referral = open_referral(ctx, "refer", action_id, snap, state="alerting", deadline=deadline)
     add_referral(result, referral)
-    result.event(
-        EventKind.REFERRAL_STARTED,
-        {
-            "referral": referral.id,
-            "run": referral.run_id,
-            "option_version": snap.option_version,
-            "stages": [s.role for s in snap.stages],
-            "limit_s": int(snap.limit.total_seconds()),
-        },
-    )
-    alerted = alert(ctx, result, referral, stage=0, reason="referred")
+    _, alerted = alert(ctx, result, referral, stage=0, reason="referred")
     result.timer(
         TimerKind.REFERRAL_DEADLINE,
         deadline,
@@ -88,7 +78,8 @@ def carry_out(
         {"referral": referral.id, "run": referral.run_id},
     )
     return {
-        "referral": referral.id,
-        "deadline": deadline.isoformat(),
-        "stage": alerted.stage,
+        **alerted,
+        "option_version": snap.option_version,
+        "stages": [st.role for st in snap.stages],
+        "limit_s": int(snap.limit.total_seconds()),
     }

@@ -61,11 +61,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("referrals", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_referrals_call_id"), ["call_id"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_referrals_organisation_id_started_at"),
-            ["organisation_id", "started_at"],
-            unique=False,
-        )
 
     with op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("uq_calls_organisation_id_reference"), type_="unique")
@@ -95,7 +90,6 @@ def downgrade() -> None:
         )
 
     with op.batch_alter_table("referrals", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_referrals_organisation_id_started_at"))
         batch_op.drop_index(batch_op.f("ix_referrals_call_id"))
 
     op.drop_table("referrals")
