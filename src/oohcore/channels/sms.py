@@ -226,8 +226,7 @@ def compose_sms(
         full = values[name]
         without = {k: v for k, v in values.items() if k != name}
         if name not in _ATOMIC:
-            current, field = values, name
-            cut = _longest_cut(full, lambda c, v=current, f=field: fits({**v, f: c}))
+            cut = _longest_cut(full, _with(fits, values, name))
             if cut is not None:
                 values[name] = cut
                 shortened.append(name)
@@ -237,6 +236,13 @@ def compose_sms(
         if fits(values):
             return result(values, shortened, omitted)
     return result(values, shortened, omitted)  # pragma: no cover - fits({}) holds
+
+
+def _with(
+    fits: Callable[[Mapping[str, str]], bool], values: Mapping[str, str], name: str
+) -> Callable[[str], bool]:
+    """Whether ``values`` with ``name`` set to a candidate fits."""
+    return lambda candidate: fits({**values, name: candidate})
 
 
 def _cut(value: str, keep: int) -> str:
