@@ -92,11 +92,14 @@ class FakeNotify:
         email_templates: Mapping[str, tuple[str, str]] | None = None,
         clock: Clock | None = None,
         port: int = 0,
+        service_id: str | None = None,
+        secret: str | None = None,
     ) -> None:
         """``sms_templates``: template id → text; ``email_templates``: id → (subject, body).
-        Placeholders are written ``((name))``."""
-        self.service_id = str(uuid.uuid4())
-        self.secret = str(uuid.uuid4())
+        Placeholders are written ``((name))``. ``service_id`` and ``secret`` (UUIDs) make the
+        API key; random ones by default."""
+        self.service_id = service_id or str(uuid.uuid4())
+        self.secret = secret or str(uuid.uuid4())
         self.sms_templates = dict(sms_templates or {str(uuid.uuid4()): "((body))"})
         self.email_templates = dict(
             email_templates or {str(uuid.uuid4()): ("((subject))", "((body))")}
