@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -347,3 +349,38 @@ def test_configuration_mistakes_are_named_and_the_key_never_shown(fake_notify: F
     shown = f"{config!r} {config!s} {config.model_dump()} {config.model_dump_json()}"
     assert SECRET not in shown and "a-long-callback-token" not in shown
     assert config.service_id == fake_notify.service_id
+
+
+def test_no_secret_reaches_a_log_line_or_an_error(
+    fake_notify: FakeNotify,
+    make_config: Callable[..., NotifyConfig],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    channel = NotifyChannel(make_config(timeout_seconds=0.3))
+    fake_notify.fail_next(1)
+    fake_notify.limit_next(1)
+    results = [channel.send(sample_message(PHONE)) for _ in range(3)]
+    fake_notify.refuse_connections()
+    results.append(channel.send(sample_message(PHONE)))
+    shown = caplog.text + " ".join(str(r) for r in results)
+    assert "Notify" in shown  # something was said
+    assert SECRET not in shown
+    channel.close()
+
+
+class _Answer:
+    def __init__(self, headers: dict[str, str]) -> None:
+        self.headers = headers
+
+
+def test_retry_after_as_an_http_date_is_measured_from_the_answer_s_date() -> None:
+    from oohcore_notify.channel import _retry_after
+
+    answer = _Answer(
+        {"Retry-After": "Wed, 02 Dec 2026 03:01:30 GMT", "Date": "Wed, 02 Dec 2026 03:00:00 GMT"}
+    )
+    assert _retry_after(answer) == timedelta(seconds=90)
+    assert _retry_after(_Answer({"Retry-After": "Wed, 02 Dec 2026 03:01:30 GMT"})) is None
+    assert _retry_after(_Answer({"Retry-After": "soon"})) is None
+    assert _retry_after(_Answer({})) is None

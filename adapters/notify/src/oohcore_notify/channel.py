@@ -30,7 +30,6 @@ The client is synchronous and not thread-safe: the channel keeps one per thread.
 from __future__ import annotations
 
 import email.utils
-import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -61,8 +60,6 @@ from oohcore_notify.callbacks import receipt_from_status
 from oohcore_notify.config import NotifyConfig
 
 __all__ = ["NotifyChannel", "NotifyEmailChannel"]
-
-logger = logging.getLogger("oohcore.channels.notify")
 
 Kind = Literal["sms", "email"]
 ClientFactory = Callable[[NotifyConfig], Any]
