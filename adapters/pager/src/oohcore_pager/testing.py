@@ -16,13 +16,24 @@ import json
 import re
 import ssl
 import threading
+import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["GatewayDelivery", "GatewayTestServer", "Page", "SnppTestServer", "keys_in"]
+from oohcore.channels import OutboundMessage
+from oohcore.channels.testing import sample_message
+
+__all__ = [
+    "GatewayDelivery",
+    "GatewayTestServer",
+    "Page",
+    "SnppTestServer",
+    "keys_in",
+    "pager_message",
+]
 
 _HOST = "127.0.0.1"
 
@@ -502,3 +513,19 @@ def keys_in(texts: Iterable[str], prefix: str) -> list[str]:
     SNPP has no field to carry it)."""
     pattern = re.compile(re.escape(prefix) + r"[0-9a-f]{8,64}")
     return [m for text in texts for m in pattern.findall(text)]
+
+
+def pager_message(
+    *,
+    key: str | None = None,
+    body: str | None = None,
+    recipient: str = "07623123456",
+    fields: dict[str, Any] | None = None,
+) -> OutboundMessage:
+    """A referral alert for a pager, like the engine enqueues (5.2.5 fields, a reference)."""
+    base = sample_message(recipient, key=key or f"page:{uuid.uuid4().hex}", channel="pager")
+    return replace(
+        base,
+        body=base.body if body is None else body,
+        fields=base.fields if fields is None else fields,
+    )
