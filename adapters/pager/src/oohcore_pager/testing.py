@@ -436,7 +436,9 @@ class GatewayTestServer:
         if self._tls is not None:
             httpd.socket = self._tls.wrap_socket(httpd.socket, server_side=True)
         self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, name="gateway", daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, args=(0.05,), name="gateway", daemon=True
+        )
         self._thread.start()
         return self
 
