@@ -335,7 +335,7 @@ class SnppChannel:
             error += f"; {hint}"
         if permanent or outcome is ReplyOutcome.PERMANENT:
             raise _Failed(DeliveryResult.permanent(error))
-        raise _Failed(DeliveryResult.retry(error), maybe_sent=step == "SEND")
+        raise _Failed(DeliveryResult.retry(error))  # the gateway answered: it did not page
 
     def _log(self, message: OutboundMessage, result: DeliveryResult) -> None:
         logger.info(
