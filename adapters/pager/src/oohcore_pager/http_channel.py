@@ -1,0 +1,394 @@
+"""The ``pager-http`` channel: pages through a provider's HTTPS gateway, in one documented JSON
+shape (README, "The HTTP gateway shape"), for providers that offer paging over HTTP.
+
+Request: ``POST <url>`` with ``Content-Type: application/json``, ``Idempotency-Key: <key>``,
+the configured authentication header, and ``{"pager_id", "text", "reference",
+"idempotency_key", "purpose"}`` (plus ``"subject"`` when ``send_subject``). A gateway that
+honours ``Idempotency-Key`` answers a repeated key with the first answer and pages once.
+
+Answers: any ``2xx`` is sent (``{"id": ...}`` is the provider's reference); ``408``, ``409``
+(the same key is still being processed), ``425``, ``429`` and every ``5xx`` are ``retry``, with
+``Retry-After`` (seconds or an HTTP date) passed on, capped at :data:`MAX_RETRY_AFTER`; a
+redirect and every other ``4xx`` (``400``/``404``/``422`` a bad pager id or text, ``401``/``403``
+refused credentials, ``413`` too long) are ``permanent``. No connection, a TLS failure other
+than an untrusted certificate, or a time-out is ``retry``; an untrusted certificate is
+``permanent`` (a configuration fault: escalate rather than wait).
+
+Delivery reports: a gateway that reports back POSTs ``{"id", "idempotency_key", "status",
+"at", "detail"}`` to the host; :func:`receipt_from_callback` turns one into a
+:class:`~oohcore.channels.Receipt`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import re
+import ssl
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from oohcore.channels import (
+    ChannelError,
+    ChannelInfo,
+    DeliveryResult,
+    OutboundMessage,
+    Receipt,
+    ReceiptState,
+)
+from oohcore.clock import Clock, SystemClock
+
+from .config import PageRateLimit, parse_config
+from .ledger import Duplicate, Outcome, PageLedger, Wait
+from .text import ascii_text, page_text
+
+__all__ = [
+    "MAX_RETRY_AFTER",
+    "PagerHttpChannel",
+    "PagerHttpConfig",
+    "ReceiptError",
+    "receipt_from_callback",
+]
+
+logger = logging.getLogger("oohcore_pager.http")
+
+#: the longest wait a gateway's Retry-After is allowed to impose on a page
+MAX_RETRY_AFTER = timedelta(hours=1)
+_RETRY_STATUSES = frozenset({408, 409, 425, 429})
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+_PAGER_ID = re.compile(r"^[^\s\x00-\x1f\x7f]{1,64}$")
+_LOOPBACK_NAMES = frozenset({"localhost"})
+
+
+class PagerHttpConfig(BaseModel):
+    """How to reach one provider's pager gateway (per organisation)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str = Field(description="the gateway's endpoint: https://... (http:// only to loopback)")
+    auth_header: str = Field(default="Authorization", description="the header the key goes in")
+    auth_value: SecretStr | None = Field(default=None, description='e.g. "Bearer <key>"')
+    ca_file: Path | None = Field(default=None, description="CA bundle that signs the gateway")
+    max_length: int = Field(default=240, ge=32, le=4000, description="longest page text")
+    send_subject: bool = Field(default=False, description='send the subject as "subject"')
+    receipts: bool = Field(default=False, description="the gateway posts delivery reports")
+    rate_limit: PageRateLimit | None = Field(default_factory=PageRateLimit)
+    state_path: Path | None = Field(
+        default=None, description="SQLite file of sent keys and recent pages (None: in memory)"
+    )
+    send_timeout: timedelta = Field(default=timedelta(seconds=15))
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("must be an https:// address with a host")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("must not hold a user or password: put the key in auth_value")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            raise ValueError("must be https:// (http:// is allowed only to a loopback address)")
+        return value
+
+    @field_validator("auth_header")
+    @classmethod
+    def _header(cls, value: str) -> str:
+        if not _HEADER_NAME.match(value):
+            raise ValueError("must be an HTTP header name (letters, digits, '-')")
+        return value
+
+    @field_validator("auth_value")
+    @classmethod
+    def _auth(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and any(c in value.get_secret_value() for c in "\r\n\x00"):
+            raise ValueError("must not contain a line break")
+        return value
+
+    @field_validator("send_timeout")
+    @classmethod
+    def _timeout(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) < value <= timedelta(minutes=2):
+            raise ValueError("must be more than 0 and at most 2 minutes (the runner's lease)")
+        return value
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class PagerHttpChannel:
+    """Pages through a JSON-over-HTTPS gateway. ``PagerHttpChannel(url=..., auth_value=...)``
+    or ``PagerHttpChannel(PagerHttpConfig(...))``; ``clock`` is for the rate limit and for
+    ``Retry-After`` dates."""
+
+    name = "pager-http"
+
+    def __init__(
+        self,
+        config: PagerHttpConfig | Mapping[str, Any] | None = None,
+        *,
+        clock: Clock | None = None,
+        **fields: Any,
+    ) -> None:
+        if config is not None and fields:
+            raise TypeError("give either a config or keyword fields, not both")
+        self.config: PagerHttpConfig = parse_config(
+            PagerHttpConfig, config or fields, what="pager-http"
+        )
+        cfg = self.config
+        self.info = ChannelInfo(
+            carries=frozenset({"pager"}),
+            contact_field="pager",
+            max_body=cfg.max_length,
+            max_subject=120 if cfg.send_subject else None,
+            rate_limit=None,
+            receipts=cfg.receipts,
+            requires=("httpx", "sqlite3"),
+            config=PagerHttpConfig,
+            send_timeout=cfg.send_timeout,
+        )
+        self._clock = clock or SystemClock()
+        parts = urlsplit(cfg.url)
+        self._where = f"{parts.scheme}://{parts.netloc}{parts.path}"  # no query string in errors
+        verify: ssl.SSLContext | bool = True
+        if cfg.ca_file is not None:
+            try:
+                verify = ssl.create_default_context(cafile=str(cfg.ca_file))
+            except (OSError, ssl.SSLError) as exc:
+                raise ChannelError(
+                    f"pager-http: ca_file {cfg.ca_file} cannot be read ({exc}); give a PEM "
+                    "file of the CA certificates that sign the gateway"
+                ) from None
+        seconds = cfg.send_timeout.total_seconds()
+        self._http = httpx.Client(
+            verify=verify,
+            timeout=httpx.Timeout(seconds),
+            follow_redirects=False,
+            headers={"User-Agent": "oohcore-pager", "Accept": "application/json"},
+        )
+        self._ledger = PageLedger(cfg.state_path, clock=self._clock, rate_limit=cfg.rate_limit)
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"PagerHttpChannel(url={self._where!r})"
+
+    def send(self, message: OutboundMessage) -> DeliveryResult:
+        """Page ``message.recipient`` (a pager id); never raises for the gateway's answer."""
+        pager = message.recipient.strip()
+        if not _PAGER_ID.match(pager):
+            return DeliveryResult.permanent(
+                f"pager id {pager[:20]!r} is not valid (1-64 characters, no spaces): correct "
+                "the officer's pager in the directory"
+            )
+        lease = self.config.send_timeout + timedelta(seconds=5)
+        decision = self._ledger.begin(self.name, pager, message.idempotency_key, lease=lease)
+        if isinstance(decision, Duplicate):
+            return DeliveryResult.sent(decision.provider_ref, duplicate=True)
+        if isinstance(decision, Wait):
+            return DeliveryResult.retry(decision.reason, after=decision.after)
+        result, outcome = self._post(pager, message)
+        self._ledger.finish(message.idempotency_key, outcome, result.provider_ref)
+        logger.info(
+            "pager-http %s: %s%s",
+            message.idempotency_key,
+            result.status.value,
+            f" ({result.error})" if result.error else "",
+        )
+        return result
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._http.close()
+            self._ledger.close()
+
+    def _post(self, pager: str, message: OutboundMessage) -> tuple[DeliveryResult, Outcome]:
+        cfg = self.config
+        payload: dict[str, Any] = {
+            "pager_id": pager,
+            "text": page_text(message, cfg.max_length),
+            "reference": message.reference,
+            "idempotency_key": message.idempotency_key,
+            "purpose": str(message.purpose),
+        }
+        if cfg.send_subject and message.subject.strip():
+            payload["subject"] = ascii_text(message.subject)[:120]
+        headers = {"Idempotency-Key": message.idempotency_key}
+        if cfg.auth_value is not None:
+            headers[cfg.auth_header] = cfg.auth_value.get_secret_value()
+        try:
+            response = self._http.post(cfg.url, json=payload, headers=headers)
+        except httpx.ConnectError as exc:
+            if _untrusted(exc):
+                return DeliveryResult.permanent(
+                    f"pager-http {self._where}: the gateway's TLS certificate is not trusted; "
+                    "set ca_file to the CA that signs it"
+                ), Outcome.FAILED
+            return DeliveryResult.retry(
+                f"pager-http {self._where}: cannot connect ({_reason(exc)})"
+            ), Outcome.FAILED
+        except httpx.TimeoutException:
+            seconds = cfg.send_timeout.total_seconds()
+            return DeliveryResult.retry(
+                f"pager-http {self._where}: no answer within {seconds:g} s (the page may have "
+                "gone out; the Idempotency-Key lets the gateway tell)"
+            ), Outcome.UNKNOWN
+        except httpx.HTTPError as exc:
+            return DeliveryResult.retry(
+                f"pager-http {self._where}: {type(exc).__name__} ({_reason(exc)})"
+            ), Outcome.UNKNOWN
+        return self._answer(response)
+
+    def _answer(self, response: httpx.Response) -> tuple[DeliveryResult, Outcome]:
+        status = response.status_code
+        if 200 <= status < 300:
+            return DeliveryResult.sent(_provider_id(response)), Outcome.SENT
+        said = _said(response)
+        error = f"pager-http {self._where}: HTTP {status}{said}"
+        if status in _RETRY_STATUSES or status >= 500:
+            after = _retry_after(response.headers.get("Retry-After"), self._clock.now())
+            return DeliveryResult.retry(error, after=after), Outcome.FAILED
+        if 300 <= status < 400:
+            where = response.headers.get("Location", "")
+            return DeliveryResult.permanent(
+                f"{error}: the gateway redirects (to {urlsplit(where).netloc or 'elsewhere'}); "
+                "set url to the address it names"
+            ), Outcome.FAILED
+        if status in (401, 403):
+            return DeliveryResult.permanent(
+                f"{error}: the gateway refused the credentials; check auth_header and auth_value"
+            ), Outcome.FAILED
+        return DeliveryResult.permanent(error), Outcome.FAILED
+
+
+def _provider_id(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if isinstance(body, dict) and isinstance(body.get("id"), str | int):
+        return str(body["id"])
+    return None
+
+
+def _said(response: httpx.Response) -> str:
+    """The gateway's own error text, shortened, or nothing."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if isinstance(body, dict):
+        for key in ("message", "error", "detail"):
+            if isinstance(body.get(key), str) and body[key].strip():
+                return f": {ascii_text(body[key])[:200]}"
+    return ""
+
+
+def _retry_after(value: str | None, now: datetime) -> timedelta | None:
+    """``Retry-After`` (seconds, or an HTTP date) as a wait from ``now``, capped; None if absent
+    or unreadable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        wait = timedelta(seconds=int(value))
+    else:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        wait = max(timedelta(0), when - now)
+    return min(wait, MAX_RETRY_AFTER)
+
+
+def _untrusted(exc: httpx.ConnectError) -> bool:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc)[:200] or type(exc).__name__
+
+
+# -- delivery reports --------------------------------------------------------------------------
+
+
+class ReceiptError(ChannelError):
+    """A gateway's delivery report is not in the documented shape (the message names the field)."""
+
+
+_STATES: dict[str, ReceiptState] = {
+    "delivered": ReceiptState.DELIVERED,
+    "pending": ReceiptState.PENDING,
+    "accepted": ReceiptState.PENDING,
+    "temporary_failure": ReceiptState.TEMPORARY_FAILURE,
+    "expired": ReceiptState.TEMPORARY_FAILURE,
+    "permanent_failure": ReceiptState.PERMANENT_FAILURE,
+    "rejected": ReceiptState.PERMANENT_FAILURE,
+}
+
+
+def receipt_from_callback(
+    payload: Mapping[str, Any] | bytes | str, *, channel: str = PagerHttpChannel.name
+) -> Receipt:
+    """A gateway's delivery report (the JSON it POSTs) as a :class:`Receipt`.
+
+    Shape: ``{"id": "...", "idempotency_key": "...", "status": "delivered" | "pending" |
+    "accepted" | "temporary_failure" | "expired" | "permanent_failure" | "rejected",
+    "at": "<ISO 8601 with a time zone>", "detail": "..."}``; ``id`` or ``idempotency_key`` is
+    required. Raises :class:`ReceiptError` naming the field at fault.
+    """
+    if isinstance(payload, bytes | str):
+        try:
+            payload = json.loads(payload)
+        except ValueError as exc:
+            raise ReceiptError(f"delivery report: not JSON ({exc})") from None
+    if not isinstance(payload, Mapping):
+        raise ReceiptError("delivery report: expected a JSON object")
+    status = payload.get("status")
+    state = _STATES.get(status) if isinstance(status, str) else None
+    if state is None:
+        known = ", ".join(sorted(_STATES))
+        raise ReceiptError(f"delivery report field 'status': {status!r} is not one of {known}")
+    at_text = payload.get("at")
+    try:
+        at = datetime.fromisoformat(at_text) if isinstance(at_text, str) else None
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        raise ReceiptError(
+            "delivery report field 'at': expected an ISO 8601 time with a time zone "
+            "(e.g. 2026-01-10T02:01:00Z)"
+        )
+    provider_ref = payload.get("id")
+    key = payload.get("idempotency_key")
+    if provider_ref is None and key is None:
+        raise ReceiptError("delivery report: needs 'id' or 'idempotency_key' to match a page")
+    detail = payload.get("detail")
+    return Receipt(
+        channel=channel,
+        state=state,
+        at=at.astimezone(UTC),
+        provider_ref=str(provider_ref) if provider_ref is not None else None,
+        idempotency_key=str(key) if key is not None else None,
+        detail=str(detail)[:500] if detail is not None else None,
+    )
