@@ -23,20 +23,41 @@ serialises concurrent appenders of one organisation; on SQLite the write lock do
 sequence number or hash), a deleted event (a gap in ``seq`` or a broken ``prev_hash`` link), the
 deletion of the newest events (the log ends before the head) and a missing head.
 
-Limits: the chain proves the log has not been altered *by someone who did not also rewrite every
-later hash and the head*. Someone with write access to the whole database can rebuild a
-consistent chain; to detect that, publish or countersign the head hash (``chain_head``)
-somewhere they cannot write, e.g. in a daily report to the organisation, and compare.
+Personal data (DESIGN principle 11; 7.14.3, 7.14.7) is kept beside the chain, not in it:
+``append_event(..., personal=...)`` stores it in ``personal_data`` and chains only its field names
+and a salted HMAC-SHA256 (see :mod:`oohcore.personal_data`); :mod:`oohcore.retention` purges it
+with a ``personal_data.purged`` event, and :func:`verify` checks every record against its digest.
+
+Threat model
+------------
+
+* Detected: an edited, inserted, reordered or deleted event; deleted newest events; an edited
+  or missing head; a personal record that is altered, deleted, moved to another call, emptied
+  without a purge on the chain after it, or attached to an event that has no digest.
+* Not detected by the chain alone: someone with write access to the whole database rebuilding a
+  consistent chain (every hash and the head), or deleting every event and head. Defence: publish
+  the heads (``oohcore audit head`` / :func:`chain_heads`) where they cannot write (a daily
+  report to the organisation, a countersigned mail, write-once storage) and verify against them
+  (``oohcore audit verify --expect-head ORG:SEQ:HASH`` / ``verify(..., expect=[pin])``).
+* A purge is only as legitimate as the code that calls it: anyone who can run oohcore against
+  the store can purge, but the purge is on the chain (who, why, how many), so it is never silent.
+* Once purged, data and salt are gone: a digest left on the chain cannot be confirmed by
+  guessing a name (the 32-byte key is unknown). Backups keep what they held until they expire.
+* Out of scope: reading the database (encrypt it at rest, restrict access), the time ``at``
+  a host gives (the chain proves order, not wall-clock truth), and copies of personal data in
+  other tables (call rows, search keys, outbox messages: clear them with ``purge_expired(also=)``).
 
 Contract
 --------
 
-* ``append_event(conn, organisation_id=..., call_id=..., kind=..., payload=..., at=...)`` → the
-  new event's id. Call it inside ``store.transaction()``. ``payload`` must be JSON-representable
-  (``datetime``/``date`` values are written as ISO 8601 strings; aware datetimes only).
-* ``verify(conn_or_engine_or_store, organisation_id=None)`` → :class:`AuditReport`.
+* ``append_event(conn, organisation_id=..., call_id=..., kind=..., payload=..., at=...,
+  personal=None)`` → the new event's id. Call it inside ``store.transaction()``. ``payload``
+  must be JSON-representable (``datetime``/``date`` values are written as ISO 8601 strings;
+  aware datetimes only) and must not hold personal data: pass that as ``personal``.
+* ``verify(conn_or_engine_or_store, organisation_id=None, *, expect=())`` → :class:`AuditReport`.
 * ``events_for_call(conn, call_id)`` and ``events_for_organisation(conn, organisation_id, ...)``
-  read events back in order.
+  read events back in order, each with its ``personal`` data (or why it is gone).
+* ``chain_heads(conn)``, ``organisations(conn)``: the heads to publish, the organisations known.
 """
 
 from __future__ import annotations
