@@ -23,29 +23,50 @@ serialises concurrent appenders of one organisation; on SQLite the write lock do
 sequence number or hash), a deleted event (a gap in ``seq`` or a broken ``prev_hash`` link), the
 deletion of the newest events (the log ends before the head) and a missing head.
 
-Limits: the chain proves the log has not been altered *by someone who did not also rewrite every
-later hash and the head*. Someone with write access to the whole database can rebuild a
-consistent chain; to detect that, publish or countersign the head hash (``chain_head``)
-somewhere they cannot write, e.g. in a daily report to the organisation, and compare.
+Personal data (DESIGN principle 11; 7.14.3, 7.14.7) is kept beside the chain, not in it:
+``append_event(..., personal=...)`` stores it in ``personal_data`` and chains only its field names
+and a salted HMAC-SHA256 (see :mod:`oohcore.personal_data`); :mod:`oohcore.retention` purges it
+with a ``personal_data.purged`` event, and :func:`verify` checks every record against its digest.
+
+Threat model
+------------
+
+* Detected: an edited, inserted, reordered or deleted event; deleted newest events; an edited
+  or missing head; a personal record that is altered, deleted, moved to another call, emptied
+  without a purge on the chain after it, or attached to an event that has no digest.
+* Not detected by the chain alone: someone with write access to the whole database rebuilding a
+  consistent chain (every hash and the head), or deleting every event and head. Defence: publish
+  the heads (``oohcore audit head`` / :func:`chain_heads`) where they cannot write (a daily
+  report to the organisation, a countersigned mail, write-once storage) and verify against them
+  (``oohcore audit verify --expect-head ORG:SEQ:HASH`` / ``verify(..., expect=[pin])``).
+* A purge is only as legitimate as the code that calls it: anyone who can run oohcore against
+  the store can purge, but the purge is on the chain (who, why, how many), so it is never silent.
+* Once purged, data and salt are gone: a digest left on the chain cannot be confirmed by
+  guessing a name (the 32-byte key is unknown). Backups keep what they held until they expire.
+* Out of scope: reading the database (encrypt it at rest, restrict access), the time ``at``
+  a host gives (the chain proves order, not wall-clock truth), and copies of personal data in
+  other tables (call rows, search keys, outbox messages: clear them with ``purge_expired(also=)``).
 
 Contract
 --------
 
-* ``append_event(conn, organisation_id=..., call_id=..., kind=..., payload=..., at=...)`` → the
-  new event's id. Call it inside ``store.transaction()``. ``payload`` must be JSON-representable
-  (``datetime``/``date`` values are written as ISO 8601 strings; aware datetimes only).
-* ``verify(conn_or_engine_or_store, organisation_id=None)`` → :class:`AuditReport`.
+* ``append_event(conn, organisation_id=..., call_id=..., kind=..., payload=..., at=...,
+  personal=None)`` → the new event's id. Call it inside ``store.transaction()``. ``payload``
+  must be JSON-representable (``datetime``/``date`` values are written as ISO 8601 strings;
+  aware datetimes only) and must not hold personal data: pass that as ``personal``.
+* ``verify(conn_or_engine_or_store, organisation_id=None, *, expect=())`` → :class:`AuditReport`.
 * ``events_for_call(conn, call_id)`` and ``events_for_organisation(conn, organisation_id, ...)``
-  read events back in order.
+  read events back in order, each with its ``personal`` data (or why it is gone).
+* ``chain_heads(conn)``, ``organisations(conn)``: the heads to publish, the organisations known.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -64,12 +85,15 @@ from sqlalchemy import (
     bindparam,
     insert,
     select,
+    union,
     update,
 )
 
+from oohcore import personal_data as _personal
 from oohcore.clock import as_utc
 from oohcore.db import metadata
 from oohcore.errors import OohcoreError
+from oohcore.personal_data import PAYLOAD_KEY, PersonalData, personal_data
 from oohcore.store import (
     JSONValueError,
     Prepared,
@@ -88,15 +112,19 @@ __all__ = [
     "AuditPayloadError",
     "AuditProblem",
     "AuditReport",
+    "ChainHead",
+    "ChainPin",
     "EventRow",
     "append_event",
     "audit_heads",
     "canonical_json",
     "chain_head",
+    "chain_heads",
     "event_hash",
     "events",
     "events_for_call",
     "events_for_organisation",
+    "organisations",
     "verify",
 ]
 
@@ -147,6 +175,13 @@ class AuditChainError(AuditError):
 
 @dataclass(frozen=True, slots=True)
 class EventRow:
+    """One event as read back: the chained fields, and its personal data beside the chain.
+
+    ``payload`` is what the chain proves; when the event has personal data, the payload holds
+    only its field names and digest (under ``"personal_data"``) and ``personal`` gives the data
+    back, or says it was purged (when, by whom, why) or is missing.
+    """
+
     id: int
     organisation_id: str
     seq: int
@@ -156,16 +191,27 @@ class EventRow:
     at: datetime
     prev_hash: str
     hash: str
+    personal: PersonalData | None = None
 
     @property
     def payload(self) -> dict[str, Any]:
         value: dict[str, Any] = json.loads(self.payload_json)
         return value
 
+    def payload_with_personal_data(self) -> dict[str, Any]:
+        """The payload with the digest reference replaced by the personal data itself (or
+        without it, once purged): what the event recorded, for reports and displays."""
+        value = self.payload
+        value.pop(PAYLOAD_KEY, None)
+        if self.personal is not None and self.personal.status == "present":
+            value.update(self.personal.data or {})
+        return value
+
 
 @dataclass(frozen=True, slots=True)
 class AuditProblem:
-    """The first break found in one organisation's chain."""
+    """A break found in one organisation's chain (the first one), a personal-data record that
+    is missing or altered, or a pinned head no longer on the chain."""
 
     organisation_id: str
     event_id: int | None
@@ -183,11 +229,15 @@ class AuditProblem:
 
 @dataclass(frozen=True, slots=True)
 class AuditReport:
-    """The result of :func:`verify`: ``ok`` when every checked chain is intact."""
+    """The result of :func:`verify`: ``ok`` when every checked chain is intact, every personal
+    record matches its event's digest (or its purge is recorded) and every pin was found."""
 
     organisations: int
     events: int
     problems: tuple[AuditProblem, ...]
+    personal_records: int = 0  # records checked against their digest (purged ones included)
+    purged_records: int = 0
+    pins: int = 0  # pinned heads (``expect=``) checked
 
     @property
     def ok(self) -> bool:
@@ -202,11 +252,57 @@ class AuditReport:
             raise AuditChainError(self)
 
     def __str__(self) -> str:
-        head = f"audit log: {self.events} event(s) in {self.organisations} organisation chain(s)"
+        head = (
+            f"audit log: {self.events} event(s) in {self.organisations} organisation chain(s), "
+            f"{self.personal_records} personal record(s) ({self.purged_records} purged)"
+        )
+        if self.pins:
+            head += f", {self.pins} pinned head(s)"
         if self.ok:
             return f"{head}: intact"
         lines = "\n".join(f"  - {p}" for p in self.problems)
-        return f"{head}: {len(self.problems)} chain(s) broken\n{lines}"
+        return f"{head}: {len(self.problems)} problem(s)\n{lines}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChainPin:
+    """An event a host published or wrote down (``ORG:SEQ:HASH``), to check it is still on the
+    chain: the defence against someone who rewrites a whole chain and its head."""
+
+    organisation_id: str
+    seq: int
+    hash: str
+
+    @classmethod
+    def parse(cls, text: str) -> ChainPin:
+        """``ORG:SEQ:HASH`` (as ``oohcore audit head`` prints it) → a pin; ``ValueError`` if not."""
+        parts = text.strip().rsplit(":", 2)
+        if len(parts) != 3 or not parts[0]:
+            raise ValueError(f"{text!r} is not ORG:SEQ:HASH (as 'oohcore audit head' prints it)")
+        org, seq_text, digest = parts
+        if not seq_text.isdigit() or int(seq_text) < 1:
+            raise ValueError(f"{text!r}: the sequence number must be a whole number from 1")
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest.lower()):
+            raise ValueError(f"{text!r}: the hash must be 64 hexadecimal characters")
+        return cls(org, int(seq_text), digest.lower())
+
+    def __str__(self) -> str:
+        return f"{self.organisation_id}:{self.seq}:{self.hash}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    """The newest event of one organisation's chain: publish :attr:`pin` somewhere the
+    database's administrators cannot write, and verify against it later."""
+
+    organisation_id: str
+    seq: int
+    hash: str
+    at: datetime | None  # the time of that event; None if it is missing (run verify)
+
+    @property
+    def pin(self) -> ChainPin:
+        return ChainPin(self.organisation_id, self.seq, self.hash)
 
 
 # -- canonical form --------------------------------------------------------------------------
@@ -291,13 +387,36 @@ _event_columns = (
     events.c.prev_hash,
     events.c.hash,
 )
+# Every read of events brings the event's personal record (if any) and the purge event a
+# tombstone names, in one statement.
+_purge_event = events.alias("purge_event")
+_with_personal = events.outerjoin(personal_data, personal_data.c.event_id == events.c.id).outerjoin(
+    _purge_event, _purge_event.c.id == personal_data.c.purge_event_id
+)
+_read_columns = (
+    *_event_columns,
+    personal_data.c.event_id,  # 9: NULL when the event has no personal record
+    personal_data.c.data,
+    personal_data.c.salt,
+    personal_data.c.organisation_id,
+    personal_data.c.call_id,
+    _purge_event.c.organisation_id,  # 14
+    _purge_event.c.call_id,
+    _purge_event.c.kind,
+    _purge_event.c.seq,
+    _purge_event.c.at,
+    _purge_event.c.payload,
+)
+_PURGED = "personal_data.purged"  # oohcore.vocabulary.EventKind.PERSONAL_DATA_PURGED
 _events_for_call = Prepared(
-    select(*_event_columns)
+    select(*_read_columns)
+    .select_from(_with_personal)
     .where(events.c.call_id == bindparam("call_id"))
     .order_by(events.c.organisation_id, events.c.seq)
 )
 _events_for_call_scoped = Prepared(
-    select(*_event_columns)
+    select(*_read_columns)
+    .select_from(_with_personal)
     .where(events.c.call_id == bindparam("call_id"))
     .where(events.c.organisation_id == bindparam("org"))
     .order_by(events.c.seq)
@@ -312,10 +431,18 @@ def append_event(
     kind: str,
     payload: Mapping[str, Any],
     at: datetime,
+    personal: Mapping[str, Any] | None = None,
 ) -> int:
     """Append one event to ``organisation_id``'s chain and return its id.
 
     Must run inside the transaction that makes the change the event records.
+
+    ``personal`` is the personal data the event covers (a caller's name, address, number,
+    answers: 7.14.3). It is stored beside the chain, and the chained payload carries only its
+    field names and keyed digest under ``"personal_data"`` (a key ``payload`` may not use), so
+    a retention purge (:func:`oohcore.retention.purge_personal_data`) can delete it and the
+    chain still verifies. Keep personal data out of ``payload``: what is chained is kept for
+    ever.
     """
     if not organisation_id:
         raise AuditError("an event needs an organisation_id")
@@ -325,7 +452,42 @@ def append_event(
         at = as_utc(at)
     except ValueError as exc:
         raise AuditError(f"event time: {exc}") from exc
-    payload_json = canonical_json(dict(payload))
+    if PAYLOAD_KEY in payload:
+        raise AuditPayloadError(
+            f"event payload: the key {PAYLOAD_KEY!r} is reserved for the digest of the event's "
+            "personal data; pass the data itself as personal=..."
+        )
+    record: tuple[str, str] | None = None
+    if personal:
+        try:
+            data_json, salt, reference = _personal.sealed(personal)
+        except JSONValueError as exc:
+            raise AuditPayloadError(f"personal data: {exc}") from exc
+        record = (data_json, salt)
+        payload = {**payload, PAYLOAD_KEY: reference}
+    event_id = _append(conn, organisation_id, call_id, kind, canonical_json(dict(payload)), at)
+    if record is not None:
+        _personal.insert_record.execute(
+            conn,
+            {
+                "event_id": event_id,
+                "organisation_id": organisation_id,
+                "call_id": call_id,
+                "data": record[0],
+                "salt": record[1],
+            },
+        )
+    return event_id
+
+
+def _append(
+    conn: Connection,
+    organisation_id: str,
+    call_id: str | None,
+    kind: str,
+    payload_json: str,
+    at: datetime,
+) -> int:
     cache_key = (id(conn.engine), organisation_id)
     seen = _seen_heads.get(cache_key)
     if seen is not None:
@@ -415,7 +577,7 @@ def _insert(
     return int(event_id)
 
 
-def _row(row: Sequence[Any]) -> EventRow:
+def _event(row: Sequence[Any]) -> EventRow:
     return EventRow(
         id=int(row[0]),
         organisation_id=row[1],
@@ -426,6 +588,58 @@ def _row(row: Sequence[Any]) -> EventRow:
         at=row[6],
         prev_hash=row[7],
         hash=row[8],
+    )
+
+
+def _row(row: Sequence[Any]) -> EventRow:
+    ev = _event(row)
+    reference = _reference(ev.payload_json)
+    if reference is _NONE and row[9] is None:
+        return ev
+    valid_purge = _purge_is_recorded(ev, row)
+    personal = _personal.read(
+        None if reference is _NONE else reference,
+        row[10],
+        row[11],
+        exists=row[9] is not None,
+        purged_at=row[18] if valid_purge else None,
+        purge_payload=_loads(row[19]) if valid_purge else None,
+    )
+    return replace(ev, personal=personal)
+
+
+_NONE: Any = object()
+
+
+def _reference(payload_json: str) -> Any:
+    """The personal-data reference a chained payload carries, or ``_NONE``."""
+    if f'"{PAYLOAD_KEY}":' not in payload_json:  # most events: no JSON parse
+        return _NONE
+    value = _loads(payload_json)
+    if value is None or PAYLOAD_KEY not in value:
+        return _NONE
+    return value[PAYLOAD_KEY]
+
+
+def _loads(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _purge_is_recorded(ev: EventRow, row: Sequence[Any]) -> bool:
+    """Whether a tombstone names a purge event of the same call, later on the same chain."""
+    return (
+        row[10] is None
+        and row[14] == ev.organisation_id
+        and row[15] == ev.call_id
+        and row[16] == _PURGED
+        and row[17] is not None
+        and int(row[17]) > ev.seq
     )
 
 
@@ -447,7 +661,8 @@ def events_for_organisation(
 ) -> list[EventRow]:
     """One organisation's events with ``seq > after_seq``, oldest first."""
     stmt = (
-        select(*_event_columns)
+        select(*_read_columns)
+        .select_from(_with_personal)
         .where(events.c.organisation_id == organisation_id)
         .where(events.c.seq > after_seq)
         .order_by(events.c.seq)
@@ -472,6 +687,42 @@ def chain_head(conn: Connection, organisation_id: str) -> tuple[int, str]:
     return int(row[0]), str(row[1])
 
 
+def chain_heads(conn: Connection, organisation_id: str | None = None) -> list[ChainHead]:
+    """The head of every organisation's chain (or one's), by organisation.
+
+    An organisation with no event has no head (an empty list for it).
+    """
+    stmt = (
+        select(
+            audit_heads.c.organisation_id,
+            audit_heads.c.last_seq,
+            audit_heads.c.last_hash,
+            events.c.at,
+        )
+        .select_from(
+            audit_heads.outerjoin(
+                events,
+                and_(
+                    events.c.organisation_id == audit_heads.c.organisation_id,
+                    events.c.seq == audit_heads.c.last_seq,
+                    events.c.hash == audit_heads.c.last_hash,
+                ),
+            )
+        )
+        .where(audit_heads.c.last_seq > 0)
+        .order_by(audit_heads.c.organisation_id)
+    )
+    if organisation_id is not None:
+        stmt = stmt.where(audit_heads.c.organisation_id == organisation_id)
+    return [ChainHead(str(r[0]), int(r[1]), str(r[2]), r[3]) for r in conn.execute(stmt)]
+
+
+def organisations(conn: Connection) -> list[str]:
+    """Every organisation the audit log knows (with events or a chain head), sorted."""
+    stmt = union(select(audit_heads.c.organisation_id), select(events.c.organisation_id).distinct())
+    return sorted(str(r[0]) for r in conn.execute(stmt))
+
+
 # -- verification ----------------------------------------------------------------------------
 
 
@@ -491,52 +742,84 @@ def _reading(source: Connection | Engine | Store) -> Iterator[Connection]:
         yield conn
 
 
-def verify(source: Connection | Engine | Store, organisation_id: str | None = None) -> AuditReport:
-    """Check every organisation's chain (or one) and report the first break in each.
+def verify(
+    source: Connection | Engine | Store,
+    organisation_id: str | None = None,
+    *,
+    expect: Iterable[ChainPin] = (),
+) -> AuditReport:
+    """Check every organisation's chain (or one) and its personal-data records.
+
+    Reports the first break in each chain, each personal-data record that is missing, altered
+    or emptied without a recorded purge (the first ten per organisation, then a count), and
+    each pin of ``expect`` whose event is no longer on the chain.
 
     ``source`` is a connection (its transaction is used as is), an engine or a store (a
     read-only snapshot is taken). Reads stream in ``seq`` order, so memory use is constant.
     """
+    pins = {(p.organisation_id, p.seq): p for p in expect}
+    if organisation_id is not None:
+        others = sorted({org for org, _ in pins if org != organisation_id})
+        if others:
+            raise AuditError(
+                f"a pinned head names organisation(s) {', '.join(others)} but only "
+                f"{organisation_id!r} is being verified; verify them all, or drop those pins"
+            )
     with _reading(source) as conn:
         head_stmt = select(
             audit_heads.c.organisation_id, audit_heads.c.last_seq, audit_heads.c.last_hash
         )
-        ev_stmt = select(*_event_columns).order_by(events.c.organisation_id, events.c.seq)
+        ev_stmt = (
+            select(*_read_columns)
+            .select_from(_with_personal)
+            .order_by(events.c.organisation_id, events.c.seq)
+        )
+        orphan_stmt = (
+            select(personal_data.c.organisation_id, personal_data.c.event_id)
+            .select_from(personal_data.outerjoin(events, events.c.id == personal_data.c.event_id))
+            .where(events.c.id.is_(None))
+            .order_by(personal_data.c.organisation_id, personal_data.c.event_id)
+        )
         if organisation_id is not None:
             head_stmt = head_stmt.where(audit_heads.c.organisation_id == organisation_id)
             ev_stmt = ev_stmt.where(events.c.organisation_id == organisation_id)
+            orphan_stmt = orphan_stmt.where(personal_data.c.organisation_id == organisation_id)
         heads = {str(r[0]): (int(r[1]), str(r[2])) for r in conn.execute(head_stmt)}
         problems: list[AuditProblem] = []
         organisations: set[str] = set()
-        count = 0
+        count = records = purged = 0
         current: str | None = None
         broken = False
         expected_seq = 1
         prev_hash = GENESIS_HASH
+        record_problems: dict[str, int] = {}
+        found_pins: set[tuple[str, int]] = set()
+        last_seq: dict[str, int] = {}
 
         def finish(org: str) -> None:
+            last_seq[org] = expected_seq - 1
             if broken:
                 return
             head = heads.get(org)
-            last_seq = expected_seq - 1
+            end = expected_seq - 1
             if head is None:
                 problems.append(
                     AuditProblem(
                         org,
                         None,
-                        last_seq,
+                        end,
                         "the chain head record is missing (audit_heads was edited or deleted)",
                     )
                 )
-            elif head[0] != last_seq or head[1] != prev_hash:
-                if head[0] > last_seq:
+            elif head[0] != end or head[1] != prev_hash:
+                if head[0] > end:
                     message = (
                         f"the chain head says the log ends at seq {head[0]} but it ends at seq "
-                        f"{last_seq}: the newest event(s) were deleted"
+                        f"{end}: the newest event(s) were deleted"
                     )
-                elif head[0] < last_seq:
+                elif head[0] < end:
                     message = (
-                        f"the log continues to seq {last_seq} past the chain head (seq "
+                        f"the log continues to seq {end} past the chain head (seq "
                         f"{head[0]}): events were added outside append_event"
                     )
                 else:
@@ -546,8 +829,14 @@ def verify(source: Connection | Engine | Store, organisation_id: str | None = No
                     )
                 problems.append(AuditProblem(org, None, head[0], message))
 
+        def record_problem(org: str, event_id: int | None, seq: int | None, message: str) -> None:
+            seen = record_problems.get(org, 0)
+            record_problems[org] = seen + 1
+            if seen < _MAX_RECORD_PROBLEMS:
+                problems.append(AuditProblem(org, event_id, seq, message))
+
         for raw in conn.execute(ev_stmt):
-            ev = _row(raw)
+            ev = _event(raw)
             count += 1
             if ev.organisation_id != current:
                 if current is not None:
@@ -557,6 +846,30 @@ def verify(source: Connection | Engine | Store, organisation_id: str | None = No
                 broken = False
                 expected_seq = 1
                 prev_hash = GENESIS_HASH
+            pin = pins.get((ev.organisation_id, ev.seq)) if pins else None
+            if pin is not None:
+                found_pins.add((pin.organisation_id, pin.seq))
+                if pin.hash != ev.hash:
+                    problems.append(
+                        AuditProblem(
+                            ev.organisation_id,
+                            ev.id,
+                            ev.seq,
+                            f"the pinned event {pin} is no longer on the chain: the event at "
+                            f"seq {ev.seq} now has hash {ev.hash}, so the chain was rewritten "
+                            "from there (or the pin belongs to another store); restore the "
+                            "store from a backup that holds the pinned event",
+                        )
+                    )
+            if raw[9] is not None or '"' + PAYLOAD_KEY + '":' in ev.payload_json:
+                state = _check_record(ev, raw)
+                if state == "present":
+                    records += 1
+                elif state == "purged":
+                    records += 1
+                    purged += 1
+                elif state is not None:
+                    record_problem(ev.organisation_id, ev.id, ev.seq, state)
             if broken:
                 continue
             problem = _check_event(ev, expected_seq, prev_hash)
@@ -568,20 +881,100 @@ def verify(source: Connection | Engine | Store, organisation_id: str | None = No
             prev_hash = ev.hash
         if current is not None:
             finish(current)
-        for org, (last_seq, _) in sorted(heads.items()):
+        for org, (head_seq, _) in sorted(heads.items()):
             if org not in organisations:
                 organisations.add(org)
-                if last_seq != 0:
+                if head_seq != 0:
                     problems.append(
                         AuditProblem(
                             org,
                             None,
                             1,
-                            f"the chain head says the log ends at seq {last_seq} but the "
+                            f"the chain head says the log ends at seq {head_seq} but the "
                             "organisation has no events: all its events were deleted",
                         )
                     )
-        return AuditReport(organisations=len(organisations), events=count, problems=tuple(problems))
+        for org, event_id in conn.execute(orphan_stmt):
+            record_problem(
+                str(org),
+                None,
+                None,
+                f"a personal-data record names event id {event_id}, which is not in the log: "
+                "the event was deleted, or the record was added outside append_event",
+            )
+        for org, extra in sorted(record_problems.items()):
+            if extra > _MAX_RECORD_PROBLEMS:
+                problems.append(
+                    AuditProblem(
+                        org,
+                        None,
+                        None,
+                        f"and {extra - _MAX_RECORD_PROBLEMS} more personal-data record "
+                        "problem(s) like those above",
+                    )
+                )
+        for key, pin in sorted(pins.items()):
+            if key not in found_pins:
+                end = last_seq.get(pin.organisation_id, 0)
+                where = f"the chain ends at seq {end}" if end else "it has no events"
+                problems.append(
+                    AuditProblem(
+                        pin.organisation_id,
+                        None,
+                        pin.seq,
+                        f"the pinned event {pin} is no longer on the chain ({where}): events "
+                        "were deleted or the chain was rebuilt, or the pin belongs to another "
+                        "store; restore the store from a backup that holds the pinned event",
+                    )
+                )
+        return AuditReport(
+            organisations=len(organisations),
+            events=count,
+            problems=tuple(problems),
+            personal_records=records,
+            purged_records=purged,
+            pins=len(pins),
+        )
+
+
+_MAX_RECORD_PROBLEMS = 10  # personal-data record problems listed per organisation
+
+
+def _check_record(ev: EventRow, raw: Sequence[Any]) -> str | None:
+    """``"present"`` or ``"purged"`` for a good personal-data record of ``ev``, ``None`` when it
+    has none and needs none, or what is wrong with it."""
+    reference = _reference(ev.payload_json)
+    restore = (
+        "restore this event's personal_data row from a backup (personal data may only be "
+        "removed through oohcore.retention.purge_personal_data, which records who and why)"
+    )
+    if reference is _NONE:
+        if raw[9] is None:
+            return None
+        return (
+            "a personal-data record is attached to this event, but the event carries no digest "
+            "of one: it was added outside append_event; delete that personal_data row"
+        )
+    if raw[9] is None:
+        return f"its personal-data record is missing (deleted without a recorded purge): {restore}"
+    if raw[12] != ev.organisation_id or raw[13] != ev.call_id:
+        return (
+            "its personal-data record names another organisation or call than the event: it was "
+            f"edited; {restore}"
+        )
+    if raw[10] is None:
+        if _purge_is_recorded(ev, raw):
+            return "purged"
+        return (
+            "its personal-data record was emptied, but no purge of this call is recorded on the "
+            f"chain after it: the data was deleted behind the library's back; {restore}"
+        )
+    if not _personal.matches(reference, raw[10], raw[11]):
+        return (
+            "its personal-data record was altered: the stored data no longer matches the digest "
+            f"the event carries; {restore}"
+        )
+    return "present"
 
 
 def _check_event(ev: EventRow, expected_seq: int, prev_hash: str) -> AuditProblem | None:

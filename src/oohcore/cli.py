@@ -3,7 +3,8 @@
 ``oohcore validate PATH…``   check ruleset files or folders (exit 0 valid, 1 problems, 2 usage)
 ``oohcore schema [KIND]``    print the published JSON Schema of a ruleset file
 ``oohcore versions PATH``    print each service option's version hash (for sign-off, 5.3.1)
-``oohcore audit verify``     check the audit log's hash chain (exit 0 intact, 1 broken)
+``oohcore audit verify``     check the audit log's hash chain and personal records (0 intact, 1 not)
+``oohcore audit head``       print each organisation's chain head, to publish or pin it
 ``oohcore demo``             run the demonstration on the example borough
 """
 
@@ -11,12 +12,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from oohcore.errors import OohcoreError, Problem, RulesetError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from oohcore.audit import ChainPin
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -68,28 +77,163 @@ def _cmd_versions(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
-    """Check the hash chain of every organisation's events (or one's): exit 0 intact, 1 broken."""
-    from sqlalchemy.engine import make_url
-
+    """Check the hash chain of every organisation's events (or one's) and their personal-data
+    records, and that each pinned head is still on its chain: exit 0 intact, 1 not."""
     from oohcore.audit import verify
-    from oohcore.clock import SystemClock
-    from oohcore.store import Store
 
-    url = make_url(args.store)
-    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).is_file():
-        print(f"oohcore: no store at {args.store} (no such file)", file=sys.stderr)
-        return 1
-    store = Store.open(args.store, clock=SystemClock(), migrate=False)
-    try:
-        report = verify(store, args.organisation)
-    finally:
-        store.close()
+    with _audit_store(args.store) as (conn, shown):
+        _check_organisation(conn, args.organisation)
+        pins = list(args.expect_head or ())
+        if args.organisation is not None:
+            stray = sorted({p.organisation_id for p in pins} - {args.organisation})
+            if stray:
+                print(
+                    f"oohcore: --expect-head names {', '.join(stray)} but --organisation is "
+                    f"{args.organisation!r}; drop one or the other",
+                    file=sys.stderr,
+                )
+                return 1
+        report = verify(conn, args.organisation, expect=pins)
     if report.ok:
-        print(f"audit chain intact: {args.organisation or 'every organisation'} in {args.store}")
+        print(f"audit chain intact: {args.organisation or 'every organisation'} in {shown}")
+        print(f"  {report}")
         return 0
     for problem in report.problems:
         print(problem, file=sys.stderr)
+    print(f"oohcore: {report}".splitlines()[0], file=sys.stderr)
     return 1
+
+
+def _cmd_audit_head(args: argparse.Namespace) -> int:
+    """Print each organisation's chain head (``ORG:SEQ:HASH`` and the time of that event)."""
+    from oohcore.audit import chain_heads
+
+    with _audit_store(args.store) as (conn, shown):
+        _check_organisation(conn, args.organisation)
+        heads = chain_heads(conn, args.organisation)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "store": shown,
+                    "heads": [
+                        {
+                            "organisation": h.organisation_id,
+                            "seq": h.seq,
+                            "hash": h.hash,
+                            "at": h.at.isoformat() if h.at is not None else None,
+                            "pin": str(h.pin),
+                        }
+                        for h in heads
+                    ],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for h in heads:
+            at = h.at.isoformat() if h.at is not None else "(that event is missing: run verify)"
+            print(f"{h.pin}  {at}")
+    return 0
+
+
+class _Unusable(OohcoreError):
+    """The --store given cannot be read as an oohcore store."""
+
+
+@contextmanager
+def _audit_store(url_text: str) -> Iterator[tuple[Connection, str]]:
+    """A read-only snapshot of the store at ``url_text`` and its URL as shown (password hidden).
+
+    Every way it can fail (not a URL, no such file, an unknown database or missing driver, an
+    unreachable server, no oohcore tables, an older schema, no events at all) is one line.
+    """
+    from sqlalchemy import inspect, select
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+    from oohcore.audit import events
+    from oohcore.clock import SystemClock
+    from oohcore.store import Store
+
+    try:
+        url = make_url(url_text)
+    except (ArgumentError, ValueError):
+        raise _Unusable(
+            f"--store {_redacted(url_text)!r} is not a database URL; give one like "
+            "sqlite:///path/to/oohcore.sqlite or postgresql+psycopg://user@host/database"
+        ) from None
+    shown = url.render_as_string(hide_password=True)
+    secret = url.password
+
+    def clean(text: str) -> str:
+        line = text.strip().splitlines()[0] if text.strip() else text
+        return line.replace(str(secret), "***") if secret else line
+
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).is_file():
+        raise _Unusable(f"no store at {shown} (no such file)")
+    try:
+        store = Store.open(url_text, clock=SystemClock(), migrate=False)
+    except NoSuchModuleError:
+        raise _Unusable(
+            f"cannot open {shown}: {url.drivername!r} is not a database this installation "
+            "can reach; oohcore stores are sqlite:///… or postgresql+psycopg://… (install "
+            "psycopg for PostgreSQL)"
+        ) from None
+    except (SQLAlchemyError, ImportError) as exc:
+        raise _Unusable(f"cannot open {shown}: {clean(str(exc))}") from None
+    try:
+        with store.read() as conn:
+            tables = set(inspect(conn).get_table_names())
+            if not {"events", "audit_heads"} <= tables:
+                raise _Unusable(
+                    f"{shown} holds no oohcore store (it has no audit tables): check --store"
+                )
+            if "personal_data" not in tables:
+                raise _Unusable(
+                    f"the store at {shown} has an older schema than this oohcore (no "
+                    "personal_data table); open it once with this version (Store.open upgrades "
+                    "it), then verify"
+                )
+            if conn.execute(select(events.c.id).limit(1)).first() is None:
+                raise _Unusable(
+                    f"the store at {shown} holds no audit events (nothing to verify or "
+                    "pin); if it should have some, they were deleted (compare with a "
+                    "published head: --expect-head)"
+                )
+            yield conn, shown
+    except SQLAlchemyError as exc:
+        orig = getattr(exc, "orig", None)
+        raise _Unusable(f"cannot read {shown}: {clean(str(orig or exc))}") from None
+    finally:
+        store.close()
+
+
+def _check_organisation(conn: Connection, organisation_id: str | None) -> None:
+    from oohcore.audit import organisations
+
+    if organisation_id is None:
+        return
+    known = organisations(conn)
+    if organisation_id not in known:
+        raise _Unusable(
+            f"organisation {organisation_id!r} has no audit events in this store; it holds: "
+            + (", ".join(known) or "none")
+        )
+
+
+def _redacted(url_text: str) -> str:
+    """A URL as typed, with anything between ``user:`` and ``@`` hidden."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url_text)
+
+
+def _pin(text: str) -> ChainPin:
+    from oohcore.audit import ChainPin
+
+    try:
+        return ChainPin.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -143,7 +287,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="the store's SQLAlchemy URL (default: sqlite:///oohcore.sqlite)",
     )
     p.add_argument("--organisation", default=None, help="check one organisation's chain only")
+    p.add_argument(
+        "--expect-head",
+        metavar="ORG:SEQ:HASH",
+        type=_pin,
+        action="append",
+        help="fail unless this event (as 'audit head' printed it) is still on the chain; "
+        "repeatable",
+    )
     p.set_defaults(func=_cmd_audit_verify)
+    p = audit_sub.add_parser(
+        "head", help="print each organisation's chain head (ORG:SEQ:HASH), to publish or pin"
+    )
+    p.add_argument(
+        "--store",
+        default="sqlite:///oohcore.sqlite",
+        help="the store's SQLAlchemy URL (default: sqlite:///oohcore.sqlite)",
+    )
+    p.add_argument("--organisation", default=None, help="one organisation's head only")
+    p.add_argument("--json", action="store_true", help="print the heads as JSON")
+    p.set_defaults(func=_cmd_audit_head)
 
     p = sub.add_parser("demo", help="run the demonstration on the example borough")
     p.add_argument(

@@ -23,6 +23,7 @@ metadata = MetaData(
 # (Alembic's env.py and the migration drift test call ``load_all_tables``).
 TABLE_MODULES: tuple[str, ...] = (
     "oohcore.audit",
+    "oohcore.personal_data",
     "oohcore.timers",
     "oohcore.outbox",
     "oohcore.search",
