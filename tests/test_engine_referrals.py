@@ -412,3 +412,33 @@ def test_messages_carry_their_purpose_reference_and_case_fields(
     ref = desk.get(call_id).reference
     assert alert.reference == ref == caller.reference
     assert alert.fields["caller_name"] == "Ann Lee" and alert.fields["reference"] == ref
+
+
+def test_purging_a_calls_personal_data_leaves_the_audit_chain_verifying(
+    engine: Engine, clock: ManualClock
+) -> None:
+    """7.14.3 / 7.14.7: the chain holds a digest of the answers, not the answers, so a retention
+    purge of one call's personal data leaves `audit verify` passing."""
+    from oohcore import audit
+    from oohcore.retention import purge_personal_data
+
+    call_id = _call(engine, HEATING)
+    other = _call(engine, HEATING | {"caller_name": "Bo Day", "address": "1 Low Rd"})
+    desk = engine.organisation("org-a")
+    desk.next_step(call_id)
+    desk.complete(call_id)
+    desk.close(call_id)
+    engine.tick()
+    captured = next(e for e in desk.events(call_id) if e.kind == EventKind.CALL_CAPTURED)
+    assert "Ann Lee" not in captured.payload_json  # the chain never held the name
+    assert captured.payload_with_personal_data()["answers"]["caller_name"] == "Ann Lee"
+    with engine.store.transaction() as conn:
+        purged = purge_personal_data(
+            conn, organisation_id="org-a", call_id=call_id, at=clock.now(), by="dpo", reason="test"
+        )
+    assert purged >= 3  # offered (caller number), captured (answers), messages (recipients)
+    assert audit.verify(engine.store).ok
+    captured = next(e for e in desk.events(call_id) if e.kind == EventKind.CALL_CAPTURED)
+    assert captured.personal is not None and captured.personal.status == "purged"
+    still = next(e for e in desk.events(other) if e.kind == EventKind.CALL_CAPTURED)
+    assert still.payload_with_personal_data()["answers"]["caller_name"] == "Bo Day"

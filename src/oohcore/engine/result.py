@@ -127,9 +127,14 @@ def commit(conn: Connection, result: StepResult) -> CallRow | None:
                 f"referral {write.after.id} was changed by someone else meanwhile; retry"
             )
     for ev in result.events:
-        payload = {**ev.payload, **ev.personal} if ev.personal else ev.payload
         audit.append_event(
-            conn, organisation_id=org, call_id=call_id, kind=ev.kind, payload=payload, at=result.at
+            conn,
+            organisation_id=org,
+            call_id=call_id,
+            kind=ev.kind,
+            payload=ev.payload,
+            personal=ev.personal,
+            at=result.at,
         )
     for message in result.messages:
         outbox.enqueue(conn, message, at=result.at)
