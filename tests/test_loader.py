@@ -212,7 +212,10 @@ def test_extends_merges_mappings_deletes_nulls_and_replaces_lists() -> None:
     assert refer.time_limit == timedelta(minutes=5)
     signpost = child.actions["signpost-gas"]
     assert isinstance(signpost, Signpost)
-    assert (signpost.number, signpost.service) == ("0800 222 333", "Gas emergency line")
+    assert (signpost.contact, signpost.service) == (
+        "gas-emergency",  # inherited
+        "Gas emergency line (the borough's own)",
+    )
     assert child.script == parent.script
     assert child.extends is None  # resolved away
 
@@ -267,16 +270,16 @@ def test_positions_point_into_the_file_that_holds_the_mistake(tmp_path: Path) ->
         "      ask: Phone?\n"
         "actions:\n"
         "  signpost-gas:\n"
-        "    numbr: 0800 222 333\n",
+        "    contct: gas-emergency\n",
     )
     with pytest.raises(RulesetError) as info:
         load_organisation(folder, catalogue=CATALOGUE)
     found = [(Path(p.path), p.line, p.col, p.message) for p in info.value.problems]
     assert found[0][:3] == (child.resolve(), 15, 5)
-    assert "unknown key 'numbr'; did you mean 'number'?" in found[0][3]
+    assert "unknown key 'contct'; did you mean 'contact'?" in found[0][3]
     assert len(found) == 1  # the schema stops this file before the conditions are checked
 
-    text = child.read_text().replace("    numbr: 0800 222 333\n", "    number: 0800 222 333\n")
+    text = child.read_text().replace("    contct: gas-emergency\n", "    contact: gas-emergency\n")
     child.write_text(text)
     problems = validate([child], catalogue=CATALOGUE)
     rule = position(PARENT, "(vulnerable or outside_temp < 5)", "vulnerable")
@@ -526,7 +529,7 @@ def test_a_broken_option_does_not_break_routing_to_it(tmp_path: Path) -> None:
     folder = borough_copy(tmp_path)
     path = folder / "options/repairs.yaml"
     path.write_text(
-        path.read_text().replace("  signpost-gas:\n", "  signpost-gas:\n    numbr: 1\n")
+        path.read_text().replace("  signpost-gas:\n", "  signpost-gas:\n    numbr: 1\n", 1)
     )
     problems = validate([folder], catalogue=CATALOGUE)
     assert [(Path(p.path).name, p.code) for p in problems] == [("repairs.yaml", "unknown-key")]

@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         "kind",
         nargs="?",
         default="service-option",
-        choices=["service-option", "organisation", "catalogue"],
+        choices=["service-option", "organisation", "catalogue", "directory"],
     )
     p.set_defaults(func=_cmd_schema)
 
