@@ -297,11 +297,11 @@ class OptionContext:
     model: ServiceOptionFile
     roles: Mapping[str, RotaRole] | None
     directory: Mapping[str, DirectoryEntry] | None
-    in_organisation: bool
-    """True for an organisation's option: the contacts it names must be reachable (a
-    catalogue may leave a number to each organisation)."""
+    organisation_directory: str | None
+    """For an organisation's option, the path of its ``directory.yaml``: the contacts the
+    option names must be reachable (a catalogue may leave a number to each organisation)."""
     out_of_scope_categories: frozenset[str]
-    has_address: bool  # the script asks for an address, so a UPRN may be known (7.11)
+    address_fields: frozenset[str]  # fields of type address: their UPRN may be known (7.11)
 
 
 def _field_type(q: Question) -> FieldType:
@@ -325,7 +325,7 @@ def compile_service_option(
     default_time_limit: timedelta,
     version: str,
     directory: Mapping[str, DirectoryEntry] | None = None,
-    in_organisation: bool = False,
+    organisation_directory: str | None = None,
 ) -> tuple[ServiceOption | None, list[Problem]]:
     """Check ``model`` (from ``source``) in its organisation and compile it.
 
@@ -338,9 +338,11 @@ def compile_service_option(
         model=model,
         roles=roles,
         directory=directory,
-        in_organisation=in_organisation,
+        organisation_directory=organisation_directory,
         out_of_scope_categories=out_of_scope_categories,
-        has_address=any(q.type is QuestionType.address for q in model.script.questions),
+        address_fields=frozenset(
+            q.field for q in model.script.questions if q.type is QuestionType.address
+        ),
     )
     fields: dict[str, FieldType] = dict(BUILTIN_FIELDS)
     fields["variant"] = _check_variants(r, model)
@@ -696,10 +698,10 @@ def _check_contact(ctx: OptionContext, path: PathKey, contact: str | None, *, ne
         )
         return
     reachable = entry.number is not None or (needs != "number" and entry.email is not None)
-    if ctx.in_organisation and not reachable:
+    if ctx.organisation_directory is not None and not reachable:
         ctx.report.add(
             where,
-            f"the directory entry {contact!r} ({entry.name}) has no {needs}; the catalogue leaves it to each organisation: give it under contacts: in the organisation's directory.yaml",
+            f"the directory entry {contact!r} ({entry.name}) has no {needs}; the catalogue leaves it to each organisation: give it under 'contacts:' in {ctx.organisation_directory}",
             "unreachable-contact",
         )
 
@@ -718,11 +720,11 @@ def _warn_literal(ctx: OptionContext, path: PathKey, action: Action, names: Sequ
 
 def _check_uprn(ctx: OptionContext, path: PathKey, message: Message, names: Sequence[str]) -> None:
     """7.11: property identifiers (UPRNs) are in all service request data passed on."""
-    if not ctx.has_address:
-        return
     for name in names:
         text = getattr(message, name)
-        if text is not None and "{uprn}" not in text:
+        if text is None or "{uprn}" in text:
+            continue
+        if any(f"{{{field}}}" in text for field in ctx.address_fields):
             ctx.report.add(
                 (*path, "message", name),
                 "this text passes on an address but not its UPRN (7.11); add e.g. '{#uprn} UPRN {uprn}{/uprn}', written only when the UPRN is known",

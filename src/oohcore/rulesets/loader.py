@@ -561,7 +561,7 @@ def _load_option(
         default_time_limit=default_limit,
         version=version,
         directory=header.directory,
-        in_organisation=org_model is not None,
+        organisation_directory=str(folder / DIRECTORY_FILE) if org_model else None,
     )
     session.problems.extend(problems)
     return option
