@@ -605,14 +605,6 @@ def contact_ids(action: Action) -> tuple[str, ...]:
 
 def _check_signpost(ctx: OptionContext, path: PathKey, action: Signpost) -> None:
     """5.2.3.1: the caller is told of another service, its number and opening times."""
-    if action.contact is None and action.service is None:
-        ctx.report.add(
-            path,
-            "a signpost names the service: give 'contact' (an entry of directory.yaml, with its "
-            "number and opening times) or at least 'service'",
-            "signpost-target",
-            at_key=True,
-        )
     _check_contact(ctx, path, action.contact, needs="number")
     _warn_literal(ctx, path, action, ("number", "opening_times"))
 

@@ -176,9 +176,15 @@ def _schema_problem(source: Source, error: ValidationError) -> list[Problem]:
     value: Any = error.validator_value
     schema = error.schema if isinstance(error.schema, dict) else {}
     if v in ("anyOf", "oneOf") and error.context:
-        # e.g. "a duration or nothing": report against the branch that was meant
+        # e.g. "a duration or nothing", "a list or a mapping": report against the branch that
+        # was meant, the one of the value's own type
         meant = [
-            e for e in error.context if not (e.validator == "type" and e.validator_value == "null")
+            e
+            for e in error.context
+            if not (
+                e.validator == "type"
+                and (e.validator_value == "null" or e.absolute_path == error.absolute_path)
+            )
         ]
         if meant:
             out = []
@@ -603,10 +609,11 @@ def _load_folder(
     if header.source is not None and org_model is not None:
         # an option file with its own errors still exists: routing to it is not also an error
         option_ids = set(files) | {p.stem for p in option_files}
-        session.problems.extend(check_organisation(header.source, org_model, option_ids))
-    if model is None or len(compiled) != len(option_files):
-        return None
-    if header.directory is None:
+        routing = check_organisation(header.source, org_model, option_ids)
+        session.problems.extend(routing)
+        if any(p.severity == "error" for p in routing):
+            return None
+    if model is None or len(compiled) != len(option_files) or header.directory is None:
         return None
     if org_model is not None:
         return compile_organisation(

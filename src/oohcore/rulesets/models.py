@@ -531,9 +531,7 @@ class Signpost(_Action):
 
     kind: Literal["signpost"]
     contact: ContactId | None = None
-    service: str | None = Field(
-        default=None, description="How the service is described; the contact's name if absent."
-    )
+    service: str = Field(description="The service, as the caller is told of it.")
     number: str | None = Field(default=None, description=_LITERAL_NUMBER)
     opening_times: str | None = Field(default=None, description=_LITERAL_NUMBER)
 
@@ -543,9 +541,7 @@ class Transfer(_Action):
 
     kind: Literal["transfer"]
     contact: ContactId | None = None
-    to: str | None = Field(
-        default=None, description="Whom the call goes to; the contact's name if absent."
-    )
+    to: str = Field(description="Whom the call goes to, as the caller is told.")
     number: str | None = Field(default=None, description=_LITERAL_NUMBER)
     fallback: Id | None = Field(
         default=None, description="Action to take if the transfer cannot be made."
