@@ -28,6 +28,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "oohcore.search",
     "oohcore.calls",
     "oohcore.referrals",
+    "oohcore.directory",
 )
 
 
