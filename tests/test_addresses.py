@@ -317,3 +317,13 @@ def test_duplicate_records_given_directly_are_refused() -> None:
     record = AddressRecord(1, "1 High Street", "", "Eastbrook", "EB1 1BL")
     with pytest.raises(GazetteerError, match="more than once"):
         Gazetteer([record, AddressRecord(1, "2 High Street", "", "Eastbrook", "EB1 1BL")])
+
+
+def test_names_and_addresses_share_one_text_folding() -> None:
+    """One helper folds case and accents for both addresses and callers' names (search)."""
+    from oohcore import addresses, search
+
+    assert addresses.ascii_upper("Zoë Ångström, rue d’Été") == "ZOE ANGSTROM, RUE D’ETE"
+    assert search.ascii_upper is addresses.ascii_upper
+    assert search.normalise_name("Zoë O’Brien") == "ZOE OBRIEN"
+    assert addresses.normalise_address("1 Rue d’Été") == "1 RUE DETE"

@@ -28,7 +28,7 @@ from oohcore.rulesets.loader import (
     merge_patch,
     validate,
 )
-from oohcore.rulesets.models import Refer, Signpost
+from oohcore.rulesets.models import Refer, Signpost, Transfer
 from oohcore.rulesets.source import parse_yaml
 
 ROOT = Path(__file__).parents[1]
@@ -212,7 +212,10 @@ def test_extends_merges_mappings_deletes_nulls_and_replaces_lists() -> None:
     assert refer.time_limit == timedelta(minutes=5)
     signpost = child.actions["signpost-gas"]
     assert isinstance(signpost, Signpost)
-    assert (signpost.number, signpost.service) == ("0800 222 333", "Gas emergency line")
+    assert (signpost.contact, signpost.service) == (
+        "gas-emergency",  # inherited
+        "Gas emergency line (the borough's own)",
+    )
     assert child.script == parent.script
     assert child.extends is None  # resolved away
 
@@ -267,16 +270,16 @@ def test_positions_point_into_the_file_that_holds_the_mistake(tmp_path: Path) ->
         "      ask: Phone?\n"
         "actions:\n"
         "  signpost-gas:\n"
-        "    numbr: 0800 222 333\n",
+        "    contct: gas-emergency\n",
     )
     with pytest.raises(RulesetError) as info:
         load_organisation(folder, catalogue=CATALOGUE)
     found = [(Path(p.path), p.line, p.col, p.message) for p in info.value.problems]
     assert found[0][:3] == (child.resolve(), 15, 5)
-    assert "unknown key 'numbr'; did you mean 'number'?" in found[0][3]
+    assert "unknown key 'contct'; did you mean 'contact'?" in found[0][3]
     assert len(found) == 1  # the schema stops this file before the conditions are checked
 
-    text = child.read_text().replace("    numbr: 0800 222 333\n", "    number: 0800 222 333\n")
+    text = child.read_text().replace("    contct: gas-emergency\n", "    contact: gas-emergency\n")
     child.write_text(text)
     problems = validate([child], catalogue=CATALOGUE)
     rule = position(PARENT, "(vulnerable or outside_temp < 5)", "vulnerable")
@@ -526,7 +529,7 @@ def test_a_broken_option_does_not_break_routing_to_it(tmp_path: Path) -> None:
     folder = borough_copy(tmp_path)
     path = folder / "options/repairs.yaml"
     path.write_text(
-        path.read_text().replace("  signpost-gas:\n", "  signpost-gas:\n    numbr: 1\n")
+        path.read_text().replace("  signpost-gas:\n", "  signpost-gas:\n    numbr: 1\n", 1)
     )
     problems = validate([folder], catalogue=CATALOGUE)
     assert [(Path(p.path).name, p.code) for p in problems] == [("repairs.yaml", "unknown-key")]
@@ -569,3 +572,296 @@ def test_extends_names_a_catalogue_id_only(tmp_path: Path) -> None:
     problems = validate([org])
     assert [p.code for p in problems] == ["bad-extends"]
     assert problems[0].line == 1 and "catalogue:<id>" in problems[0].message
+
+
+# ---------------------------------------------------------------------------------------------
+# The directory of contacts (2.3.3, DESIGN principle 10)
+# ---------------------------------------------------------------------------------------------
+
+
+def errors_of(problems: list[Any]) -> list[Any]:
+    return [p for p in problems if p.severity == "error"]
+
+
+def test_actions_name_directory_contacts_and_the_organisation_overrides_the_catalogue() -> None:
+    org = load_organisation(BOROUGH, catalogue=CATALOGUE)
+    repairs, helpline = org.service_options["repairs"], org.service_options["helpline"]
+    assert dict(repairs.contacts) == {"signpost-gas": ("gas-emergency",)}
+    assert dict(helpline.contacts) == {"transfer-security": ("security-desk",)}
+    # the borough's own entry replaces the catalogue's of the same id, whole
+    gas = org.directory["gas-emergency"]
+    assert (gas.name, gas.number, gas.opening_times) == (
+        "Borough gas emergency line",
+        "0800 222 333",
+        None,
+    )
+    # a catalogue entry the borough does not override is there too
+    assert org.directory["daytime-repairs"].number is None
+    assert load_catalogue(CATALOGUE).directory["gas-emergency"].number == "0800 111 999"
+
+
+def test_the_directory_is_no_part_of_any_version(tmp_path: Path) -> None:
+    """Changing a number is Regularly Variable Data (2.3.3): no new sign-off (5.3.1)."""
+    folder = borough_copy(tmp_path)
+    before = load_organisation(folder, catalogue=CATALOGUE)
+    path = folder / "directory.yaml"
+    path.write_text(path.read_text().replace('"020 7946 0999"', '"020 7946 0998"'))
+    after = load_organisation(folder, catalogue=CATALOGUE)
+    assert after.directory["security-desk"].number == "020 7946 0998"
+    assert after.version == before.version
+    for option_id, option in before.service_options.items():
+        assert after.service_options[option_id].version == option.version
+
+
+def test_an_unknown_contact_is_located_at_its_value_with_a_suggestion(tmp_path: Path) -> None:
+    folder = borough_copy(tmp_path)
+    path = folder / "options/helpline.yaml"
+    path.write_text(path.read_text().replace("contact: security-desk", "contact: security-dsk"))
+    problems = errors_of(validate([folder], catalogue=CATALOGUE))
+    assert [(Path(p.path), p.line, p.col, p.code) for p in problems] == [
+        (path, *position(path, "contact: security-dsk", "security-dsk"), "unknown-contact")
+    ]
+    assert "did you mean 'security-desk'?" in problems[0].message
+
+
+def test_a_contact_the_catalogue_leaves_to_the_organisation_must_be_given(tmp_path: Path) -> None:
+    folder = borough_copy(tmp_path)
+    path = folder / "options/repairs.yaml"
+    path.write_text(
+        "extends: catalogue:repairs\nid: repairs\nactions:\n"
+        "  signpost-gas:\n    contact: daytime-repairs\n"
+    )
+    problems = errors_of(validate([folder], catalogue=CATALOGUE))
+    assert [(Path(p.path), p.code) for p in problems] == [(path, "unreachable-contact")]
+    assert "has no number" in problems[0].message
+    assert str(folder / "directory.yaml") in problems[0].message
+    # the catalogue itself may leave it out: it is valid as a catalogue
+    assert errors_of(validate([CATALOGUE])) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "needle", "code", "phrase"),
+    [
+        (
+            "contacts:\n  desk:\n    name: Desk\n    number: call me\n",
+            "call me",
+            "bad-format",
+            "is not valid",
+        ),
+        (
+            "contacts:\n  desk:\n    nmae: Desk\n    number: '020 7946 0999'\n",
+            "nmae",
+            "unknown-key",
+            "did you mean 'name'?",
+        ),
+        ("contacts:\n  Desk_1:\n    name: Desk\n", "Desk_1", "bad-format", "an id is lower-case"),
+        ("contacts:\n  desk:\n    name: Desk\n", "desk", "unreachable-contact", "neither"),
+        (
+            "contacts:\n  desk:\n    name: Desk\n    email: not-an-address\n",
+            "not-an-address",
+            "bad-format",
+            "is not valid",
+        ),
+    ],
+)
+def test_mistakes_in_directory_yaml_are_located(
+    tmp_path: Path, text: str, needle: str, code: str, phrase: str
+) -> None:
+    folder = borough_copy(tmp_path)
+    path = write(folder / "directory.yaml", text)
+    problems = errors_of(validate([folder], catalogue=CATALOGUE))
+    mine = [p for p in problems if Path(p.path) == path]
+    assert [(p.line, p.col, p.code) for p in mine] == [(*position(path, needle), code)]
+    assert phrase in mine[0].message
+    with pytest.raises(RulesetError):
+        load_organisation(folder, catalogue=CATALOGUE)
+
+
+def test_a_number_written_into_the_option_still_works_but_is_warned_about(
+    tmp_path: Path,
+) -> None:
+    folder = borough_copy(tmp_path)
+    path = folder / "options/helpline.yaml"
+    path.write_text(path.read_text().replace("contact: security-desk", "number: '020 7946 0999'"))
+    problems = validate([folder], catalogue=CATALOGUE)
+    assert [(p.code, p.severity) for p in problems] == [("literal-contact", "warning")]
+    transfer = option(folder, "helpline").actions["transfer-security"]
+    assert isinstance(transfer, Transfer) and transfer.number == "020 7946 0999"
+
+
+def test_a_transfer_needs_a_contact_or_a_number(tmp_path: Path) -> None:
+    folder = borough_copy(tmp_path)
+    path = folder / "options/helpline.yaml"
+    path.write_text(path.read_text().replace("    contact: security-desk\n", ""))
+    problems = errors_of(validate([folder], catalogue=CATALOGUE))
+    assert [p.code for p in problems] == ["transfer-target"]
+
+
+def test_contact_placeholders_only_in_an_action_that_names_a_contact(tmp_path: Path) -> None:
+    repairs = option(BOROUGH, "repairs")
+    say = repairs.template("actions", "signpost-gas", "say")
+    assert say is not None and "contact_number" in say.placeholders
+    folder = borough_copy(tmp_path)
+    path = folder / "options/helpline.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("say: Thank you {caller_name};", "say: Call {contact_number};"))
+    problems = errors_of(validate([folder], catalogue=CATALOGUE))
+    assert [p.code for p in problems] == ["bad-template"]
+    assert "unknown placeholder {contact_number}" in problems[0].message
+
+
+def test_a_referral_text_with_an_address_but_no_uprn_is_warned_about(tmp_path: Path) -> None:
+    """7.11: UPRNs are in all service request data passed on."""
+    catalogue = tmp_path / "catalogue"
+    shutil.copytree(CATALOGUE, catalogue)
+    path = catalogue / "options/repairs.yaml"
+    path.write_text(path.read_text().replace("{#uprn} (UPRN {uprn}){/uprn}", ""))
+    problems = validate([catalogue])
+    assert [(p.code, p.severity) for p in problems] == [("no-uprn", "warning")]
+    assert (problems[0].line, problems[0].col) == position(path, "sms: ", '"Repair')
+
+
+def test_every_action_kind_has_its_check() -> None:
+    from typing import get_args
+
+    from oohcore.rulesets.compiler import ACTION_CHECKS
+    from oohcore.rulesets.models import Action
+
+    union = get_args(get_args(Action)[0])
+    kinds = {get_args(m.model_fields["kind"].annotation)[0] for m in union}
+    assert set(ACTION_CHECKS) == kinds
+
+
+# ---------------------------------------------------------------------------------------------
+# Priorities (7.1.5) and IVR (2.1.2a, 5.1.2, 7.1.4)
+# ---------------------------------------------------------------------------------------------
+
+
+def with_organisation(tmp_path: Path, old: str, new: str) -> Path:
+    folder = borough_copy(tmp_path)
+    path = folder / "organisation.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+    return folder
+
+
+def test_the_list_form_of_priorities_applies_always() -> None:
+    org = load_organisation(BOROUGH, catalogue=CATALOGUE)
+    assert org.priority_mode.value == "always" and org.high_call_volume is None
+    assert org.priorities_apply(1)
+    waiting = [("helpline", 1), ("other", 0), ("repairs", 2)]
+    ordered = org.order_waiting(waiting, option_of=lambda c: c[0], arrived_at=lambda c: c[1])
+    assert ordered == [("repairs", 2), ("helpline", 1), ("other", 0)]
+
+
+def test_priorities_that_apply_only_in_high_call_volume(tmp_path: Path) -> None:
+    folder = with_organisation(
+        tmp_path,
+        "priorities: [repairs, helpline]",
+        "priorities:\n  applies: high_call_volume\n  waiting_calls: 3\n  options: [repairs]",
+    )
+    org = load_organisation(folder, catalogue=CATALOGUE)
+    assert (org.priority_mode.value, org.high_call_volume, org.priorities) == (
+        "high_call_volume",
+        3,
+        ("repairs",),
+    )
+    assert [org.priorities_apply(n) for n in (1, 2, 3, 10)] == [False, False, True, True]
+    calls = [("helpline", 1), ("repairs", 2)]
+    by_arrival = org.order_waiting(calls, option_of=lambda c: c[0], arrived_at=lambda c: c[1])
+    assert by_arrival == calls  # two waiting: not a period of high call volume
+    busy = [*calls, ("helpline", 3)]
+    ordered = org.order_waiting(busy, option_of=lambda c: c[0], arrived_at=lambda c: c[1])
+    assert ordered == [("repairs", 2), ("helpline", 1), ("helpline", 3)]
+
+
+@pytest.mark.parametrize(
+    ("new", "code", "needle"),
+    [
+        (
+            "priorities:\n  applies: high_call_volume\n  options: [repairs]",
+            "missing-key",
+            "priorities:",
+        ),
+        (
+            "priorities:\n  applies: always\n  waiting_calls: 3\n  options: [repairs]",
+            "stray-waiting-calls",
+            "waiting_calls",
+        ),
+        (
+            "priorities:\n  applies: always\n  options: [repairs, repairs]",
+            "duplicate-id",
+            "[repairs, repairs]",
+        ),
+        ("priorities:\n  applies: sometimes\n  options: [repairs]", "bad-value", "sometimes"),
+    ],
+)
+def test_mistakes_in_priorities_are_located(
+    tmp_path: Path, new: str, code: str, needle: str
+) -> None:
+    folder = with_organisation(tmp_path, "priorities: [repairs, helpline]", new)
+    problems = errors_of(validate([folder], catalogue=CATALOGUE))
+    assert [p.code for p in problems] == [code]
+    line, _ = position(folder / "organisation.yaml", needle)
+    assert problems[0].line == line
+
+
+def test_the_compiled_ivr_menu_has_its_no_choice_wait_and_says(tmp_path: Path) -> None:
+    org = load_organisation(BOROUGH, catalogue=CATALOGUE)
+    menu = org.ivr["main-menu"]
+    assert (menu.no_choice, menu.no_choice_wait) == ("helpline", timedelta(seconds=10))
+    assert [c.service_option for c in menu.choices.values()] == ["repairs", "helpline"]
+    assert menu.choices["1"].say is None
+    folder = with_organisation(
+        tmp_path,
+        "        service_option: repairs\n      - key",
+        "        service_option: repairs\n        say: '{service_option}, from {organisation}.'\n      - key",
+    )
+    folder_org = folder / "organisation.yaml"
+    folder_org.write_text(
+        folder_org.read_text().replace(
+            "no_choice: helpline", "no_choice: helpline\n    no_choice_wait: 8s"
+        )
+    )
+    menu = load_organisation(folder, catalogue=CATALOGUE).ivr["main-menu"]
+    assert menu.no_choice_wait == timedelta(seconds=8)
+    say = menu.choices["1"].say
+    assert say is not None
+    assert (
+        say.render({"service_option": "Repairs", "organisation": "Test"}) == "Repairs, from Test."
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "code", "phrase"),
+    [
+        (
+            "no_choice: helpline",
+            "no_choice: helpline\n    no_choice_wait: 2m",
+            "long-wait",
+            "at most 1m",
+        ),
+        ("no_choice: helpline", "no_choice_wait: 5s", "stray-wait", "no effect without"),
+        (
+            "        service_option: repairs\n      - key",
+            "        service_option: repairs\n        say: '  '\n      - key",
+            "empty",
+            "blank",
+        ),
+        (
+            "        service_option: repairs\n      - key",
+            "        service_option: repairs\n        say: 'Press for {caller_name}'\n      - key",
+            "bad-template",
+            "unknown placeholder {caller_name}",
+        ),
+    ],
+)
+def test_mistakes_in_ivr_menus_are_located(
+    tmp_path: Path, old: str, new: str, code: str, phrase: str
+) -> None:
+    folder = with_organisation(tmp_path, old, new)
+    problems = errors_of(validate([folder], catalogue=CATALOGUE))
+    assert [p.code for p in problems] == [code]
+    assert phrase in problems[0].message
+    assert Path(problems[0].path).name == "organisation.yaml" and problems[0].line > 0

@@ -37,9 +37,11 @@ def load(path: Path) -> Any:
 
 
 def kind_of(path: Path) -> Kind:
-    return {"organisation.yaml": "organisation", "catalogue.yaml": "catalogue"}.get(
-        path.name, "service-option"
-    )  # type: ignore[return-value]
+    return {
+        "organisation.yaml": "organisation",
+        "catalogue.yaml": "catalogue",
+        "directory.yaml": "directory",
+    }.get(path.name, "service-option")  # type: ignore[return-value]
 
 
 def errors(kind: Kind, data: Any) -> list[str]:

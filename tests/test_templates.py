@@ -95,3 +95,59 @@ def test_rejected_templates_give_the_offset(text: str, offset: int, phrase: str)
     assert phrase in info.value.message
     assert info.value.offset == offset
     assert str(info.value) == info.value.message
+
+
+# ---------------------------------------------------------------------------------------------
+# Optional parts {#name}…{/name}: the UPRN where known (7.11)
+# ---------------------------------------------------------------------------------------------
+
+UPRN_NAMES = NAMES | {"uprn"}
+
+
+def test_an_optional_part_is_written_only_when_its_name_is_known() -> None:
+    t = compile_template("{address}{#uprn} (UPRN {uprn}){/uprn}. Ref {reference}", UPRN_NAMES)
+    assert t.placeholders == frozenset({"address", "uprn", "reference"})
+    known = t.render({"address": "1 High St", "uprn": 100023336956, "reference": "R1"})
+    assert known == "1 High St (UPRN 100023336956). Ref R1"
+    for unknown in (None, "", []):
+        out = t.render({"address": "1 High St", "uprn": unknown, "reference": "R1"})
+        assert out == "1 High St. Ref R1"
+        assert "None" not in out and "UPRN" not in out
+    # outside an optional part, an unknown value still reads "not given"
+    assert t.render({"uprn": 1}) == "not given (UPRN 1). Ref not given"
+
+
+def test_false_and_zero_are_known_answers() -> None:
+    t = compile_template("{#vulnerable}Vulnerable: {vulnerable}{/vulnerable}", UPRN_NAMES)
+    assert t.render({"vulnerable": False}) == "Vulnerable: no"
+    assert t.render({"vulnerable": 0}) == "Vulnerable: 0"
+    assert t.render({}) == ""
+
+
+def test_an_optional_part_may_hold_other_placeholders_and_several_lines() -> None:
+    t = compile_template(
+        "Name: {caller_name}\n{#uprn}UPRN: {uprn} ({address})\n{/uprn}End", UPRN_NAMES
+    )
+    assert (
+        t.render({"caller_name": "Ann", "uprn": 7, "address": "A"}) == "Name: Ann\nUPRN: 7 (A)\nEnd"
+    )
+    assert t.render({"caller_name": "Ann", "address": "A"}) == "Name: Ann\nEnd"
+
+
+@pytest.mark.parametrize(
+    ("text", "offset", "phrase"),
+    [
+        ("a {#uprn}b", 2, "never closed; end it with {/uprn}"),
+        ("a {/uprn}", 2, "closes no {#uprn}"),
+        ("{#uprn}{#address}x{/address}{/uprn}", 7, "do not nest"),
+        ("{#uprn}x{/address}", 8, "the open part is {#uprn}"),
+        ("{#upn}x{/upn}", 1, "did you mean {uprn}"),
+        ("{#}x", 0, "optional part is written {#name}...{/name}"),
+        ("{?uprn}", 0, "is not allowed"),
+    ],
+)
+def test_mistakes_in_optional_parts_are_located(text: str, offset: int, phrase: str) -> None:
+    with pytest.raises(TemplateError) as info:
+        compile_template(text, UPRN_NAMES)
+    assert phrase in info.value.message
+    assert info.value.offset == offset

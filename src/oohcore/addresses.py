@@ -220,7 +220,8 @@ _GENERIC_WORDS = frozenset(
     ]
 )
 _STOP_WORDS = frozenset({"THE", "OF", "AND", "AT", "NO", "NUMBER"})
-_APOSTROPHES_RE = re.compile(r"['’`‘]")
+APOSTROPHES_RE = re.compile(r"['’`‘]")
+"""Apostrophes of every kind, dropped when names and addresses are normalised (St John's → ST JOHNS)."""
 _RANGE_RE = re.compile(r"(\d)\s*-\s*(\d)")
 _SEGMENTS_RE = re.compile(r"[,;\n]+")
 _PUNCTUATION_RE = re.compile(r"(?<!\d)-|-(?!\d)|[^A-Z0-9\-]+")
@@ -228,7 +229,9 @@ _NUMBER_RE = re.compile(r"^\d+[A-Z]?(?:-\d+[A-Z]?)?$")
 _NUMERIC_RE = re.compile(r"^\d+")
 
 
-def _ascii_upper(text: str) -> str:
+def ascii_upper(text: str) -> str:
+    """``text`` in upper case with accents removed (Zoë → ZOE): the first step of normalising
+    an address or a caller's name (shared with :mod:`oohcore.search`)."""
     if text.isascii():
         return text.upper()
     decomposed = unicodedata.normalize("NFKD", text)
@@ -242,8 +245,8 @@ def normalise_address(text: str) -> str:
     >>> normalise_address("12a High St., St. John's")
     '12A HIGH STREET SAINT JOHNS'
     """
-    s = _ascii_upper(text)
-    s = _APOSTROPHES_RE.sub("", s)  # St John's → ST JOHNS
+    s = ascii_upper(text)
+    s = APOSTROPHES_RE.sub("", s)  # St John's → ST JOHNS
     s = s.replace("&", " AND ")
     s = _RANGE_RE.sub(r"\1-\2", s)  # a range of numbers: 12-14
     out: list[str] = []
@@ -335,7 +338,7 @@ def sound_key(word: str) -> str:
     ``SMITH``/``SMYTH`` → ``S530``, ``JOHN``/``JON`` → ``J500``, ``CATHERINE``/``KATHRYN`` →
     ``K365``, ``PHILIP``/``FILIP`` → ``F410``. Words starting with a vowel share the initial A.
     """
-    w = "".join(ch for ch in _ascii_upper(word) if "A" <= ch <= "Z")
+    w = "".join(ch for ch in ascii_upper(word) if "A" <= ch <= "Z")
     if not w:
         return ""
     for old, new in (("KN", "N"), ("WR", "R"), ("PH", "F"), ("PS", "S"), ("GN", "N")):

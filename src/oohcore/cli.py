@@ -5,6 +5,8 @@
 ``oohcore versions PATH``    print each service option's version hash (for sign-off, 5.3.1)
 ``oohcore audit verify``     check the audit log's hash chain and personal records (0 intact, 1 not)
 ``oohcore audit head``       print each organisation's chain head, to publish or pin it
+``oohcore directory show``   an organisation's directory of contacts in the store (2.3.3)
+``oohcore directory set``    change a contact's number (or email, opening times …), recorded
 ``oohcore demo``             run the demonstration on the example borough
 """
 
@@ -18,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from oohcore.errors import OohcoreError, Problem, RulesetError
 
@@ -236,6 +238,80 @@ def _pin(text: str) -> ChainPin:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _cmd_directory(args: argparse.Namespace) -> int:
+    """Seed the store's directory from the organisation's files (the store's own entries win),
+    then show it or change one entry (2.3.3: who, when, when requested)."""
+    from datetime import datetime
+
+    from oohcore import directory
+    from oohcore.clock import SystemClock
+    from oohcore.rulesets.loader import load_organisation
+    from oohcore.store import Store
+
+    org = load_organisation(args.organisation, catalogue=args.catalogue)
+    requested = None
+    if getattr(args, "requested_at", None):
+        try:
+            requested = datetime.fromisoformat(args.requested_at)
+        except ValueError:
+            print(
+                f"oohcore: --requested-at {args.requested_at!r} is not a date and time; write "
+                "e.g. 2026-12-02T08:30+00:00",
+                file=sys.stderr,
+            )
+            return 1
+    clock = SystemClock()
+    store = Store.open(args.store, clock=clock)
+    try:
+        with store.transaction() as conn:
+            report = directory.seed(conn, org.id, org.directory, at=clock.now())
+            if args.directory_command == "set":
+                # a field given as '' is cleared; one not given is left as it is
+                fields: dict[str, Any] = {
+                    name: getattr(args, name) or None
+                    for name in directory.FIELDS
+                    if getattr(args, name) is not None
+                }
+                before = directory.get(conn, org.id, args.contact)
+                after = directory.change(
+                    conn,
+                    org.id,
+                    args.contact,
+                    by=args.by,
+                    at=clock.now(),
+                    requested_at=requested,
+                    **fields,
+                )
+                changed = before is None or after.revision != before.revision
+                print(f"{after.id}: {_contact_line(after)}")
+                print("changed" if changed else "unchanged (it already had those values)")
+                return 0
+            contacts = directory.entries(conn, org.id)
+    finally:
+        store.close()
+    for contact in contacts:
+        print(f"{contact.id}: {_contact_line(contact)}")
+        print(
+            f"    revision {contact.revision}, by {contact.changed_by} at "
+            f"{contact.changed_at.isoformat(timespec='seconds')}"
+        )
+    for contact_id in report.differs:
+        print(
+            f"note: {contact_id} differs from directory.yaml; the store's entry is the living one",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _contact_line(contact: object) -> str:
+    parts = [
+        getattr(contact, name)
+        for name in ("name", "number", "email", "opening_times")
+        if getattr(contact, name)
+    ]
+    return " | ".join(str(p) for p in parts)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from oohcore.demo import run_demo
 
@@ -267,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
         "kind",
         nargs="?",
         default="service-option",
-        choices=["service-option", "organisation", "catalogue"],
+        choices=["service-option", "organisation", "catalogue", "directory"],
     )
     p.set_defaults(func=_cmd_schema)
 
@@ -307,6 +383,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--organisation", default=None, help="one organisation's head only")
     p.add_argument("--json", action="store_true", help="print the heads as JSON")
     p.set_defaults(func=_cmd_audit_head)
+
+    p = sub.add_parser("directory", help="the living directory of contacts (2.3.3)")
+    dir_sub = p.add_subparsers(dest="directory_command", required=True)
+    for name, text in (
+        ("show", "show an organisation's contacts (seeding the store from its files)"),
+        ("set", "change one contact; the change is recorded with who and when"),
+    ):
+        q = dir_sub.add_parser(name, help=text)
+        q.add_argument("organisation", type=Path, help="the organisation folder")
+        if name == "set":
+            q.add_argument("contact", help="the contact id, e.g. daytime-repairs")
+            q.add_argument("--number", help="the new telephone number")
+            q.add_argument("--email", help="the new email address ('' clears it)")
+            q.add_argument("--name", help="the new name")
+            q.add_argument("--opening-times", dest="opening_times", help="the new opening times")
+            q.add_argument("--notes", help="new notes for call handlers")
+            q.add_argument("--by", required=True, help="who is making the change")
+            q.add_argument(
+                "--requested-at",
+                dest="requested_at",
+                help="when the organisation asked for it (ISO 8601; default: now)",
+            )
+        q.add_argument(
+            "--store",
+            default="sqlite:///oohcore.sqlite",
+            help="the store's SQLAlchemy URL (default: sqlite:///oohcore.sqlite)",
+        )
+        q.add_argument("--catalogue", type=Path, default=None)
+        q.set_defaults(func=_cmd_directory)
 
     p = sub.add_parser("demo", help="run the demonstration on the example borough")
     p.add_argument(

@@ -29,6 +29,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "oohcore.search",
     "oohcore.calls",
     "oohcore.referrals",
+    "oohcore.directory",
 )
 
 

@@ -68,7 +68,6 @@ Personal data
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
@@ -91,10 +90,12 @@ from sqlalchemy import (
 )
 
 from oohcore.addresses import (
+    APOSTROPHES_RE,
     AddressParts,
     InvalidPostcode,
     address_parts,
     address_similarity,
+    ascii_upper,
     normalise_postcode,
     sound_key,
     word_similarity,
@@ -203,7 +204,6 @@ _PARTICLES = frozenset(
         "TER",
     ]
 )
-_APOSTROPHES_RE = re.compile(r"['’`‘]")
 _DIGITS_RE = re.compile(r"\d+")
 _NOT_LETTERS_RE = re.compile(r"[^A-Z]+")
 _NO_NAME = frozenset(
@@ -218,7 +218,7 @@ def normalise_name(text: str) -> str:
     >>> normalise_name("Mrs. Mary O'Brien-Mc Donald")
     'MARY OBRIEN MCDONALD'
     """
-    s = _APOSTROPHES_RE.sub("", _ascii_upper(text))
+    s = APOSTROPHES_RE.sub("", ascii_upper(text))
     raw = [t for t in _NOT_LETTERS_RE.sub(" ", s).split() if t not in _TITLES]
     if " ".join(raw) in _NO_NAME:
         return ""
@@ -233,13 +233,6 @@ def normalise_name(text: str) -> str:
     if pending:
         out.append(pending)
     return " ".join(out)
-
-
-def _ascii_upper(text: str) -> str:
-    if text.isascii():
-        return text.upper()
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).upper()
 
 
 def _forename_key(forename: str) -> str:

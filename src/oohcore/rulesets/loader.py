@@ -1,7 +1,9 @@
 """Finding, reading, resolving and validating ruleset folders.
 
 A ruleset folder is either an **organisation** (``organisation.yaml`` plus one file per service
-option in ``options/``) or a **catalogue** (``catalogue.yaml`` plus ``options/``). A service
+option in ``options/``) or a **catalogue** (``catalogue.yaml`` plus ``options/``); either may
+have a ``directory.yaml`` of contacts that actions name by id (an organisation's entries
+override the catalogue's of the same id, whole). A service
 option may start from another with ``extends:`` — ``catalogue:<id>`` for the packaged
 catalogue (5.3.4) or a path relative to the file — and override parts of it with JSON Merge
 Patch semantics (RFC 7396): mappings merge key by key, ``null`` removes a key, and anything
@@ -33,18 +35,27 @@ from oohcore.rulesets import models
 from oohcore.rulesets.compiler import (
     Organisation,
     ServiceOption,
+    check_directory,
     check_organisation,
     check_roles,
+    compile_organisation,
     compile_service_option,
-    normalise_number,
     version_hash,
 )
-from oohcore.rulesets.models import CatalogueFile, OrganisationFile, RotaRole, ServiceOptionFile
+from oohcore.rulesets.models import (
+    CatalogueFile,
+    DirectoryEntry,
+    DirectoryFile,
+    OrganisationFile,
+    RotaRole,
+    ServiceOptionFile,
+)
 from oohcore.rulesets.schema import Kind, validator
 from oohcore.rulesets.source import PathKey, Source, read_yaml, walk
 
 ORGANISATION_FILE = "organisation.yaml"
 CATALOGUE_FILE = "catalogue.yaml"
+DIRECTORY_FILE = "directory.yaml"
 OPTIONS_DIR = "options"
 CATALOGUE_PREFIX = "catalogue:"
 
@@ -66,6 +77,7 @@ class Catalogue:
     rota_roles: Mapping[str, RotaRole]
     service_options: Mapping[str, ServiceOption]
     path: Path
+    directory: Mapping[str, DirectoryEntry] = field(default_factory=dict)
 
 
 @dataclass
@@ -77,6 +89,34 @@ class _Session:
     sources: dict[Path, Source | None] = field(default_factory=dict)
     unreadable: dict[Path, list[Problem]] = field(default_factory=dict)
     found_by: dict[Path, list[Problem]] = field(default_factory=dict)  # option file -> problems
+    directories: dict[Path, dict[str, DirectoryEntry] | None] = field(default_factory=dict)
+
+    def directory(self, folder: Path, *, organisation: bool) -> dict[str, DirectoryEntry] | None:
+        """The contacts of ``folder``'s ``directory.yaml`` ({} when it has none), or None when
+        the file has problems (reported once)."""
+        path = (folder / DIRECTORY_FILE).resolve()
+        if path not in self.directories:
+            self.directories[path] = self._read_directory(path, organisation=organisation)
+        return self.directories[path]
+
+    def _read_directory(
+        self, path: Path, *, organisation: bool
+    ) -> dict[str, DirectoryEntry] | None:
+        if not path.is_file():
+            return {}
+        source = self.read(path)
+        if source is None:
+            return None
+        problems = _validate(source, source.data, "directory")
+        model: DirectoryFile | None = None
+        if not problems:
+            model, problems = _build_model(source, source.data, DirectoryFile)
+        if model is not None:
+            problems += check_directory(source, model, organisation=organisation)
+        self.problems.extend(problems)
+        if model is None or any(p.severity == "error" for p in problems):
+            return None
+        return dict(model.contacts)
 
     def read(self, path: Path) -> Source | None:
         path = path.resolve()
@@ -136,9 +176,15 @@ def _schema_problem(source: Source, error: ValidationError) -> list[Problem]:
     value: Any = error.validator_value
     schema = error.schema if isinstance(error.schema, dict) else {}
     if v in ("anyOf", "oneOf") and error.context:
-        # e.g. "a duration or nothing": report against the branch that was meant
+        # e.g. "a duration or nothing", "a list or a mapping": report against the branch that
+        # was meant, the one of the value's own type
         meant = [
-            e for e in error.context if not (e.validator == "type" and e.validator_value == "null")
+            e
+            for e in error.context
+            if not (
+                e.validator == "type"
+                and (e.validator_value == "null" or e.absolute_path == error.absolute_path)
+            )
         ]
         if meant:
             out = []
@@ -404,15 +450,17 @@ class _Header:
     source: Source | None
     model: OrganisationFile | CatalogueFile | None
     roles: dict[str, RotaRole] | None
+    directory: dict[str, DirectoryEntry] | None  # None: a directory file has problems
 
 
 def _read_header(session: _Session, folder: Path) -> _Header:
     org = folder / ORGANISATION_FILE
     kind: Kind = "organisation" if org.is_file() else "catalogue"
     path = org if kind == "organisation" else folder / CATALOGUE_FILE
+    directory = _folder_directory(session, folder, kind)
     source = session.read(path)
     if source is None:
-        return _Header(kind, None, None, None)
+        return _Header(kind, None, None, None, directory)
     problems = _validate(source, source.data, kind)
     model: OrganisationFile | CatalogueFile | None = None
     if not problems:
@@ -425,7 +473,21 @@ def _read_header(session: _Session, folder: Path) -> _Header:
     if model is not None:
         roles, role_problems = check_roles(source, model.rota_roles)
         session.problems.extend(role_problems)
-    return _Header(kind, source, model, roles)
+    return _Header(kind, source, model, roles, directory)
+
+
+def _folder_directory(
+    session: _Session, folder: Path, kind: Kind
+) -> dict[str, DirectoryEntry] | None:
+    """The directory an organisation's options name contacts from: the catalogue's national
+    entries, overridden (whole entry by id) by the organisation's own."""
+    if kind != "organisation":
+        return session.directory(folder, organisation=False)
+    national = session.directory(session.catalogue, organisation=False)
+    own = session.directory(folder, organisation=True)
+    if national is None or own is None:
+        return None
+    return {**national, **own}
 
 
 def _option_files(folder: Path) -> list[Path]:
@@ -504,6 +566,8 @@ def _load_option(
         default_hours=default_hours,
         default_time_limit=default_limit,
         version=version,
+        directory=header.directory,
+        organisation_directory=str(folder / DIRECTORY_FILE) if org_model else None,
     )
     session.problems.extend(problems)
     return option
@@ -545,26 +609,19 @@ def _load_folder(
     if header.source is not None and org_model is not None:
         # an option file with its own errors still exists: routing to it is not also an error
         option_ids = set(files) | {p.stem for p in option_files}
-        session.problems.extend(check_organisation(header.source, org_model, option_ids))
-    if model is None or len(compiled) != len(option_files):
+        routing = check_organisation(header.source, org_model, option_ids)
+        session.problems.extend(routing)
+        if any(p.severity == "error" for p in routing):
+            return None
+    if model is None or len(compiled) != len(option_files) or header.directory is None:
         return None
     if org_model is not None:
-        return Organisation(
-            id=org_model.id,
-            name=org_model.name,
-            timezone=org_model.timezone,
-            nation=org_model.nation,
-            hours=org_model.hours,
-            referral_time_limit=org_model.referral_time_limit,
-            rota_roles=MappingProxyType(dict(header.roles or {})),
-            access_numbers=MappingProxyType(
-                {normalise_number(a.number): a for a in org_model.access_numbers}
-            ),
-            ivr_menus=MappingProxyType({m.id: m for m in org_model.ivr_menus}),
-            priorities=tuple(org_model.priorities),
+        return compile_organisation(
+            org_model,
+            rota_roles=header.roles or {},
             out_of_scope_categories=categories,
-            service_options=MappingProxyType(compiled),
-            version=version_hash(org_model.model_dump(mode="json", by_alias=True)),
+            service_options=compiled,
+            directory=header.directory,
             path=folder,
         )
     assert isinstance(model, CatalogueFile)
@@ -574,6 +631,7 @@ def _load_folder(
         MappingProxyType(dict(header.roles or {})),
         MappingProxyType(compiled),
         folder,
+        MappingProxyType(header.directory),
     )
 
 

@@ -266,14 +266,26 @@ class AccessNumber(_Model):
     ivr: Id | None = None
 
 
+IVR_SAY_PLACEHOLDERS = frozenset({"organisation", "service_option"})
+"""What an IVR choice's ``say`` may name: the organisation's name and the chosen option's."""
+
+
 class IvrChoice(_Model):
     key: Annotated[str, Field(pattern=r"^[0-9*#]$")]
     service_option: Id
-    say: str | None = None
+    say: Annotated[str, Field(min_length=1, max_length=300)] | None = Field(
+        default=None,
+        description="What the IVR says when the key is pressed, e.g. 'Roads and pavements.' "
+        "It may name {organisation} and {service_option} (the chosen option's name).",
+    )
+
+
+DEFAULT_NO_CHOICE_WAIT = timedelta(seconds=10)
+MAX_NO_CHOICE_WAIT = timedelta(seconds=60)
 
 
 class IvrMenu(_Model):
-    """An automated attendant / IVR menu (5.1.2, 7.1.4)."""
+    """An automated attendant / IVR menu (2.1.2a, 5.1.2, 7.1.4)."""
 
     id: Id
     prompt: str
@@ -281,6 +293,33 @@ class IvrMenu(_Model):
     no_choice: Id | None = Field(
         default=None,
         description="The service option a caller who makes no choice is handled under.",
+    )
+    no_choice_wait: Duration = Field(
+        default=DEFAULT_NO_CHOICE_WAIT,
+        description="How long after the prompt ends a caller who has pressed nothing counts as "
+        "making no choice (at most 60s: a caller in danger must not be left waiting).",
+    )
+
+
+class PriorityMode(StrEnum):
+    """When option priorities apply (7.1.5)."""
+
+    always = "always"  # "calls are prioritised by particular Service Option/s"
+    high_call_volume = "high_call_volume"  # "in periods of high call volumes"
+
+
+class Priorities(_Model):
+    """Callers to some service options are answered before others (7.1.5)."""
+
+    applies: PriorityMode
+    waiting_calls: int | None = Field(
+        default=None,
+        ge=1,
+        description="For high_call_volume: how many calls waiting to be answered make a period "
+        "of high call volume (priorities apply while at least this many wait).",
+    )
+    options: list[Id] = Field(
+        min_length=1, description="The service options whose callers go first, highest first."
     )
 
 
@@ -299,14 +338,50 @@ class OrganisationFile(_Model):
     rota_roles: list[RotaRole] = Field(default_factory=list)
     access_numbers: list[AccessNumber] = Field(default_factory=list)
     ivr_menus: list[IvrMenu] = Field(default_factory=list)
-    priorities: list[Id] = Field(
+    priorities: list[Id] | Priorities = Field(
         default_factory=list,
-        description="Service options whose callers go first under high load (7.1.5), "
-        "highest first.",
+        description="Service options whose callers go first (7.1.5), highest first. A plain "
+        "list applies always; the mapping form says when ('always' or 'high_call_volume').",
     )
     out_of_scope_categories: list[Id] = Field(
         default_factory=list,
         description="Categories of out-of-scope calls for reporting (11.7.3f, 13.3p).",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Directory of contacts (2.3.3 Regularly Variable Data, 2.1.11, 5.2.3.1, 5.2.3.2, 5.2.3.5)
+# ---------------------------------------------------------------------------------------------
+
+PHONE_PATTERN = r"^\+?[0-9][0-9 ]{1,19}$"
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+class DirectoryEntry(_Model):
+    """A service, agency or contractor that actions name by id (``contact: samaritans``).
+
+    Its number and opening times are Regularly Variable Data (2.3.3): they live in
+    ``directory.yaml`` and the store, outside the signed-off option, and change without a
+    new sign-off."""
+
+    name: str = Field(min_length=1)
+    number: Annotated[str, Field(pattern=PHONE_PATTERN)] | None = Field(
+        default=None,
+        description='The telephone number, e.g. "116 123". A catalogue entry without one '
+        "is filled in by each organisation's own directory.",
+    )
+    email: Annotated[str, Field(pattern=EMAIL_PATTERN, max_length=254)] | None = Field(
+        default=None, description="Where forwarded details go (5.2.3.5 (i))."
+    )
+    opening_times: str | None = Field(default=None, description="Told to the caller (5.2.3.1).")
+    notes: str | None = Field(default=None, description="Guidance for the call handler.")
+
+
+class DirectoryFile(_Model):
+    """``directory.yaml``: the contacts of an organisation (or the catalogue's national ones)."""
+
+    contacts: dict[Annotated[str, Field(pattern=ID_PATTERN, max_length=64)], DirectoryEntry] = (
+        Field(default_factory=dict)
     )
 
 
@@ -436,21 +511,38 @@ class _Action(_Model):
     )
 
 
+ContactId = Annotated[
+    str,
+    Field(
+        pattern=ID_PATTERN,
+        max_length=64,
+        description="A contact of the directory (directory.yaml), named by id: its number and "
+        "opening times are kept there, outside the signed option (2.3.3).",
+    ),
+]
+_LITERAL_NUMBER = (
+    "A number written into the option itself; prefer 'contact' (a directory entry), which "
+    "changes without a new sign-off (2.3.3)."
+)
+
+
 class Signpost(_Action):
     """Advise the caller of another service, its number and opening times (5.2.3.1)."""
 
     kind: Literal["signpost"]
-    service: str
-    number: str | None = None
-    opening_times: str | None = None
+    contact: ContactId | None = None
+    service: str = Field(description="The service, as the caller is told of it.")
+    number: str | None = Field(default=None, description=_LITERAL_NUMBER)
+    opening_times: str | None = Field(default=None, description=_LITERAL_NUMBER)
 
 
 class Transfer(_Action):
     """Transfer the call to a duty team or agency (5.2.3.2)."""
 
     kind: Literal["transfer"]
-    to: str
-    number: str
+    contact: ContactId | None = None
+    to: str = Field(description="Whom the call goes to, as the caller is told.")
+    number: str | None = Field(default=None, description=_LITERAL_NUMBER)
     fallback: Id | None = Field(
         default=None, description="Action to take if the transfer cannot be made."
     )
@@ -489,7 +581,13 @@ class OutOfScope(_Action):
     kind: Literal["out_of_scope"]
     category: Id
     response: OutOfScopeResponse
-    forward_to: str | None = Field(default=None, description="The daytime service forwarded to.")
+    contact: ContactId | None = Field(
+        default=None, description="The daytime service forwarded to, from the directory."
+    )
+    forward_to: str | None = Field(
+        default=None,
+        description="How the daytime service is described; the contact's name if absent.",
+    )
     message: Message = Field(default_factory=Message)
 
 

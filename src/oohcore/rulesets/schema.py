@@ -22,14 +22,20 @@ from typing import Any, Literal
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel
 
-from oohcore.rulesets.models import CatalogueFile, OrganisationFile, ServiceOptionFile
+from oohcore.rulesets.models import (
+    CatalogueFile,
+    DirectoryFile,
+    OrganisationFile,
+    ServiceOptionFile,
+)
 
-Kind = Literal["organisation", "service-option", "catalogue"]
-KINDS: tuple[Kind, ...] = ("organisation", "service-option", "catalogue")
+Kind = Literal["organisation", "service-option", "catalogue", "directory"]
+KINDS: tuple[Kind, ...] = ("organisation", "service-option", "catalogue", "directory")
 _MODELS: dict[str, type[BaseModel]] = {
     "organisation": OrganisationFile,
     "service-option": ServiceOptionFile,
     "catalogue": CatalogueFile,
+    "directory": DirectoryFile,
 }
 SCHEMA_BASE = "https://oohcore.dev/schemas/"
 
