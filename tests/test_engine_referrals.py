@@ -442,3 +442,30 @@ def test_purging_a_calls_personal_data_leaves_the_audit_chain_verifying(
     assert captured.personal is not None and captured.personal.status == "purged"
     still = next(e for e in desk.events(other) if e.kind == EventKind.CALL_CAPTURED)
     assert still.payload_with_personal_data()["answers"]["caller_name"] == "Bo Day"
+
+
+def test_a_signposts_number_comes_from_the_living_directory(
+    engine: Engine, clock: ManualClock
+) -> None:
+    """2.3.3 / DESIGN principle 10: the option names a contact by id; changing its number in
+    the store needs no new sign-off (the option's version is unchanged), is recorded, and the
+    next call gives the new number."""
+    from oohcore import directory
+
+    desk = engine.organisation("org-a")
+    version = engine.organisations["org-a"].service_options["repairs"].version
+    first = _call(engine, {"caller_name": "Ed", "address": "9 Key St", "repair": "locked_out"})
+    step = desk.next_step(first)
+    assert step.contact is not None and step.contact.number == "0800 000 000"
+    assert step.say == "Call the locksmith line on 0800 000 000."
+    with engine.store.transaction() as conn:
+        directory.change(
+            conn, "org-a", "locksmith", number="0800 111 222", by="duty manager", at=clock.now()
+        )
+    second = _call(engine, {"caller_name": "Fay", "address": "2 Door Rd", "repair": "locked_out"})
+    step = desk.next_step(second)
+    assert step.contact is not None and step.contact.number == "0800 111 222"
+    assert step.call.option_version == version  # no new version: no new sign-off
+    with engine.store.read() as conn:
+        [change] = [c for c in directory.history(conn, "org-a", "locksmith") if c.revision > 1]
+    assert change.changed_by == "duty manager"

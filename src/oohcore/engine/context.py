@@ -16,6 +16,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from oohcore.calendar import ServiceCalendar, active_variant, local_fields
+from oohcore.directory import Contact as DirectoryContact
+from oohcore.directory import placeholders
 from oohcore.engine.rows import CallRow
 from oohcore.rota import OnCallOfficer
 from oohcore.rulesets.compiler import Organisation, ServiceOption
@@ -25,6 +27,9 @@ __all__ = ["DEFAULT_CONTACT_FIELDS", "CallContext", "OnCall", "hours_at"]
 
 OnCall = Callable[[str, datetime], OnCallOfficer | None]
 """``on_call(role, at)``: the officer holding ``role`` at ``at``, or None."""
+
+Directory = Callable[[str], DirectoryContact | None]
+"""``directory(contact_id)``: the organisation's directory entry as it stands now (2.3.3)."""
 
 DEFAULT_CONTACT_FIELDS: Mapping[str, str | None] = {
     "sms": "phone",
@@ -40,6 +45,10 @@ def _nobody(role: str, at: datetime) -> OnCallOfficer | None:
     return None
 
 
+def _no_directory(contact_id: str) -> DirectoryContact | None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class CallContext:
     """One call as a step sees it."""
@@ -50,6 +59,7 @@ class CallContext:
     now: datetime
     on_call: OnCall = field(default=_nobody)
     contact_fields: Mapping[str, str | None] = field(default_factory=lambda: DEFAULT_CONTACT_FIELDS)
+    directory: Directory = field(default=_no_directory)
 
     @property
     def call_id(self) -> str:
@@ -81,6 +91,20 @@ class CallContext:
             time_limit=format_duration(option.time_limit),
             handler=row.handler,
         )
+        return values
+
+    def contact_of(self, action: Any) -> DirectoryContact | None:
+        """The directory entry the action names (``contact:``), as it stands now: numbers live
+        outside the signed option (2.3.3, DESIGN principle 10)."""
+        contact_id = getattr(action, "contact", None)
+        return self.directory(contact_id) if isinstance(contact_id, str) else None
+
+    def action_values(self, action: Any, *, duplicate: bool | None = None) -> dict[str, Any]:
+        """:meth:`values` and the ``contact_*`` values of the action's directory entry."""
+        values = self.values(duplicate=duplicate)
+        contact = self.contact_of(action)
+        if contact is not None:
+            values.update(placeholders(contact))
         return values
 
     def contact_field(self, channel: str) -> str | None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from oohcore import audit, outbox, search
+from oohcore import audit, directory, outbox, search
 from oohcore.addresses import Gazetteer
 from oohcore.channels import Channel
 from oohcore.clock import Clock, SystemClock, as_utc
@@ -97,6 +97,11 @@ class Engine:
             }
         )
         self._desks = {o.id: OrganisationDesk(self, o) for o in organisations}
+        # the living directory (2.3.3): the files seed what the store lacks; the store wins
+        with store.transaction() as conn:
+            for org in organisations:
+                if org.directory:
+                    directory.seed(conn, org.id, org.directory, at=self.clock.now())
         self.runner = Runner(
             store,
             channel_map,
@@ -355,12 +360,13 @@ class OrganisationDesk:
 
     def waiting(self) -> list[CallView]:
         """Calls waiting to be answered, in the order to answer them: the organisation's
-        option priorities (7.1.5), then time of arrival."""
+        option priorities when they apply (always, or in high call volume: 7.1.5), then time of
+        arrival."""
         with self.engine.store.read() as conn:
             rows = waiting_calls(conn, self.id)
         views = [self._view(r) for r in rows]
-        return sorted(
-            views, key=lambda v: (self.organisation.priority(v.service_option or ""), v.received_at)
+        return self.organisation.order_waiting(
+            views, option_of=lambda v: v.service_option, arrived_at=lambda v: v.received_at
         )
 
     def search(
@@ -399,12 +405,14 @@ class OrganisationDesk:
         """The caller pressed ``key`` in the IVR menu (7.1.4); the view's ``ivr_prompt`` is
         what the IVR says for that choice."""
         with self._step(call_id, at) as (conn, ctx):
-            result, choice = steps.choose(ctx, key)
-            option = self.organisation.service_options[choice.service_option]
+            result, said = steps.choose(ctx, key)
+            row = result.call
+            assert row is not None and row.service_option is not None
+            option = self.organisation.service_options[row.service_option]
             self.engine.check_served(option)
             row, stored = self._commit(conn, result, option)
         self.engine.versions.confirm(stored)
-        return self._view(row, prompt=choice.say)
+        return self._view(row, prompt=said)
 
     def answer(self, call_id: str, *, handler: str, at: datetime | None = None) -> CallView:
         """A call handler answers the call."""
@@ -527,6 +535,11 @@ class OrganisationDesk:
         option: ServiceOption | None = None
         if need_option and row.service_option is not None and row.option_version is not None:
             option = self.engine.versions.get(conn, self.id, row.service_option, row.option_version)
+        org_id = self.id
+
+        def lookup(contact_id: str) -> directory.Contact | None:
+            return directory.get(conn, org_id, contact_id)
+
         return CallContext(
             organisation=self.organisation,
             option=option,
@@ -534,6 +547,7 @@ class OrganisationDesk:
             now=now,
             on_call=self._on_call,
             contact_fields=self.engine.contact_fields,
+            directory=lookup,
         )
 
     def _referral_for(self, conn: Connection, referral_id: object) -> ReferralRow | None:

@@ -18,6 +18,7 @@ from typing import Any
 from oohcore.answers import clean_answer
 from oohcore.calls import next_state
 from oohcore.channels import OutboundMessage
+from oohcore.directory import placeholders
 from oohcore.engine.actions import Description, handler
 from oohcore.engine.actions.lone_worker import staff_of
 from oohcore.engine.context import CallContext, hours_at
@@ -35,7 +36,7 @@ from oohcore.engine.rows import CALLS, CallRow, ReferralRow
 from oohcore.references import format_reference
 from oohcore.referrals import OPEN_STATES, next_referral_state
 from oohcore.rulesets.compiler import Organisation, Outcome, ServiceOption
-from oohcore.rulesets.models import Action, IvrChoice
+from oohcore.rulesets.models import Action
 from oohcore.timers import TimerRow
 from oohcore.vocabulary import EventKind, MessagePurpose, TimerKind, action_event
 
@@ -58,9 +59,6 @@ __all__ = [
     "timer_fired",
     "transfer_failed",
 ]
-
-IVR_WAIT = timedelta(seconds=30)
-"""How long an IVR menu waits for a key before its ``no_choice`` applies (2.1.2h, 5.1.2)."""
 
 PHONE_OUTCOMES = ("answered", "no_answer", "voicemail")
 
@@ -169,9 +167,13 @@ def offer(
         },
         personal={"caller_number": caller_number} if caller_number else None,
     )
-    if row.ivr_menu is not None:
+    menu = organisation.ivr.get(row.ivr_menu) if row.ivr_menu is not None else None
+    if menu is not None and menu.no_choice is not None:
         result.timer(
-            TimerKind.IVR_NO_CHOICE, now + IVR_WAIT, f"{call_id}:ivr", {"menu": row.ivr_menu}
+            TimerKind.IVR_NO_CHOICE,
+            now + menu.no_choice_wait,
+            f"{call_id}:ivr",
+            {"menu": menu.id},
         )
     return result
 
@@ -195,16 +197,23 @@ def _route(
     return result
 
 
-def choose(ctx: CallContext, key: str) -> tuple[StepResult, IvrChoice]:
-    """The caller pressed ``key`` in the IVR menu (7.1.4)."""
+def choose(ctx: CallContext, key: str) -> tuple[StepResult, str | None]:
+    """The caller pressed ``key`` in the IVR menu (7.1.4); also what the IVR says for that
+    choice (its ``say``, rendered), if anything."""
     _move(ctx, "choose")
-    menu = ctx.organisation.ivr_menus[ctx.row.ivr_menu or ""]
-    choice = next((c for c in menu.choices if c.key == key), None)
+    org = ctx.organisation
+    menu = org.ivr[ctx.row.ivr_menu or ""]
+    choice = menu.choices.get(key)
     if choice is None:
-        keys = ", ".join(c.key for c in menu.choices)
+        keys = ", ".join(menu.choices)
         raise InvalidChoice(f"key {key!r} is not in IVR menu {menu.id} (keys: {keys})")
-    option = ctx.organisation.service_options[choice.service_option]
-    return _route(ctx, option, EventKind.IVR_CHOSEN, {"key": key}), choice
+    option = org.service_options[choice.service_option]
+    said = (
+        choice.say.render({"organisation": org.name, "service_option": option.name})
+        if choice.say is not None
+        else None
+    )
+    return _route(ctx, option, EventKind.IVR_CHOSEN, {"key": key}), said
 
 
 def answer(ctx: CallContext, handler_name: str) -> StepResult:
@@ -298,6 +307,9 @@ def decide(ctx: CallContext, duplicate: str | None) -> tuple[StepResult, Decisio
     )
     decided = replace(ctx, row=_row(result))
     say_tpl = option.template("actions", outcome.action_id, "say")
+    contact = decided.contact_of(outcome.action)
+    if contact is not None:
+        values.update(placeholders(contact))
     say = say_tpl.render(values) if say_tpl else None
     described = handler(outcome.action.kind).describe(decided, outcome.action_id, outcome.action)
     return result, Decision(outcome, say, described)
@@ -308,7 +320,7 @@ def _carry_out(
 ) -> StepResult:
     option = ctx.require_option()
     dest = _move(ctx, trigger, "complete")
-    values = ctx.values()
+    values = ctx.action_values(action)
     result = _result(ctx, dest, actioned_at=ctx.now, action_id=action_id, action_kind=action.kind)
     done = replace(ctx, row=_row(result))
     first = len(result.events)  # the action's own event comes before what it causes
@@ -560,7 +572,7 @@ def _ivr_no_choice(ctx: CallContext, timer: TimerRow) -> StepResult:
     menu without one leaves the call waiting for a handler, recorded."""
     if ctx.row.state != "ivr":
         return _stale(ctx, timer, f"the call is {ctx.row.state}")
-    menu = ctx.organisation.ivr_menus.get(ctx.row.ivr_menu or "")
+    menu = ctx.organisation.ivr.get(ctx.row.ivr_menu or "")
     if menu is None or menu.no_choice is None:
         result = _unchanged(ctx)
         result.event(EventKind.IVR_NO_CHOICE, {"menu": ctx.row.ivr_menu, "service_option": None})

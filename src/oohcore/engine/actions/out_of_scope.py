@@ -17,8 +17,17 @@ from oohcore.vocabulary import MessagePurpose
 kind = "out_of_scope"
 
 
+def _forward_to(ctx: CallContext, action: OutOfScope) -> str:
+    """Where the forward goes: the directory entry's email (or name), else the file's text."""
+    entry = ctx.contact_of(action)
+    if entry is not None:
+        return entry.email or entry.name
+    return action.forward_to or "daytime"
+
+
 def describe(ctx: CallContext, action_id: str, action: OutOfScope) -> Description:
-    return Description(information=action.forward_to)
+    entry = ctx.contact_of(action)
+    return Description(information=entry.name if entry else action.forward_to)
 
 
 def carry_out(
@@ -38,7 +47,7 @@ def carry_out(
                 organisation_id=row.organisation_id,
                 call_id=row.id,
                 channel="feed",
-                recipient=action.forward_to or "daytime",
+                recipient=_forward_to(ctx, action),
                 body=body_tpl.render(values) if body_tpl else summary(values),
                 idempotency_key=f"{row.id}:daytime",
                 subject=f"Out of hours: {action.category} {row.reference}",

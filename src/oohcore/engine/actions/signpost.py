@@ -15,9 +15,13 @@ kind = "signpost"
 
 
 def describe(ctx: CallContext, action_id: str, action: Signpost) -> Description:
+    entry = ctx.contact_of(action)  # the living directory (2.3.3) before the file's text
     return Description(
         contact=Contact(
-            name=action.service, number=action.number, opening_times=action.opening_times
+            name=entry.name if entry else action.service,
+            number=entry.number if entry else action.number,
+            email=entry.email if entry else None,
+            opening_times=(entry.opening_times if entry else None) or action.opening_times,
         )
     )
 

@@ -19,9 +19,9 @@ kind = "transfer"
 
 
 def describe(ctx: CallContext, action_id: str, action: Transfer) -> Description:
-    return Description(
-        contact=Contact(name=action.to, number=action.number), fallback=action.fallback
-    )
+    entry = ctx.contact_of(action)  # the living directory (2.3.3) before the file's text
+    number = (entry.number if entry else None) or action.number
+    return Description(contact=Contact(name=action.to, number=number), fallback=action.fallback)
 
 
 def carry_out(
