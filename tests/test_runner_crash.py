@@ -134,7 +134,13 @@ def _crash_and_recover(store: Store, db: Path, jsonl: Path, keys: list[str]) -> 
     #    ended, and run to completion.
     channel = LocalChannel(jsonl)
     try:
-        runner = Runner(store, {"local": channel}, on_timer=on_timer, on_sent=on_sent)
+        runner = Runner(
+            store,
+            {"local": channel},
+            on_timer=on_timer,
+            on_sent=on_sent,
+            lease_clock=ManualClock(T0 + timedelta(hours=1)),  # the real time, leases ended
+        )
         report = runner.tick(T0 + timedelta(hours=1))
     finally:
         channel.close()

@@ -350,7 +350,7 @@ def test_a_delayed_message_waits_for_its_due_time(store: Store) -> None:
 
 
 def test_retry_with_backoff_then_sent(store: Store) -> None:
-    policy = RetryPolicy(max_attempts=5, first_delay=timedelta(seconds=10), multiplier=2)
+    policy = RetryPolicy(max_attempts=5, first_delay=timedelta(seconds=10), multiplier=2, jitter=0)
     with store.transaction() as conn:
         enqueue(conn, _msg("C1", "C1:ref"), at=T0)
     channel = ScriptedChannel(
@@ -430,7 +430,8 @@ def test_after_max_attempts_the_message_fails_and_an_event_is_recorded(store: St
         assert row is not None and row.failed_at is not None and row.sent_at is None
         assert row.attempts == 3
         (ev,) = events_for_call(conn, "C1")
-    assert ev.kind == "message.failed" and ev.payload["error"] == "no signal"
+    assert ev.kind == "message.failed"
+    assert ev.payload["error"] == "gave up after 3 attempt(s): no signal"
 
 
 def test_a_permanent_failure_fails_at_once(store: Store) -> None:
@@ -452,16 +453,22 @@ def test_a_permanent_failure_fails_at_once(store: Store) -> None:
 
 
 def test_a_claimed_message_is_not_taken_again_until_its_lease_ends(store: Store) -> None:
+    """The lease is measured on the real clock (the runner's ``lease_clock``), not on the
+    logical ``now`` of a tick: a runner ticking far ahead in logical time still waits."""
     with store.transaction() as conn:
         enqueue(conn, _msg("C1", "C1:ref"), at=T0)
+    real = ManualClock(T0)
     with store.transaction() as conn:
-        (claimed,) = claim_due(conn, T0, limit=10, lease=timedelta(minutes=2))
+        (claimed,) = claim_due(conn, T0, limit=10, lease=timedelta(minutes=2), real_now=real.now())
         assert claimed.attempts == 1 and claimed.claim_token
+        assert claimed.lease_until == T0 + timedelta(minutes=2)
     # The claimant "crashed". Another runner sees nothing until the lease ends …
     channel = ScriptedChannel()
-    runner = Runner(store, {"sms": channel}, on_timer=_noop_timer)
-    assert runner.tick(T0 + timedelta(minutes=1)).idle
+    runner = Runner(store, {"sms": channel}, on_timer=_noop_timer, lease_clock=real)
+    real.advance(timedelta(minutes=1))
+    assert runner.tick(T0 + timedelta(hours=5)).idle
     # … then sends it.
+    real.advance(timedelta(minutes=1))
     assert runner.tick(T0 + timedelta(minutes=2)).sent == [claimed.id]
     with store.transaction() as conn:
         assert mark_sent(conn, claimed.id, at=T0) is False  # the first claimant was too late

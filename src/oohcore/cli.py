@@ -8,6 +8,8 @@
 ``oohcore directory show``   an organisation's directory of contacts in the store (2.3.3)
 ``oohcore directory set``    change a contact's number (or email, opening times …), recorded
 ``oohcore demo``             run the demonstration on the example borough
+``oohcore channels [--json]`` list the installed channel adapters; ``--check FILE`` checks an
+                             organisation's ``channels.yaml`` (exit 0 valid, 1 problems)
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from oohcore.channels import ChannelConfigError
 from oohcore.errors import OohcoreError, Problem, RulesetError
 
 if TYPE_CHECKING:
@@ -319,6 +322,77 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
+def _cmd_channels(args: argparse.Namespace) -> int:
+    """List the installed channel adapters, or check a channels.yaml (builds nothing that sends:
+    each channel is built from its settings, then closed at once)."""
+    from oohcore.channels.registry import build_channels, describe_adapters
+
+    if args.check is not None:
+        from oohcore.rulesets.source import read_yaml
+
+        source = read_yaml(args.check)
+        data = source.data if isinstance(source.data, dict) else None
+        if data is None or not isinstance(data.get("channels"), dict):
+            pos = source.where(())
+            print(
+                f"{pos.file}:{pos.line}:{pos.col}: expected a mapping 'channels:' of channel "
+                "names, each to an adapter and its settings",
+                file=sys.stderr,
+            )
+            return 1
+        for channel in build_channels(
+            data["channels"], source=source, within=("channels",)
+        ).values():
+            channel.close()
+        print(f"valid: {args.check}", file=sys.stderr)
+        return 0
+    adapters, problems = describe_adapters()
+    if args.json:
+        print(
+            json.dumps(
+                {"adapters": [a.as_dict() for a in adapters], "problems": problems}, indent=2
+            )
+        )
+    else:
+        for adapter in adapters:
+            print(_adapter_text(adapter.as_dict()))
+        for problem in problems:
+            print(f"oohcore: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _adapter_text(a: dict[str, object]) -> str:
+    def limit(value: object, unit: str) -> str:
+        return "no limit" if value is None else f"{value} {unit}"
+
+    requires = a["requires"]
+    assert isinstance(requires, dict)
+    needs = (
+        ", ".join(f"{m} ({'ok' if ok else 'MISSING'})" for m, ok in requires.items()) or "nothing"
+    )
+    schema = a["config"]
+    settings = "none"
+    if isinstance(schema, dict):
+        required = set(schema.get("required", ()))
+        settings = ", ".join(
+            f"{name}{'' if name in required else '?'}" for name in schema.get("properties", {})
+        )
+    carries = a["carries"]
+    return "\n".join(
+        [
+            f"{a['name']}  ({a['factory']})",
+            f"  carries:       {', '.join(carries) if isinstance(carries, list) else 'undeclared'}",
+            f"  contact field: {a['contact_field'] or 'its own endpoint'}",
+            f"  body / subject: {limit(a['max_body'], 'chars')} / {limit(a['max_subject'], 'chars')}",
+            f"  rate limit:    {limit(a['rate_limit'], 'messages/s')}",
+            f"  receipts:      {'yes' if a['receipts'] else 'no'}",
+            f"  send timeout:  {a['send_timeout_seconds']} s",
+            f"  requires:      {needs}",
+            f"  settings:      {settings}  (? = optional; --json for the schema)",
+        ]
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="oohcore", description="Out-of-hours call handling rulesets and engine."
@@ -413,6 +487,17 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--catalogue", type=Path, default=None)
         q.set_defaults(func=_cmd_directory)
 
+    p = sub.add_parser("channels", help="list the installed channel adapters")
+    p.add_argument("--json", action="store_true", help="print them as JSON, with config schemas")
+    p.add_argument(
+        "--check",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="check an organisation's channels.yaml instead (every setting of every channel)",
+    )
+    p.set_defaults(func=_cmd_channels)
+
     p = sub.add_parser("demo", help="run the demonstration on the example borough")
     p.add_argument(
         "--borough", default=None, help="organisation folder (default: the example borough)"
@@ -427,9 +512,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         return code
-    except RulesetError as exc:
+    except (RulesetError, ChannelConfigError) as exc:
         for problem in exc.problems:
-            print(problem, file=sys.stderr)
+            print(_shown(problem), file=sys.stderr)
         return 1
     except OohcoreError as exc:
         print(f"oohcore: {exc}", file=sys.stderr)

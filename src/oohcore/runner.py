@@ -10,17 +10,28 @@ A host runs one (or several, in several processes) :class:`Runner` next to its s
    it pending to fire again. If ``on_timer`` raises, the transaction rolls back, the timer stays
    pending, the error is noted on the timer row (``attempts``, ``last_error``) and in the report,
    and it is tried again on the next tick.
-2. **Outbox.** Due messages are claimed in a short transaction (each claim counts an attempt and
-   leases the message for ``claim_lease``), sent through their channel *outside* any
-   transaction, then one transaction records the results of the whole batch: ``mark_sent`` plus
-   ``on_sent(conn, row, now)`` for each message sent (if anything in it fails, each message is
-   recorded in a transaction of its own instead, so one bad callback holds back no other), and
-   the retry/failure with backoff plus ``on_failed(conn, row, now)`` when a message fails for
-   good. A crash between sending and recording means the batch's messages are sent again when
-   their lease ends; the channel and receiver dedupe on the idempotency key (``message_batch``
-   bounds how many that can be). A message whose channel
-   is not in the runner's mapping fails permanently with a message saying so (misconfiguration
-   must be visible and escalate, not wait silently).
+2. **Outbox.** Due messages are claimed in a short transaction, sent through their channel
+   *outside* any transaction, then one transaction records the results of the whole batch:
+   ``mark_sent`` plus ``on_sent(conn, row, now)`` for each message sent (if anything in it
+   fails, each message is recorded in a transaction of its own instead, so one bad callback
+   holds back no other). A failed attempt is recorded at once, in a transaction of its own: a
+   retry on the durable schedule (backoff with jitter, the provider's ``retry_after``), or a
+   failure for good, whose ``on_failed(conn, row, now)`` runs in that same transaction, so the
+   engine escalates at once (8.14). Every attempt is kept (``oohcore.outbox.attempts_for``). A
+   message whose channel is not in the runner's mapping fails permanently with a message
+   saying so (misconfiguration must be visible and escalate, not wait silently).
+
+**Leases hold.** A claim is a lease measured on the *real* time of the claim (the store's clock,
+or ``lease_clock``), not on the tick's logical ``now``, and a runner claims no more messages
+than it can send, one after another, within 90% of ``claim_lease``, counting each channel's
+``ChannelInfo.send_timeout``. Before each send it checks that the lease still covers a whole
+send; if not (a channel was slower than it declared), it hands the rest of the batch back
+unsent. So while runners are alive, another runner never takes a message that is being sent,
+and a message is sent once; only a runner that dies mid-send leaves a message to be sent again
+when its lease ends (the receiver dedupes on the idempotency key where it can: see
+``docs/adapters.md``). **Rate limits**: each channel's ``ChannelInfo.rate_limit`` is kept with
+a token bucket on the same real clock; a message over the limit is handed back, to be claimed
+again when a token is due (``TickReport.deferred``).
 
 A tick works in rounds (one batch of timers, then one batch of messages) until a round finds
 nothing due, so a chain of work due at once (a timer whose callback sets the next stage's timer
@@ -50,10 +61,14 @@ network (they hold SQLite's write lock). Errors they raise are logged, noted on 
 :class:`TickReport` ``errors``; with ``raise_errors=True`` (for tests) they are raised as
 :class:`RunnerError` after being noted.
 
+* ``on_receipt(conn, row, receipt, now)``: optional; runs when :meth:`Runner.record_receipt`
+  is given a failure receipt for a message not already failed (it was sent but did not reach
+  the officer): record the event, escalate.
+
 Timing limits: a message claimed by a runner that dies is sent again only when its claim lease
 (``claim_lease``, default 2 minutes) ends, so a crash can delay such messages by up to the
-lease; channels must give up well within the lease, or another runner may send the same message
-meanwhile (harmless for an idempotent receiver, but a second SMS to a phone is not).
+lease. Every channel's ``send_timeout`` must fit in 90% of the lease (the runner refuses
+otherwise).
 """
 
 from __future__ import annotations
@@ -67,16 +82,24 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
-from oohcore.channels import Channel, DeliveryResult, DeliveryStatus
+from oohcore.channels import Channel, DeliveryResult, DeliveryStatus, Receipt
 from oohcore.clock import Clock, as_utc
 from oohcore.errors import OohcoreError
 from oohcore.outbox import (
+    LEASE_FILL,
+    AttemptOutcome,
     FailureOutcome,
     OutboxRow,
+    ReceiptCallback,
+    ReceiptRecord,
     RetryPolicy,
     claim_due,
+    get_message,
     mark_sent,
+    record_attempt,
     record_failure,
+    record_receipt,
+    release,
 )
 from oohcore.store import Store
 from oohcore.timers import TimerRow, due_timers, mark_fired, record_timer_error
@@ -88,6 +111,7 @@ __all__ = [
     "TickError",
     "TickReport",
     "TimerCallback",
+    "TokenBucket",
 ]
 
 logger = logging.getLogger("oohcore.runner")
@@ -121,6 +145,9 @@ class TickReport:
     duplicates: list[int] = field(default_factory=list)  # sent; the channel had it already
     retried: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
+    # claimed, then handed back unsent (over the channel's rate limit, or the lease no longer
+    # covered a send): they are sent by a later round or tick
+    deferred: list[int] = field(default_factory=list)
     errors: list[TickError] = field(default_factory=list)
 
     @property
@@ -132,8 +159,39 @@ class TickReport:
             or self.sent
             or self.retried
             or self.failed
+            or self.deferred
             or self.errors
         )
+
+
+class TokenBucket:
+    """At most ``rate`` messages a second on average, in bursts of at most ``burst``, on the
+    times it is given (the runner gives it the injected real clock)."""
+
+    __slots__ = ("_at", "_tokens", "burst", "rate")
+
+    def __init__(self, rate: float, *, burst: float | None = None) -> None:
+        if rate <= 0:
+            raise RunnerError("a rate limit must be positive")
+        self.rate = rate
+        self.burst = burst if burst is not None else max(1.0, rate)
+        self._tokens = self.burst
+        self._at: datetime | None = None
+
+    def take(self, now: datetime) -> timedelta | None:
+        """Take a token at ``now``: ``None`` if one was taken, else how long until one is due."""
+        if self._at is not None and now > self._at:
+            elapsed = (now - self._at).total_seconds()
+            self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
+        if self._at is None or now > self._at:
+            self._at = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return None
+        return timedelta(seconds=(1 - self._tokens) / self.rate)
+
+
+_Sent = tuple[OutboxRow, DeliveryResult, datetime]  # the row, the channel's answer, when it began
 
 
 class Runner:
@@ -147,21 +205,31 @@ class Runner:
         on_timer: TimerCallback,
         on_sent: MessageCallback | None = None,
         on_failed: MessageCallback | None = None,
+        on_receipt: ReceiptCallback | None = None,
         retry_policy: RetryPolicy | None = None,
         claim_lease: timedelta = timedelta(minutes=2),
+        lease_clock: Clock | None = None,
         timer_batch: int = 500,
         message_batch: int = 100,
         raise_errors: bool = False,
         max_rounds: int = 1000,
     ) -> None:
+        """``lease_clock``: the real clock leases and rate limits are measured on (default the
+        store's clock); the ``now`` given to :meth:`tick` is what is recorded."""
+        if claim_lease <= timedelta(0):
+            raise RunnerError("claim_lease must be positive")
         for name, channel in channels.items():
             if not isinstance(channel, Channel):
                 raise RunnerError(
-                    f"channel {name!r} ({type(channel).__name__}) is not a Channel: it needs a "
-                    "'name' attribute and a 'send(message)' method"
+                    f"channel {name!r} ({type(channel).__name__}) is not a Channel: it needs "
+                    "'name' and 'info' attributes and 'send(message)' and 'close()' methods"
                 )
-        if claim_lease <= timedelta(0):
-            raise RunnerError("claim_lease must be positive")
+            if channel.info.send_timeout > claim_lease * LEASE_FILL:
+                raise RunnerError(
+                    f"channel {name!r} may take up to {channel.info.send_timeout} a send "
+                    f"(ChannelInfo.send_timeout), more than {int(LEASE_FILL * 100)}% of the "
+                    f"claim lease ({claim_lease}): give the runner a longer claim_lease"
+                )
         if timer_batch < 1 or message_batch < 1:
             raise RunnerError("timer_batch and message_batch must be at least 1")
         self.store = store
@@ -169,18 +237,33 @@ class Runner:
         self.on_timer = on_timer
         self.on_sent = on_sent
         self.on_failed = on_failed
+        self.on_receipt = on_receipt
         self.retry_policy = retry_policy or RetryPolicy()
         self.claim_lease = claim_lease
+        self.lease_clock: Clock = lease_clock or store.clock
         self.timer_batch = timer_batch
         self.message_batch = message_batch
         self.raise_errors = raise_errors
         self.max_rounds = max_rounds
+        self._buckets: dict[int, TokenBucket] = {
+            id(ch): TokenBucket(ch.info.rate_limit)
+            for ch in self.channels.values()
+            if ch.info.rate_limit is not None
+        }
+        self._closed = False
+
+    def _real(self) -> datetime:
+        return as_utc(self.lease_clock.now())
+
+    def _send_time(self, channel: str) -> timedelta:
+        found = self.channels.get(channel)
+        return found.info.send_timeout if found is not None else timedelta(0)
 
     # -- one tick --------------------------------------------------------------------------------
 
     def tick(self, now: datetime) -> TickReport:
         """Fire every timer and send every message due at ``now``; ``now`` is recorded as the
-        time of everything done."""
+        time of everything done (leases are measured on the real clock, see the module doc)."""
         now = as_utc(now)
         return self._tick(lambda: now)
 
@@ -238,58 +321,89 @@ class Runner:
         report.fired.append(timer.id)
 
     def _dispatch_messages(self, clock: Callable[[], datetime], report: TickReport) -> bool:
-        """Send one batch of due messages; ``False`` if none was due."""
+        """Send one claim of due messages; ``False`` if none was sent or failed."""
         with self.store.transaction() as conn:
-            rows = claim_due(conn, clock(), limit=self.message_batch, lease=self.claim_lease)
-        sent: list[tuple[OutboxRow, DeliveryResult]] = []
-        for row in rows:
+            rows = claim_due(
+                conn,
+                clock(),
+                limit=self.message_batch,
+                lease=self.claim_lease,
+                real_now=self._real(),
+                send_time=self._send_time,
+            )
+        sent: list[_Sent] = []
+        finished = 0
+        for i, row in enumerate(rows):
+            started = self._real()
+            channel = self.channels.get(row.channel)
+            lease_until = row.lease_until or started
+            if started + self._send_time(row.channel) > lease_until:
+                # The lease no longer covers a whole send (a send took longer than its channel
+                # declared): hand this and the rest back rather than risk a second runner
+                # sending them too.
+                self._release(rows[i:], None, report)
+                break
+            bucket = self._buckets.get(id(channel)) if channel is not None else None
+            wait = bucket.take(started) if bucket is not None else None
+            if wait is not None:
+                self._release([row], started + wait, report)
+                continue
             result = self._send(row)
             if result.status is DeliveryStatus.SENT:
-                sent.append((row, result))
+                sent.append((row, result, started))
             else:
-                self._record_failure(row, result, clock(), report)
+                self._record_failure(row, result, clock(), started, report)
+                finished += 1
         if sent:
             self._record_sent(sent, clock(), report)
-        return bool(rows)
+        return bool(sent) or finished > 0
 
-    def _record_sent(
-        self, sent: list[tuple[OutboxRow, DeliveryResult]], now: datetime, report: TickReport
-    ) -> None:
+    def _release(self, rows: list[OutboxRow], until: datetime | None, report: TickReport) -> None:
+        with self.store.transaction() as conn:
+            for row in rows:
+                if release(conn, row, until=until):
+                    report.deferred.append(row.id)
+
+    def _record_sent(self, sent: list[_Sent], now: datetime, report: TickReport) -> None:
         """Mark a batch of sent messages, with their ``on_sent`` effects, in one transaction; if
         anything in it fails, fall back to one transaction per message so one bad callback does
         not hold back the others."""
         if len(sent) > 1:
             try:
-                done: list[tuple[OutboxRow, DeliveryResult]] = []
+                done: list[_Sent] = []
                 with self.store.transaction() as conn:
-                    for row, result in sent:
-                        if self._mark(conn, row, result, now):
-                            done.append((row, result))
+                    for item in sent:
+                        if self._mark(conn, item, now):
+                            done.append(item)
             except Exception:
                 pass  # nothing of the batch was recorded: record each on its own below
             else:
-                for row, result in done:
+                for row, result, _ in done:
                     report.sent.append(row.id)
                     if result.duplicate:
                         report.duplicates.append(row.id)
                 return
-        for row, result in sent:
+        for item in sent:
+            row, result, started = item
             try:
                 with self.store.transaction() as conn:
-                    marked = self._mark(conn, row, result, now)
+                    marked = self._mark(conn, item, now)
             except Exception as exc:
                 # The message went out but its consequences did not commit: count the attempt
                 # and let it be sent again (the receiver dedupes), so on_sent runs once it works.
-                self._callback_failed("on_sent", row, exc, now, report)
+                self._callback_failed("on_sent", row, exc, now, started, report)
                 continue
             if marked:
                 report.sent.append(row.id)
                 if result.duplicate:
                     report.duplicates.append(row.id)
 
-    def _mark(
-        self, conn: Connection, row: OutboxRow, result: DeliveryResult, now: datetime
-    ) -> bool:
+    def _mark(self, conn: Connection, item: _Sent, now: datetime) -> bool:
+        row, result, started = item
+        outcome = AttemptOutcome.DUPLICATE if result.duplicate else AttemptOutcome.SENT
+        record_attempt(
+            conn, row, at=now, outcome=outcome, provider_ref=result.provider_ref, started_at=started
+        )
         if not mark_sent(conn, row.id, at=now, provider_ref=result.provider_ref):
             return False
         if self.on_sent is not None:
@@ -315,20 +429,41 @@ class Runner:
         return result
 
     def _record_failure(
-        self, row: OutboxRow, result: DeliveryResult, now: datetime, report: TickReport
+        self,
+        row: OutboxRow,
+        result: DeliveryResult,
+        now: datetime,
+        started: datetime,
+        report: TickReport,
     ) -> None:
         permanent = result.status is DeliveryStatus.PERMANENT_FAILURE
         error = result.error or result.status.value
         try:
             with self.store.transaction() as conn:
+                record_attempt(
+                    conn,
+                    row,
+                    at=now,
+                    outcome=AttemptOutcome.PERMANENT if permanent else AttemptOutcome.RETRY,
+                    error=error,
+                    provider_ref=result.provider_ref,
+                    started_at=started,
+                )
                 outcome = record_failure(
-                    conn, row, at=now, error=error, policy=self.retry_policy, permanent=permanent
+                    conn,
+                    row,
+                    at=now,
+                    error=error,
+                    policy=self.retry_policy,
+                    permanent=permanent,
+                    retry_after=result.retry_after,
                 )
                 if outcome is FailureOutcome.FAILED and self.on_failed is not None:
-                    self.on_failed(conn, replace(row, failed_at=now, last_error=error), now)
+                    stored = get_message(conn, row.idempotency_key)  # with the final reason
+                    self.on_failed(conn, stored or replace(row, failed_at=now), now)
         except Exception as exc:
             # Nothing was recorded; the lease ends and the message is tried again.
-            self._callback_failed("on_failed", row, exc, now, report, record=False)
+            self._callback_failed("on_failed", row, exc, now, started, report, record=False)
             return
         if outcome is FailureOutcome.RETRY_SCHEDULED:
             report.retried.append(row.id)
@@ -341,6 +476,7 @@ class Runner:
         row: OutboxRow,
         exc: Exception,
         now: datetime,
+        started: datetime,
         report: TickReport,
         *,
         record: bool = True,
@@ -350,6 +486,14 @@ class Runner:
         report.errors.append(TickError("message", row.id, message, exc))
         if record:
             with self.store.transaction() as conn:
+                record_attempt(
+                    conn,
+                    row,
+                    at=now,
+                    outcome=AttemptOutcome.NOT_RECORDED,
+                    error=message,
+                    started_at=started,
+                )
                 outcome = record_failure(conn, row, at=now, error=message, policy=self.retry_policy)
             if outcome is FailureOutcome.RETRY_SCHEDULED:
                 report.retried.append(row.id)
@@ -359,6 +503,42 @@ class Runner:
                 report.failed.append(row.id)
         if self.raise_errors:
             raise RunnerError(f"{which} failed for message {row.id}") from exc
+
+    # -- receipts --------------------------------------------------------------------------------
+
+    def record_receipt(self, receipt: Receipt, *, now: datetime | None = None) -> ReceiptRecord:
+        """Keep a delivery receipt (a provider's callback, a status look-up) in one transaction,
+        calling ``on_receipt`` there for a failure receipt of a message not already failed
+        (see :func:`oohcore.outbox.record_receipt`). ``now`` (default the store's clock) is
+        recorded as the time it arrived. If ``on_receipt`` raises, nothing is kept and the
+        error propagates: answer the provider's callback with an error so that it retries."""
+        at = as_utc(now) if now is not None else as_utc(self.store.clock.now())
+        with self.store.transaction() as conn:
+            return record_receipt(conn, receipt, at=at, on_receipt=self.on_receipt)
+
+    # -- closing ---------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every channel (once each, even when several names share one); a channel whose
+        ``close`` raises is logged and the others are still closed. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        seen: set[int] = set()
+        for name, channel in self.channels.items():
+            if id(channel) in seen:
+                continue
+            seen.add(id(channel))
+            try:
+                channel.close()
+            except Exception:
+                logger.exception("closing channel %r failed", name)
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- the loop ------------------------------------------------------------------------------
 

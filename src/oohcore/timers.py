@@ -14,7 +14,8 @@ Contract
   a retried transaction or a replayed step cannot create a second deadline.
 * ``cancel_timers(conn, call_id=, kind=None, at=)`` cancels the call's pending timers (of one
   kind, or all) and returns how many; a cancelled timer never fires.
-* ``due_timers(conn, now, limit)`` lists pending timers with ``due_at <= now``, oldest first.
+* ``due_timers(conn, now, limit)`` lists pending timers with ``due_at <= now``, oldest first
+  (``FOR UPDATE SKIP LOCKED`` on PostgreSQL: a timer another runner is firing is passed over).
 * ``mark_fired(conn, timer_id, at)`` is the **only** way a timer fires: a conditional
   ``UPDATE … WHERE fired_at IS NULL AND cancelled_at IS NULL``. It returns ``False`` when the
   timer was already fired or cancelled (by another runner, or by a retry), and the caller then
@@ -43,14 +44,13 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
-    select,
-    update,
 )
 
 from oohcore.clock import as_utc
 from oohcore.db import metadata
 from oohcore.errors import OohcoreError
-from oohcore.store import JSONValueError, Prepared, UTCDateTime, insert_if_absent, to_json
+from oohcore.queue import DurableQueue
+from oohcore.store import JSONValueError, UTCDateTime, to_json
 
 __all__ = [
     "TimerError",
@@ -112,67 +112,31 @@ class TimerRow:
         return self.fired_at is None and self.cancelled_at is None
 
 
-_columns = (
-    timers.c.id,
-    timers.c.organisation_id,
-    timers.c.call_id,
-    timers.c.kind,
-    timers.c.due_at,
-    timers.c.key,
-    timers.c.payload,
-    timers.c.fired_at,
-    timers.c.cancelled_at,
-    timers.c.attempts,
-    timers.c.last_error,
+# The shared mechanics (oohcore.queue): insert-if-absent keys, due selection (SKIP LOCKED on
+# PostgreSQL), conditional transitions, error noting. Timers have no lease: a timer fires in the
+# transaction that commits its effects, and ``mark_fired`` is the conditional update that wins.
+_queue = DurableQueue(
+    timers,
+    key="key",
+    due="due_at",
+    finished=("fired_at", "cancelled_at"),
+    list_order=("due_at", "id"),
 )
-_pending = (timers.c.fired_at.is_(None), timers.c.cancelled_at.is_(None))
-
-_due = Prepared(
-    select(*_columns)
-    .where(*_pending, timers.c.due_at <= bindparam("now"))
-    .order_by(timers.c.due_at, timers.c.id)
-    .limit(bindparam("limit"))
-)
-_next_due = Prepared(select(timers.c.due_at).where(*_pending).order_by(timers.c.due_at).limit(1))
-_mark_fired = Prepared(
-    update(timers)
-    .where(timers.c.id == bindparam("timer_id"), *_pending)
-    .values(fired_at=bindparam("at"))
-)
-_cancel_all = Prepared(
-    update(timers)
-    .where(timers.c.call_id == bindparam("b_call_id"), *_pending)
-    .values(cancelled_at=bindparam("at"))
-)
-_cancel_kind = Prepared(
-    update(timers)
-    .where(
-        timers.c.call_id == bindparam("b_call_id"), timers.c.kind == bindparam("b_kind"), *_pending
-    )
-    .values(cancelled_at=bindparam("at"))
-)
-_for_call = Prepared(
-    select(*_columns)
-    .where(timers.c.call_id == bindparam("call_id"))
-    .order_by(timers.c.due_at, timers.c.id)
-)
-_by_key = Prepared(select(*_columns).where(timers.c.key == bindparam("key")))
-_record_error = Prepared(
-    update(timers)
-    .where(timers.c.id == bindparam("timer_id"), *_pending)
-    .values(attempts=timers.c.attempts + 1, last_error=bindparam("error"))
-)
+_mark_fired = _queue.transition({"fired_at": bindparam("at")})
+_cancel_all = _queue.transition({"cancelled_at": bindparam("at")}, by=("call_id",))
+_cancel_kind = _queue.transition({"cancelled_at": bindparam("at")}, by=("call_id", "kind"))
 
 
 def _row(r: Sequence[Any]) -> TimerRow:
+    # the columns in the table's order
     return TimerRow(
         id=int(r[0]),
         organisation_id=r[1],
         call_id=r[2],
         kind=r[3],
         due_at=r[4],
-        key=r[5],
-        payload=json.loads(r[6]),
+        payload=json.loads(r[5]),
+        key=r[6],
         fired_at=r[7],
         cancelled_at=r[8],
         attempts=int(r[9]),
@@ -200,10 +164,8 @@ def set_timer(
         payload_json = to_json(dict(payload or {}))
     except (ValueError, JSONValueError) as exc:
         raise TimerError(f"timer {key!r}: {exc}") from exc
-    timer_id, _ = insert_if_absent(
+    timer_id, _ = _queue.insert(
         conn,
-        timers,
-        "key",
         {
             "organisation_id": organisation_id,
             "call_id": call_id,
@@ -220,39 +182,36 @@ def set_timer(
 def cancel_timers(conn: Connection, *, call_id: str, kind: str | None = None, at: datetime) -> int:
     """Cancel the pending timers of ``call_id`` (only those of ``kind`` if given)."""
     if kind is None:
-        result = _cancel_all.execute(conn, {"b_call_id": call_id, "at": at})
-    else:
-        result = _cancel_kind.execute(conn, {"b_call_id": call_id, "b_kind": kind, "at": at})
-    return int(result.rowcount)
+        return _cancel_all.apply(conn, {"b_call_id": call_id, "at": at})
+    return _cancel_kind.apply(conn, {"b_call_id": call_id, "b_kind": kind, "at": at})
 
 
 def due_timers(conn: Connection, now: datetime, limit: int = 500) -> list[TimerRow]:
     """Pending timers due at or before ``now``, oldest first, at most ``limit``."""
-    return [_row(r) for r in _due.execute(conn, {"now": now, "limit": limit}).rows]
+    return [_row(r) for r in _queue.due(conn, now, limit)]
 
 
 def next_due_at(conn: Connection) -> datetime | None:
     """When the earliest pending timer is due (``None`` if there is none)."""
-    value: datetime | None = _next_due.execute(conn).scalar()
-    return value
+    return _queue.next_due_at(conn)
 
 
 def mark_fired(conn: Connection, timer_id: int, at: datetime) -> bool:
     """Fire a timer: ``True`` if this call fired it, ``False`` if it was fired or cancelled."""
-    return _mark_fired.execute(conn, {"timer_id": timer_id, "at": at}).rowcount == 1
+    return _mark_fired.apply(conn, {"b_id": timer_id, "at": at}) == 1
 
 
 def record_timer_error(conn: Connection, timer_id: int, error: str) -> None:
     """Note that handling a pending timer failed (it stays pending)."""
-    _record_error.execute(conn, {"timer_id": timer_id, "error": error[:4000]})
+    _queue.note_error(conn, timer_id, error)
 
 
 def timers_for_call(conn: Connection, call_id: str) -> list[TimerRow]:
     """All timers of a call (pending, fired and cancelled), by due time."""
-    return [_row(r) for r in _for_call.execute(conn, {"call_id": call_id}).rows]
+    return [_row(r) for r in _queue.where(conn, "call_id", call_id)]
 
 
 def get_timer(conn: Connection, key: str) -> TimerRow | None:
     """The timer with idempotency key ``key``, if any."""
-    row = _by_key.execute(conn, {"key": key}).first()
+    row = _queue.by_key(conn, key)
     return None if row is None else _row(row)

@@ -44,12 +44,16 @@ from enum import Enum
 from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
-from oohcore.errors import OohcoreError
+from pydantic import BaseModel, ConfigDict
+
+from oohcore.errors import OohcoreError, Problem
 from oohcore.vocabulary import MessagePurpose
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "Channel",
+    "ChannelConfig",
+    "ChannelConfigError",
     "ChannelError",
     "ChannelFactory",
     "ChannelInfo",
@@ -59,6 +63,7 @@ __all__ = [
     "OutboundMessage",
     "Receipt",
     "ReceiptState",
+    "build_channels",
     "load_channels",
 ]
 
@@ -71,6 +76,28 @@ class ChannelError(OohcoreError):
 
 class ChannelRegistryError(ChannelError):
     """Channel adapters registered through entry points could not be loaded."""
+
+
+class ChannelConfigError(ChannelError):
+    """An organisation's channel configuration is wrong. ``problems`` lists each mistake, with
+    its file, line and column when the configuration came from a file; no channel was built."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        lines = "\n".join(str(p) for p in problems)
+        super().__init__(f"{len(problems)} problem(s) in the channel configuration:\n{lines}")
+
+
+class ChannelConfig(BaseModel):
+    """The base of every adapter's typed configuration (``ChannelInfo.config``).
+
+    Frozen, and unknown settings are refused (a misspelt setting must not be ignored at 3 a.m.).
+    Declare secrets (API keys, passwords, signing keys) as ``pydantic.SecretStr``: they then
+    never appear in a repr, a log line or an error, and the adapter reads them with
+    ``get_secret_value()`` only where it uses them.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,13 +221,20 @@ class Channel(Protocol):
 
 
 ChannelFactory = Callable[..., Channel]
+"""What an entry point names: a class (or function) that makes a channel. A factory that
+declares ``info`` (a :class:`ChannelInfo` whose ``config`` is a :class:`ChannelConfig` subclass)
+is built from its validated configuration by ``from_config(config)`` (or by calling it with the
+configuration); one without is called with the settings as keyword arguments."""
 
 
-def load_channels(*, group: str = ENTRY_POINT_GROUP) -> dict[str, ChannelFactory]:
+def load_channels(
+    *, group: str = ENTRY_POINT_GROUP, problems: list[str] | None = None
+) -> dict[str, ChannelFactory]:
     """Channel factories by name: the built-in ones and those registered in ``group``.
 
     Raises :class:`ChannelRegistryError` naming every entry point that cannot be imported, is
-    not callable, or reuses a name already taken.
+    not callable, or reuses a name already taken; with ``problems`` given, those are appended
+    to it instead and the factories that did load are returned.
     """
     from oohcore.channels.local import ConsoleChannel, LocalChannel, MemoryChannel
 
@@ -209,7 +243,8 @@ def load_channels(*, group: str = ENTRY_POINT_GROUP) -> dict[str, ChannelFactory
         "console": ConsoleChannel,
         "memory": MemoryChannel,
     }
-    problems: list[str] = []
+    report = problems
+    problems = []
     for ep in sorted(entry_points(group=group), key=lambda e: (e.name, e.value)):
         dist = getattr(ep, "dist", None)
         origin = f"entry point {ep.name!r} = {ep.value!r}" + (
@@ -229,9 +264,14 @@ def load_channels(*, group: str = ENTRY_POINT_GROUP) -> dict[str, ChannelFactory
             problems.append(f"{origin}: is not a class or function that returns a channel")
             continue
         factories[ep.name] = obj
-    if problems:
+    if report is not None:
+        report.extend(problems)
+    elif problems:
         raise ChannelRegistryError(
             f"{len(problems)} channel adapter(s) in the entry-point group {group!r} could not be "
             "loaded:\n" + "\n".join(f"  - {p}" for p in problems)
         )
     return factories
+
+
+from oohcore.channels.registry import build_channels  # noqa: E402  (uses the names above)

@@ -10,19 +10,57 @@ import json
 import os
 import sys
 import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from oohcore.channels import ChannelError, ChannelInfo, DeliveryResult, OutboundMessage
+from oohcore.channels import (
+    ChannelConfig,
+    ChannelError,
+    ChannelInfo,
+    DeliveryResult,
+    OutboundMessage,
+)
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["ConsoleChannel", "LocalChannel", "MemoryChannel"]
+__all__ = [
+    "ConsoleChannel",
+    "ConsoleConfig",
+    "LocalChannel",
+    "LocalConfig",
+    "MemoryChannel",
+    "MemoryConfig",
+]
 
 _ANY = frozenset({"sms", "email", "pager", "phone", "feed", "crm"})
+# local and in-memory work: one send is a write (and an fsync) or a list append
+_LOCAL_SEND = timedelta(seconds=1)
+
+
+class _StandIn(ChannelConfig):
+    contact_field: str | None = None
+    """which officer contact point the channel stands in for (phone, email, pager)"""
+
+
+class LocalConfig(_StandIn):
+    """Settings of the ``local`` adapter."""
+
+    path: Path
+    """the JSON-lines file messages are written to (created with its folder if missing)"""
+    fsync: bool = True
+    """fsync each line before reporting it sent (survives a power loss)"""
+
+
+class ConsoleConfig(_StandIn):
+    """Settings of the ``console`` adapter (it prints to standard output)."""
+
+
+class MemoryConfig(_StandIn):
+    """Settings of the ``memory`` adapter (it keeps messages in a list)."""
 
 
 def _record(message: OutboundMessage) -> dict[str, Any]:
@@ -52,6 +90,9 @@ class LocalChannel:
     """
 
     name = "local"
+    info = ChannelInfo(
+        carries=_ANY, contact_field=None, config=LocalConfig, send_timeout=_LOCAL_SEND
+    )
 
     def __init__(
         self,
@@ -64,7 +105,12 @@ class LocalChannel:
         """``contact_field``: which officer contact point this channel stands in for when the
         host maps a logical channel to it (``"phone"`` for sms, ``"email"`` …); by default the
         field of the logical channel name the engine sends through (see ``DEFAULT_CONTACT``)."""
-        self.info = ChannelInfo(carries=carries, contact_field=contact_field)
+        self.info = ChannelInfo(
+            carries=carries,
+            contact_field=contact_field,
+            config=LocalConfig,
+            send_timeout=_LOCAL_SEND,
+        )
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fsync = fsync
@@ -80,6 +126,13 @@ class LocalChannel:
         except BaseException:
             os.close(self._fd)
             raise
+
+    @classmethod
+    def from_config(cls, config: LocalConfig) -> LocalChannel:
+        return cls(config.path, fsync=config.fsync, contact_field=config.contact_field)
+
+    def __repr__(self) -> str:
+        return f"LocalChannel({str(self.path)!r})"
 
     @property
     def keys(self) -> frozenset[str]:
@@ -187,6 +240,9 @@ class ConsoleChannel:
     """
 
     name = "console"
+    info = ChannelInfo(
+        carries=_ANY, contact_field=None, config=ConsoleConfig, send_timeout=_LOCAL_SEND
+    )
 
     def __init__(
         self,
@@ -195,8 +251,17 @@ class ConsoleChannel:
         contact_field: str | None = None,
         carries: frozenset[str] = _ANY,
     ) -> None:
-        self.info = ChannelInfo(carries=carries, contact_field=contact_field)
+        self.info = ChannelInfo(
+            carries=carries,
+            contact_field=contact_field,
+            config=ConsoleConfig,
+            send_timeout=_LOCAL_SEND,
+        )
         self._stream = stream
+
+    @classmethod
+    def from_config(cls, config: ConsoleConfig) -> ConsoleChannel:
+        return cls(contact_field=config.contact_field)
 
     def send(self, message: OutboundMessage) -> DeliveryResult:
         stream = self._stream if self._stream is not None else sys.stdout
@@ -219,9 +284,17 @@ class MemoryChannel:
     script a provider's failures."""
 
     name = "memory"
+    info = ChannelInfo(
+        carries=_ANY, contact_field=None, config=MemoryConfig, send_timeout=_LOCAL_SEND
+    )
 
     def __init__(self, *, contact_field: str | None = None, carries: frozenset[str] = _ANY) -> None:
-        self.info = ChannelInfo(carries=carries, contact_field=contact_field)
+        self.info = ChannelInfo(
+            carries=carries,
+            contact_field=contact_field,
+            config=MemoryConfig,
+            send_timeout=_LOCAL_SEND,
+        )
         self.messages: list[OutboundMessage] = []
         self.fail: DeliveryResult | None = None
         self._keys: set[str] = set()
@@ -239,6 +312,10 @@ class MemoryChannel:
             self._keys.add(message.idempotency_key)
             self.messages.append(message)
             return DeliveryResult.sent(message.idempotency_key)
+
+    @classmethod
+    def from_config(cls, config: MemoryConfig) -> MemoryChannel:
+        return cls(contact_field=config.contact_field)
 
     def close(self) -> None:
         self.closed = True

@@ -1,0 +1,133 @@
+"""The channel registry: built-in adapters through entry points, typed configuration with
+secrets that never print, located errors for a bad channels.yaml, and ``oohcore channels``."""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from oohcore.channels import (
+    ChannelConfig,
+    ChannelConfigError,
+    ChannelInfo,
+    DeliveryResult,
+    OutboundMessage,
+    build_channels,
+)
+from oohcore.channels.local import LocalChannel, MemoryChannel
+from oohcore.cli import main
+from oohcore.rulesets.source import read_yaml
+
+
+def test_the_built_in_channels_register_through_the_entry_point_group() -> None:
+    found = {ep.name: ep.value for ep in entry_points(group="oohcore.channels")}
+    assert found["local"] == "oohcore.channels.local:LocalChannel"
+    assert found["console"] == "oohcore.channels.local:ConsoleChannel"
+    assert found["memory"] == "oohcore.channels.local:MemoryChannel"
+
+
+class GatewayConfig(ChannelConfig):
+    url: str
+    api_key: SecretStr
+
+
+class Gateway:
+    name = "gateway"
+    info = ChannelInfo(carries=frozenset({"sms"}), contact_field="phone", config=GatewayConfig)
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+
+    def send(self, message: OutboundMessage) -> DeliveryResult:
+        return DeliveryResult.sent()
+
+    def close(self) -> None:
+        pass
+
+
+def test_build_channels_from_a_mapping_with_a_secret_from_the_environment(tmp_path: Path) -> None:
+    built = build_channels(
+        {
+            "sms": {"adapter": "gateway", "url": "http://127.0.0.1:9", "api_key": {"env": "KEY"}},
+            "pager": {"adapter": "local", "path": str(tmp_path / "p.jsonl"), "fsync": False},
+            "email": {"adapter": "memory", "contact_field": "email"},
+        },
+        registry={"gateway": Gateway, "local": LocalChannel, "memory": MemoryChannel},
+        environ={"KEY": "s3cret-value"},
+    )
+    sms = built["sms"]
+    assert isinstance(sms, Gateway)
+    assert sms.config.api_key.get_secret_value() == "s3cret-value"
+    assert "s3cret-value" not in repr(sms.config) + str(sms.config) + sms.config.model_dump_json()
+    assert isinstance(built["pager"], LocalChannel) and built["pager"].path == tmp_path / "p.jsonl"
+    assert built["email"].info.contact_field == "email"
+    for channel in built.values():
+        channel.close()
+
+
+def test_a_bad_channels_file_gets_located_problems_and_no_channel(tmp_path: Path) -> None:
+    path = tmp_path / "channels.yaml"
+    path.write_text(
+        "channels:\n"
+        "  sms:\n"
+        "    adapter: gateway\n"
+        "    url: 42\n"
+        "    api_key: hunter2-secret\n"
+        "    retries: 3\n"
+        "  pager:\n"
+        "    adapter: pagr\n"
+        "  feed:\n"
+        "    adapter: gateway\n"
+    )
+    source = read_yaml(path)
+    with pytest.raises(ChannelConfigError) as info:
+        build_channels(
+            source.data["channels"],
+            registry={"gateway": Gateway, "pager": Gateway},
+            source=source,
+            within=("channels",),
+        )
+    shown = [str(p) for p in info.value.problems]
+    assert f"{path}:4:10: channel 'sms': setting 'url': Input should be a valid string" in shown
+    assert any(
+        s.startswith(f"{path}:6:14: channel 'sms': 'gateway' has no setting 'retries'")
+        for s in shown
+    )
+    assert (
+        f"{path}:8:14: channel 'pager': no adapter named 'pagr' is installed (installed: gateway, pager); did you mean 'pager'?"
+        in shown
+    )
+    assert any(
+        s.startswith(f"{path}:10:5: channel 'feed': 'gateway' needs the setting") for s in shown
+    )
+    assert "hunter2-secret" not in str(info.value)
+
+
+def test_oohcore_channels_lists_every_adapter(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["channels", "--json"]) == 0
+    listed = {a["name"]: a for a in json.loads(capsys.readouterr().out)["adapters"]}
+    local = listed["local"]
+    assert local["factory"] == "oohcore.channels.local:LocalChannel"
+    assert local["send_timeout_seconds"] == 1.0 and local["receipts"] is False
+    assert local["config"]["required"] == ["path"]
+    assert {"console", "memory"} <= set(listed)
+    assert main(["channels"]) == 0
+    assert "local  (oohcore.channels.local:LocalChannel)" in capsys.readouterr().out
+
+
+def test_oohcore_channels_check_reports_at_file_line_col(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(f"channels:\n  sms:\n    adapter: local\n    path: {tmp_path / 'o.jsonl'}\n")
+    assert main(["channels", "--check", str(good)]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("channels:\n  sms:\n    adapter: locl\n")
+    assert main(["channels", "--check", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:3:14: channel 'sms': no adapter named 'locl'" in err
+    assert "Traceback" not in err
