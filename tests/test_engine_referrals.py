@@ -117,8 +117,8 @@ def test_a_referral_in_flight_keeps_its_escalation_across_a_ruleset_change_and_r
     assert changed != option.read_text()
     option.write_text(changed)
 
-    for name in CHANNELS:
-        channels[name].messages.clear()
+    assert all(ch.closed for ch in channels.values())  # closing the engine closed them
+    channels.update({name: MemoryChannel() for name in CHANNELS})
     engine = _open(orgs, tmp_path, clock, channels)
     desk = engine.organisation("org-a")
     assert "refer-emergency" not in engine.organisations["org-a"].service_options["repairs"].actions

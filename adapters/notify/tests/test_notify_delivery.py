@@ -62,10 +62,14 @@ def _setup(
     return runner, escalations, message.idempotency_key
 
 
-def _tick_through_retries(runner: Runner, clock: ManualClock) -> None:
+def _tick_through_retries(
+    runner: Runner, clock: ManualClock, key: str, floor: timedelta = timedelta(0)
+) -> None:
+    """Tick at each retry as the policy schedules it (its jitter is drawn from the key; a
+    provider's Retry-After is a floor under it)."""
     runner.tick(clock.now())
     for attempt in range(1, POLICY.max_attempts):
-        runner.tick(clock.advance(POLICY.delay_after(attempt)))
+        runner.tick(clock.advance(max(POLICY.delay_after(attempt, key), floor)))
 
 
 @pytest.mark.parametrize("failure", ["5xx", "refused", "429"])
@@ -84,7 +88,8 @@ def test_a_failing_provider_is_retried_then_dead_lettered_with_the_escalation_ra
         fake_notify.refuse_connections()
     else:
         fake_notify.limit_next(100, retry_after=20)
-    _tick_through_retries(runner, clock)
+    floor = timedelta(seconds=20) if failure == "429" else timedelta(0)
+    _tick_through_retries(runner, clock, key, floor)
     with store.read() as conn:
         row = get_message(conn, key)
     assert row is not None and row.failed_at is not None and row.sent_at is None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -16,7 +17,7 @@ from sqlalchemy import Connection
 
 from oohcore import audit, directory, outbox, search
 from oohcore.addresses import Gazetteer
-from oohcore.channels import Channel
+from oohcore.channels import Channel, Receipt, ReceiptState
 from oohcore.clock import Clock, SystemClock, as_utc
 from oohcore.engine import steps
 from oohcore.engine.context import CallContext
@@ -108,6 +109,7 @@ class Engine:
             on_timer=self._on_timer,
             on_sent=self._on_sent,
             on_failed=self._on_failed,
+            on_receipt=self._on_receipt,
         )
 
     @classmethod
@@ -231,7 +233,11 @@ class Engine:
         return self.runner.tick(self._now(now))
 
     def close(self) -> None:
-        self.store.close()
+        """Close the channels (through the runner) and the store."""
+        try:
+            self.runner.close()
+        finally:
+            self.store.close()
 
     def __enter__(self) -> Engine:
         return self
@@ -266,6 +272,14 @@ class Engine:
             now,
         )
         commit(conn, result)
+
+    def _on_receipt(
+        self, conn: Connection, row: OutboxRow, receipt: Receipt, now: datetime
+    ) -> None:
+        """A provider reported later that a message it accepted will not arrive (8.14): the
+        same as a message that failed for good."""
+        if receipt.state is ReceiptState.PERMANENT_FAILURE:
+            self._on_failed(conn, replace(row, last_error=receipt.detail or "failure receipt"), now)
 
     def _on_failed(self, conn: Connection, row: OutboxRow, now: datetime) -> None:
         """A message failed for good (retries exhausted, or no such channel): it is recorded,
