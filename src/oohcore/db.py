@@ -28,6 +28,9 @@ TABLE_MODULES: tuple[str, ...] = (
     "oohcore.search",
     "oohcore.calls",
     "oohcore.referrals",
+    "oohcore.telephony",
+    "oohcore.kpi.outages",
+    "oohcore.kpi.measures",  # the KPI queries' indexes on the tables above
 )
 
 
