@@ -569,13 +569,23 @@ def _weekly(ctx: _Context, step: Callable[[str], None]) -> Report:
         )
     )
     day_figs = ctx.telephony("service_option", "queue", "standard", "local_day")
+    day_rows = []
+    for f in day_figs:
+        row = _row(f)
+        row["day_type"] = _day_type(f.key["local_day"], ctx.org.nation)
+        day_rows.append(row)
     tables.append(
         Table(
             "by_day",
             "Calls by day",
             "11.6.1-11.6.4",
-            (*lead[:4], *WAIT_COLUMNS, C("outbound_calls", "Outbound calls", Fmt.INT)),
-            [_row(f) for f in day_figs],
+            (
+                *lead[:4],
+                C("day_type", "Day type"),
+                *WAIT_COLUMNS,
+                C("outbound_calls", "Outbound calls", Fmt.INT),
+            ),
+            day_rows,
         )
     )
     week = ctx.telephony("service_option", "queue", "standard")
@@ -653,6 +663,15 @@ def _weekly(ctx: _Context, step: Callable[[str], None]) -> Report:
     return _report(ctx, "weekly", "Weekly performance report", heads, tables, charts)
 
 
+def _day_type(day: date, nation: Any) -> str:
+    """Bank holiday, weekend or weekday: a week's calls differ with it (2.1.5)."""
+    from oohcore.calendar import is_bank_holiday
+
+    if is_bank_holiday(day, nation):
+        return "bank holiday"
+    return "weekend" if day.weekday() >= 5 else "weekday"
+
+
 def _monthly(ctx: _Context, step: Callable[[str], None]) -> Report:
     tables, charts, heads = _monthly_sections(ctx, step)
     daily = ctx.telephony("local_day")
@@ -661,8 +680,8 @@ def _monthly(ctx: _Context, step: Callable[[str], None]) -> Report:
             "by_day",
             "Calls by day",
             "11.7.1",
-            (C("local_day", "Day", Fmt.DATE), *WAIT_COLUMNS),
-            [_row(f) for f in daily],
+            (C("local_day", "Day", Fmt.DATE), C("day_type", "Day type"), *WAIT_COLUMNS),
+            [{**_row(f), "day_type": _day_type(f.key["local_day"], ctx.org.nation)} for f in daily],
         )
     )
     charts.append(
