@@ -477,7 +477,7 @@ def late_pass_ons(
                 and_(r.dispatched_at.is_(None), r.deadline_at.is_not(None), r.deadline_at <= now),
             ),
         )
-        .order_by(r.call_ended_at)
+        .order_by(r.call_ended_at, calls.c.reference)
     )
     return [
         LatePassOn(
