@@ -10,6 +10,8 @@
 ``oohcore demo``             run the demonstration on the example borough
 ``oohcore channels [--json]`` list the installed channel adapters; ``--check FILE`` checks an
                              organisation's ``channels.yaml`` (exit 0 valid, 1 problems)
+``oohcore cdr import ORG FILE``  import call detail records (CSV) into the store (11.6.1)
+``oohcore report ORG --period 2026-10 --kind monthly --format xlsx``  write a report (11.5-11.10)
 """
 
 from __future__ import annotations
@@ -393,6 +395,106 @@ def _adapter_text(a: dict[str, object]) -> str:
     )
 
 
+def _organisations(args: argparse.Namespace) -> tuple[Any, list[Any]]:
+    """The organisation ORG names (an organisation folder, or an id under --rulesets), and
+    every organisation under --rulesets (for the reports across organisations)."""
+    from oohcore.rulesets.loader import load_organisation, load_organisations
+
+    folder = Path(args.organisation)
+    if (folder / "organisation.yaml").is_file():
+        org = load_organisation(folder, catalogue=args.catalogue)
+        everyone = [org]
+        if args.rulesets is not None:
+            everyone = load_organisations(args.rulesets, catalogue=args.catalogue)
+        return org, everyone
+    everyone = load_organisations(args.rulesets or Path("."), catalogue=args.catalogue)
+    for org in everyone:
+        if org.id == args.organisation:
+            return org, everyone
+    known = ", ".join(sorted(o.id for o in everyone)) or "none"
+    raise OohcoreError(
+        f"no organisation {args.organisation!r} under {args.rulesets or '.'} (found: {known}); "
+        "give an organisation folder or its id with --rulesets FOLDER"
+    )
+
+
+def _open_store(url: str) -> Any:
+    from sqlalchemy.engine import make_url
+
+    from oohcore.clock import SystemClock
+    from oohcore.store import Store
+
+    parsed = make_url(url)
+    if (
+        parsed.get_backend_name() == "sqlite"
+        and parsed.database
+        and not Path(parsed.database).is_file()
+    ):
+        raise OohcoreError(f"no store at {url} (no such file)")
+    return Store.open(url, clock=SystemClock())
+
+
+def _cmd_cdr_import(args: argparse.Namespace) -> int:
+    from oohcore.telephony import CdrError, import_cdrs, read_cdr_csv
+
+    org, _ = _organisations(args)
+    try:
+        records = read_cdr_csv(args.file)
+    except CdrError as exc:
+        for problem in exc.problems:
+            print(_shown(problem), file=sys.stderr)
+        print(f"oohcore: {len(exc.problems)} problem(s); nothing was imported", file=sys.stderr)
+        return 1
+    store = _open_store(args.store)
+    try:
+        print(import_cdrs(store, org, records, where=str(args.file)))
+    finally:
+        store.close()
+    return 0
+
+
+class _Bar:
+    """A one-line progress bar on a terminal's standard error; silent elsewhere."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.on = bool(getattr(stream, "isatty", lambda: False)())
+
+    def __call__(self, step: str, done: int, of: int) -> None:
+        if not self.on:
+            return
+        width = 30
+        filled = width * done // max(of, 1)
+        self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{of} {step[:40]:<40}")
+        if done >= of and step == "done":
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from oohcore.kpi.targets import load_targets
+    from oohcore.reports import build_report, write_report
+
+    org, everyone = _organisations(args)
+    targets = load_targets(args.targets) if args.targets else None
+    store = _open_store(args.store)
+    try:
+        report = build_report(
+            store,
+            org,
+            args.kind,
+            args.period,
+            targets=targets,
+            organisations=everyone,
+            progress=_Bar(sys.stderr),
+        )
+    finally:
+        store.close()
+    out = args.out or Path(f"{org.id}-{args.kind}-{report.period.label}.{args.format}")
+    print(write_report(report, out, args.format))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="oohcore", description="Out-of-hours call handling rulesets and engine."
@@ -503,6 +605,35 @@ def build_parser() -> argparse.ArgumentParser:
         "--borough", default=None, help="organisation folder (default: the example borough)"
     )
     p.set_defaults(func=_cmd_demo)
+
+    from oohcore.reports.kinds import KINDS
+    from oohcore.reports.render import FORMATS
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("organisation", help="an organisation folder, or an id under --rulesets")
+        p.add_argument("--rulesets", type=Path, default=None, help="folder of organisation folders")
+        p.add_argument("--catalogue", type=Path, default=None)
+        p.add_argument(
+            "--store",
+            default="sqlite:///oohcore.sqlite",
+            help="the store's SQLAlchemy URL (default: sqlite:///oohcore.sqlite)",
+        )
+
+    p = sub.add_parser("cdr", help="call detail records from the telephone network")
+    cdr_sub = p.add_subparsers(dest="cdr_command", required=True)
+    p = cdr_sub.add_parser("import", help="import a CDR CSV file: all rows or none, each once")
+    common(p)
+    p.add_argument("file", type=Path, help="the CSV file (columns in docs/kpis.md)")
+    p.set_defaults(func=_cmd_cdr_import)
+
+    p = sub.add_parser("report", help="write a performance report (11.5-11.10)")
+    common(p)
+    p.add_argument("--period", required=True, help="2026-10-03, 2026-W41, 2026-10 or 2026")
+    p.add_argument("--kind", default="monthly", choices=list(KINDS))
+    p.add_argument("--format", default="xlsx", choices=list(FORMATS))
+    p.add_argument("--out", type=Path, default=None, help="the file to write")
+    p.add_argument("--targets", type=Path, default=None, help="a targets file (docs/kpis.md)")
+    p.set_defaults(func=_cmd_report)
     return parser
 
 
