@@ -20,7 +20,7 @@ States (spec 5.1–5.2, 7.1)::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
 from sqlalchemy import Column, Index, Integer, String, Table, Text, UniqueConstraint, text
@@ -62,24 +62,28 @@ _TRANSITIONS: list[dict[str, object]] = [
 ]
 
 
-def _build() -> tuple[object, Mapping[tuple[str, str], str]]:
+def build_lifecycle(
+    states: Sequence[str], transitions: list[dict[str, object]], initial: str
+) -> tuple[object, Mapping[tuple[str, str], str]]:
+    """One ``transitions.Machine`` definition and the (trigger, source) → dest table compiled
+    from its own events (the engine looks triggers up there: it cannot disagree with it)."""
     from transitions import Machine
 
     machine = Machine(
         model=None,
-        states=list(STATES),
-        transitions=_TRANSITIONS,
-        initial="offered",
+        states=list(states),
+        transitions=transitions,
+        initial=initial,
         auto_transitions=False,
     )
     table: dict[tuple[str, str], str] = {}
     for trigger, event in machine.events.items():
-        for source, transitions in event.transitions.items():
-            table[(trigger, source)] = str(transitions[0].dest)
+        for source, found in event.transitions.items():
+            table[(trigger, source)] = str(found[0].dest)
     return machine, MappingProxyType(table)
 
 
-LIFECYCLE, TRANSITIONS = _build()
+LIFECYCLE, TRANSITIONS = build_lifecycle(STATES, _TRANSITIONS, "offered")
 
 
 def next_state(trigger: str, state: str) -> str | None:

@@ -22,11 +22,9 @@ A referral starts in ``alerting``; a lone-worker watch in ``watching``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from types import MappingProxyType
-
 from sqlalchemy import Column, Index, Integer, String, Table, Text
 
+from oohcore.calls import build_lifecycle
 from oohcore.db import metadata
 from oohcore.store import UTCDateTime
 
@@ -48,24 +46,9 @@ _TRANSITIONS: list[dict[str, object]] = [
 ]
 
 
-def _build() -> tuple[object, Mapping[tuple[str, str], str]]:
-    from transitions import Machine
-
-    machine = Machine(
-        model=None,
-        states=list(REFERRAL_STATES),
-        transitions=_TRANSITIONS,
-        initial="alerting",
-        auto_transitions=False,
-    )
-    table: dict[tuple[str, str], str] = {}
-    for trigger, event in machine.events.items():
-        for source, transitions in event.transitions.items():
-            table[(trigger, source)] = str(transitions[0].dest)
-    return machine, MappingProxyType(table)
-
-
-REFERRAL_LIFECYCLE, REFERRAL_TRANSITIONS = _build()
+REFERRAL_LIFECYCLE, REFERRAL_TRANSITIONS = build_lifecycle(
+    REFERRAL_STATES, _TRANSITIONS, "alerting"
+)
 
 
 def next_referral_state(trigger: str, state: str) -> str | None:
