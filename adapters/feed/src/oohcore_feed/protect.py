@@ -51,7 +51,7 @@ def encrypt(data: bytes, recipients: Sequence[x509.Certificate]) -> bytes:
 
 def decrypt(data: bytes, certificate: x509.Certificate, key: Any) -> bytes:
     """The inverse of :func:`encrypt`, for a consumer holding one recipient's key."""
-    return pkcs7.pkcs7_decrypt_der(data, certificate, key, [pkcs7.PKCS7Options.Binary])
+    return pkcs7.pkcs7_decrypt_der(data, certificate, key, [])
 
 
 def _signxml() -> Any:
