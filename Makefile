@@ -35,7 +35,7 @@ typecheck: $(STAMP)
 # or fail under OOHCORE_REQUIRE_POSTGRES=1 (CI). A URL already in the environment is used as is.
 # Real peers from Debian's packages (OpenSSL for S/MIME, xmllint for the feed's XSD, headless
 # Chromium for the HTML reports) are installed when missing (scripts/ensure-debian-packages).
-DEBIAN_PEERS := openssl=openssl xmllint=libxml2-utils chromium=chromium
+DEBIAN_PEERS := openssl=openssl xmllint=libxml2-utils xmlsec1=xmlsec1 chromium=chromium
 
 pytest: $(STAMP)
 	scripts/ensure-debian-packages $(DEBIAN_PEERS)
