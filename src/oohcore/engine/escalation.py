@@ -30,7 +30,6 @@ from oohcore.channels import OutboundMessage
 from oohcore.engine.context import CallContext
 from oohcore.engine.result import ReferralWrite, StepResult
 from oohcore.engine.rows import REFERRALS, ReferralRow
-from oohcore.rulesets.compiler import ServiceOption
 from oohcore.rulesets.models import LoneWorker, Refer
 from oohcore.vocabulary import EventKind, MessagePurpose, TimerKind
 
@@ -142,15 +141,13 @@ def case_fields(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def snapshot(
-    option: ServiceOption,
-    action_id: str,
-    action: Refer | LoneWorker,
-    values: Mapping[str, Any],
-    *,
-    default_limit: timedelta,
-    reference: str,
+    ctx: CallContext, action_id: str, action: Refer | LoneWorker, values: Mapping[str, Any]
 ) -> Snapshot:
-    """Freeze the escalation of ``action`` for one referral (texts rendered on ``values``)."""
+    """Freeze the escalation of ``action`` for one referral of the call (texts rendered on
+    ``values``; the pass-on limit is the action's, else the organisation's, 6.4b)."""
+    option = ctx.require_option()
+    default_limit = ctx.organisation.referral_time_limit
+    reference = ctx.row.reference
     stages: list[Stage] = []
     if isinstance(action, Refer):
         channels = tuple(c.value for c in action.channels)

@@ -37,15 +37,7 @@ def carry_out(
     values: Mapping[str, Any],
     result: StepResult,
 ) -> dict[str, Any]:
-    option = ctx.require_option()
-    snap = snapshot(
-        option,
-        action_id,
-        action,
-        values,
-        default_limit=ctx.organisation.referral_time_limit,
-        reference=ctx.row.reference,
-    )
+    snap = snapshot(ctx, action_id, action, values)
     due = ctx.now + action.visit_length + action.grace
     watch = open_referral(ctx, "lone_worker", action_id, snap, state="watching", deadline=due)
     staff = staff_of(values)

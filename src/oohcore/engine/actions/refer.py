@@ -57,15 +57,7 @@ def carry_out(
     values: Mapping[str, Any],
     result: StepResult,
 ) -> dict[str, Any]:
-    option = ctx.require_option()
-    snap = snapshot(
-        option,
-        action_id,
-        action,
-        values,
-        default_limit=ctx.organisation.referral_time_limit,
-        reference=ctx.row.reference,
-    )
+    snap = snapshot(ctx, action_id, action, values)
     assert snap.limit is not None
     deadline = ctx.now + snap.limit
     referral = open_referral(ctx, "refer", action_id, snap, state="alerting", deadline=deadline)
