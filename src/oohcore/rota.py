@@ -61,9 +61,57 @@ class OnCallOfficer:
         return value if isinstance(value, str) else None
 
 
+@dataclass(frozen=True, slots=True)
+class OnCallStage:
+    """One stage of a rota role at a moment: the officers on it, the one in turn first, and why
+    they hold it (the layer or override that put them there), for "who is on call" answers."""
+
+    number: int
+    officers: tuple[OnCallOfficer, ...]
+    because: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OnCallAnswer:
+    """Who is on call for a rota role at a moment: its ordered stages (stage 1 first)."""
+
+    role: str
+    at: datetime
+    stages: tuple[OnCallStage, ...] = ()
+
+    @property
+    def officer(self) -> OnCallOfficer | None:
+        """The officer in turn on the first stage that has anyone, or None."""
+        for stage in self.stages:
+            if stage.officers:
+                return stage.officers[0]
+        return None
+
+    def stage(self, number: int) -> OnCallStage | None:
+        """Stage ``number`` (1-based), or None when the role has no such stage."""
+        for stage in self.stages:
+            if stage.number == number:
+                return stage
+        return None
+
+
 class Rota(Protocol):
+    """The question the engine asks of a rota. A host may answer it from its own rota system."""
+
     def on_call(self, organisation_id: str, role: str, at: datetime) -> OnCallOfficer | None:
         """Who holds ``role`` for the organisation at ``at``, or None when nobody does."""
+        ...
+
+    def who_is_on_call(
+        self,
+        organisation_id: str,
+        role: str,
+        at: datetime,
+        *,
+        category: str | None = None,
+        area: str | None = None,
+    ) -> OnCallAnswer:
+        """The ordered stages of ``role`` at ``at`` (optionally for a sub-category or area)."""
         ...
 
 
@@ -118,6 +166,19 @@ class RotaFile:
             ):
                 best = slot
         return best.officer if best else standing
+
+    def who_is_on_call(
+        self,
+        organisation_id: str,
+        role: str,
+        at: datetime,
+        *,
+        category: str | None = None,
+        area: str | None = None,
+    ) -> OnCallAnswer:
+        officer = self.on_call(organisation_id, role, at)
+        stages = (OnCallStage(1, (officer,), "rota.yaml"),) if officer else ()
+        return OnCallAnswer(role, as_utc(at), stages)
 
     def add(
         self,
