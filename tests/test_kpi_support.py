@@ -4,7 +4,6 @@ into the tables the engine writes (calls, referrals, outbox, events), as the eng
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -13,9 +12,7 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-import pytest
-from sqlalchemy import Connection, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection
 
 from oohcore.audit import append_event
 from oohcore.calls import calls
@@ -26,6 +23,7 @@ from oohcore.rulesets.compiler import Organisation
 from oohcore.rulesets.loader import load_organisation
 from oohcore.store import Store
 from oohcore.telephony import CdrRecord
+from pg_support import postgres_database
 
 FIXTURES = Path(__file__).parent / "fixtures" / "engine"
 REPAIRS_NUMBER = "0100 000 0002"  # org-a: repairs, Gold
@@ -49,30 +47,11 @@ def open_store(tmp_path: Path, now: datetime | None = None) -> Store:
 
 @contextmanager
 def pg_store(now: datetime | None = None) -> Iterator[Store]:
-    """A store in a fresh database on the PostgreSQL server `make test` starts, so the KPI SQL is
-    checked on both stores; skips (fails under OOHCORE_REQUIRE_POSTGRES=1, as in CI) without one."""
-    base = os.environ.get("OOHCORE_TEST_POSTGRES_URL")
-    if not base:
-        why = (
-            os.environ.get("OOHCORE_TEST_POSTGRES_UNAVAILABLE") or "OOHCORE_TEST_POSTGRES_URL unset"
-        )
-        missing = (
-            pytest.fail if os.environ.get("OOHCORE_REQUIRE_POSTGRES", "0") != "0" else pytest.skip
-        )
-        missing(f"no PostgreSQL server: {why} (make test starts one)")
-    name = f"oohcore_kpi_{uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = make_url(base).set(database=name).render_as_string(hide_password=False)
+    """A store in a fresh PostgreSQL database, so the KPI SQL is checked on both stores."""
+    with postgres_database("oohcore_kpi") as url:
         clock = ManualClock(now or datetime(2027, 1, 15, 9, 0, tzinfo=UTC))
         with Store.open(url, clock=clock) as store:
             yield store
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @contextmanager
