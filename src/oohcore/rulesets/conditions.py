@@ -38,6 +38,8 @@ from typing import Any
 
 MAX_LENGTH = 2000
 MAX_DEPTH = 40
+MAX_NUMBER = 1e15  # a number literal, either way (as in a ruleset's YAML, source.MAX_NUMBER)
+MAX_NUMBER_DIGITS = 30  # digits of a number literal, its decimals included
 
 
 class Type(Enum):
@@ -122,6 +124,14 @@ def tokenize(text: str) -> list[Token]:
         raw = m.group()
         if kind == "number":
             value: Any = float(raw) if "." in raw else int(raw)
+            if len(raw) > MAX_NUMBER_DIGITS or abs(value) > MAX_NUMBER:
+                # 4: a literal too large for a float would be infinity, emitted as 'inf'
+                raise ConditionError(
+                    f"the number {raw[:20]}{'…' if len(raw) > 20 else ''} is too large; a "
+                    f"number in a condition has at most {MAX_NUMBER_DIGITS} digits and is "
+                    f"at most {MAX_NUMBER:.0e}",
+                    pos,
+                )
             tokens.append(Token("number", raw, pos, value))
         elif kind == "string":
             tokens.append(Token("string", raw, pos, _unquote(raw, pos)))

@@ -35,12 +35,18 @@ DURATION_PATTERN = r"^(?=\d)(\d+h)?(\d+m)?(\d+s)?$"
 CLOCK_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$"
 
 
+MAX_DURATION = timedelta(days=31)  # any duration in a ruleset (a wait, a time limit …)
+
+
 def parse_duration(value: Any) -> Any:
     """``"10m"``, ``"1h30m"``, ``"45s"`` → timedelta. Other values pass through to pydantic."""
     if isinstance(value, str):
         m = _DURATION_RE.match(value)
-        if m and value:
+        if m and value and len(value) <= 20:
             h, mi, s = (int(g) if g else 0 for g in m.groups())
+            if h * 3600 + mi * 60 + s > MAX_DURATION.total_seconds():
+                # 4: bounded at load time, so no deadline overflows a date in complete()
+                raise ValueError(f"{value!r} is longer than the longest duration allowed (31 days)")
             return timedelta(hours=h, minutes=mi, seconds=s)
         raise ValueError(f"{value!r} is not a duration; write e.g. 10m, 1h30m or 45s")
     return value
