@@ -260,21 +260,24 @@ class _Builder:
                 )
                 return node.value
             value = self.loader.construct_object(node, deep=True)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                if not math.isfinite(value) or abs(value) > MAX_NUMBER:
-                    # 1.0e999 is read as infinity: it would compile to a bare name 'inf'
-                    self.problems.append(
-                        Problem(
-                            pos.file,
-                            pos.line,
-                            pos.col,
-                            f"the number {_excerpt(node.value)} is too large (at most "
-                            f"{MAX_NUMBER:.0e} either way); write a smaller one, or text in "
-                            "quotes",
-                            "number-too-large",
-                        )
+            if (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and (not math.isfinite(value) or abs(value) > MAX_NUMBER)
+            ):
+                # 1.0e999 is read as infinity: it would compile to a bare name 'inf'
+                self.problems.append(
+                    Problem(
+                        pos.file,
+                        pos.line,
+                        pos.col,
+                        f"the number {_excerpt(node.value)} is too large (at most "
+                        f"{MAX_NUMBER:.0e} either way); write a smaller one, or text in "
+                        "quotes",
+                        "number-too-large",
                     )
-                    return None
+                )
+                return None
             return value
         self.source.values[path] = pos
         if id(node) in self.open:
@@ -446,6 +449,7 @@ def read_yaml(path: Path, *, within: Sequence[Path] = ()) -> Source:
     """Parse the ruleset file at ``path``. Only a regular file of at most ``MAX_FILE_BYTES`` is
     read (never a device, a FIFO or a folder), and with ``within``, only one inside one of
     those folders once links are followed."""
+
     def refuse(message: str, code: str = "io") -> RulesetError:
         return RulesetError.single(path, 0, 0, message, code)
 
