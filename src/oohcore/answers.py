@@ -13,7 +13,8 @@ from datetime import date
 from typing import Any
 
 from oohcore.addresses import InvalidPostcode, normalise_postcode
-from oohcore.rulesets.models import Question, QuestionType
+from oohcore.rulesets.models import DEFAULT_TEXT_LENGTH, Question, QuestionType
+from oohcore.rulesets.patterns import full_match
 
 _PHONE_RE = re.compile(r"^\+?[0-9]{6,15}$")
 _TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -75,8 +76,10 @@ def clean_answer(q: Question, value: Any) -> Any:
         if not _TIME_RE.match(text):
             raise ValueError(f"{value!r} is not a time (HH:MM)")
         return text
-    if q.max_length is not None and len(text) > q.max_length:
-        raise ValueError(f"longer than {q.max_length} characters")
-    if q.pattern is not None and not re.fullmatch(q.pattern, text):
+    # every text answer has a maximum (issue 7, 5): the question's, else the default
+    limit = q.max_length if q.max_length is not None else DEFAULT_TEXT_LENGTH
+    if len(text) > limit:
+        raise ValueError(f"longer than {limit} characters")
+    if q.pattern is not None and not full_match(q.pattern, text):
         raise ValueError("does not have the expected form")
     return text

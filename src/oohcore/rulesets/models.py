@@ -427,6 +427,10 @@ class QuestionType(StrEnum):
     time = "time"
 
 
+DEFAULT_TEXT_LENGTH = 2_000  # characters of a text answer when its question sets no max_length
+MAX_TEXT_LENGTH = 20_000  # the most a question's max_length may allow
+
+
 class Question(_Model):
     """One question of the script and the field its answer is captured in (5.3.3, 7.4.1)."""
 
@@ -445,8 +449,18 @@ class Question(_Model):
     )
     min: float | None = None
     max: float | None = None
-    max_length: int | None = Field(default=None, ge=1)
-    pattern: str | None = Field(default=None, description="A regular expression text must match.")
+    max_length: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_TEXT_LENGTH,
+        description=f"For text and address answers: at most this many characters (default "
+        f"{DEFAULT_TEXT_LENGTH}, at most {MAX_TEXT_LENGTH}).",
+    )
+    pattern: str | None = Field(
+        default=None,
+        max_length=500,
+        description="A regular expression (RE2 syntax, matched in linear time) text must match.",
+    )
     ask_if: Condition | None = Field(
         default=None, description="Ask this question only when the condition holds."
     )
