@@ -175,6 +175,9 @@ _SCALAR_TAGS = {
     "tag:yaml.org,2002:timestamp",
 }
 
+_NUMBER_TAGS = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
+_CONTAINER_TAGS = {"tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"}
+
 
 MAX_NESTING = 50  # lists and mappings within each other; a ruleset needs about 10
 MAX_VALUES = 100_000  # values in a file, counting each use of a YAML alias (*name) afresh
@@ -259,7 +262,23 @@ class _Builder:
                     )
                 )
                 return node.value
-            value = self.loader.construct_object(node, deep=True)
+            if node.tag in _NUMBER_TAGS and len(node.value) > 40:
+                value: Any = math.inf  # reported just below, never converted
+            else:
+                try:
+                    value = self.loader.construct_object(node, deep=True)
+                except (ValueError, yaml.YAMLError):
+                    self.problems.append(
+                        Problem(
+                            pos.file,
+                            pos.line,
+                            pos.col,
+                            f"{_excerpt(node.value)} cannot be read as a {node.tag.rsplit(':', 1)[-1]}; "
+                            "write it in quotes as text",
+                            "yaml-value",
+                        )
+                    )
+                    return None
             if (
                 isinstance(value, (int, float))
                 and not isinstance(value, bool)
@@ -280,6 +299,19 @@ class _Builder:
                 return None
             return value
         self.source.values[path] = pos
+        if node.tag not in _CONTAINER_TAGS:
+            # !!python/object/apply:… [args] is a tagged list: refused like a tagged scalar
+            self.problems.append(
+                Problem(
+                    pos.file,
+                    pos.line,
+                    pos.col,
+                    f"YAML tag {_excerpt(node.tag)} is not allowed in a ruleset; write a plain "
+                    "list or mapping",
+                    "yaml-tag",
+                )
+            )
+            return None
         if id(node) in self.open:
             self.problems.append(
                 Problem(
