@@ -420,6 +420,7 @@ CASES: list[Case] = [
         setup=lambda f: (
             (f / "organisation.yaml").unlink() or os.symlink("/etc/passwd", f / "organisation.yaml")
         ),
+        expect="links out of them are refused",
     ),
     Case(
         "organisation-control-character",
@@ -434,6 +435,13 @@ CASES: list[Case] = [
         "validate-a-link-out-directly",
         setup=_link("options/passwd.yaml", "/etc/passwd"),
         target="options/passwd.yaml",
+        expect="links out of them are refused",
     ),
-    Case("validate-a-fifo-directly", setup=_fifo, target="options/fifo.yaml", dangerous=True),
+    Case(
+        "validate-a-fifo-directly",
+        setup=_fifo,
+        target="options/fifo.yaml",
+        expect="not a regular file or a folder",
+        dangerous=True,
+    ),
 ]

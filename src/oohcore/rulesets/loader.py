@@ -785,6 +785,13 @@ def validate(paths: Sequence[str | Path], *, catalogue: str | Path | None = None
         if not path.exists():
             out.append(Problem(str(path), 0, 0, "no such file or folder", "not-found"))
             continue
+        if not (path.is_file() or path.is_dir()):
+            out.append(
+                Problem(
+                    str(path), 0, 0, "not a regular file or a folder (a FIFO or a device?)", "io"
+                )
+            )
+            continue
         only: Path | None = None
         if path.is_file():
             only = _key(path)
