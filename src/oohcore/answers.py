@@ -57,6 +57,11 @@ def clean_answer(q: Question, value: Any) -> Any:
     if not isinstance(value, str):
         raise ValueError("expected text")
     text = value.strip()
+    # every answer given as text has a maximum (issue 7, 5): the question's, else the default,
+    # checked before any other work is done on it
+    limit = q.max_length if q.max_length is not None else DEFAULT_TEXT_LENGTH
+    if len(text) > limit:
+        raise ValueError(f"longer than {limit} characters")
     if t is QuestionType.phone:
         digits = re.sub(r"[\s()-]", "", text)
         if not _PHONE_RE.match(digits):
@@ -76,10 +81,6 @@ def clean_answer(q: Question, value: Any) -> Any:
         if not _TIME_RE.match(text):
             raise ValueError(f"{value!r} is not a time (HH:MM)")
         return text
-    # every text answer has a maximum (issue 7, 5): the question's, else the default
-    limit = q.max_length if q.max_length is not None else DEFAULT_TEXT_LENGTH
-    if len(text) > limit:
-        raise ValueError(f"longer than {limit} characters")
     if q.pattern is not None and not full_match(q.pattern, text):
         raise ValueError("does not have the expected form")
     return text
