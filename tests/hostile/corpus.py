@@ -84,6 +84,12 @@ def _folder_named_yaml(folder: Path) -> None:
     (folder / "options" / "folder.yaml").mkdir()
 
 
+def _odd_name(folder: Path) -> None:
+    """A file name that is not UTF-8 (printed back in every message about the file)."""
+    with open(os.path.join(os.fsencode(folder / "options"), b"odd-\xff.yaml"), "wb") as f:
+        f.write(b"id: odd\n")
+
+
 def _extends_chain(n: int) -> Setup:
     """``n`` files in one ``extends`` chain (8: ~1,000 gave a RecursionError)."""
 
@@ -303,6 +309,7 @@ CASES: list[Case] = [
         dangerous=True,
     ),
     Case("option-is-a-folder", setup=_folder_named_yaml, expect="not a regular file"),
+    Case("file-name-not-utf8", setup=_odd_name, expect="missing 'name'"),
     Case(
         "option-too-large",
         {"options/big.yaml": "id: big\n" + "# padding\n" * 150_000},
