@@ -8,6 +8,7 @@ The limits are documented in docs/rulesets.md ("Limits").
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import sys
 import time
@@ -325,6 +326,52 @@ def test_three_thousand_rules_decide_as_the_rules_say() -> None:
     ):
         expected = next((i for i, holds in enumerate(singles) if holds(values)), -1)
         assert decide(values) == expected, values
+
+
+def test_dispatch_with_rules_keyed_on_no_value_keeps_first_match_order() -> None:
+    """Random rule lists mixing rules keyed on ``k`` with others: the compiled decision gives
+    the first rule that holds, as each condition alone says (seeded, 600 lists)."""
+    fields = {
+        "k": FieldType(Type.STRING, frozenset("abcde")),
+        "n": FieldType(Type.NUMBER),
+        "b": FieldType(Type.BOOL),
+        "s": FieldType(Type.STRING, frozenset("xy")),
+    }
+
+    def atom(r: random.Random) -> str:
+        return r.choice(
+            [
+                f'k == "{r.choice("abcde")}"',
+                f'k in ["{r.choice("abcde")}", "{r.choice("abcde")}"]',
+                f"n > {r.randrange(5)}",
+                "b",
+                "not b",
+                's == "x"',
+                "answered(n)",
+                'k != "a"',
+                f"n == {r.randrange(3)}",
+            ]
+        )
+
+    for seed in range(600):
+        r = random.Random(seed)
+        rules = [
+            (" or " if r.random() < 0.3 else " and ").join(atom(r) for _ in range(r.randint(1, 3)))
+            for _ in range(r.randint(3, 12))
+        ]
+        fixed = {"s": r.choice("xy")} if r.random() < 0.5 else {}
+        decide = compile_decision(rules, fields, fixed)
+        singles = [compile_condition(text, fields, fixed).holds for text in rules]
+        for _ in range(20):
+            values: dict[str, object] = {}
+            if r.random() < 0.8:
+                values["k"] = r.choice("abcdef")
+            if r.random() < 0.7:
+                values["n"] = r.randrange(6)
+            if r.random() < 0.7:
+                values["b"] = r.random() < 0.5
+            expected = next((i for i, holds in enumerate(singles) if holds(values)), -1)
+            assert decide(values) == expected, (seed, rules, fixed, values)
 
 
 def test_a_decision_is_compiled_once_per_content(monkeypatch: pytest.MonkeyPatch) -> None:
