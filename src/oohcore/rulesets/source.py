@@ -535,7 +535,9 @@ def read_yaml(path: Path, *, within: Sequence[Path] = ()) -> Source:
             "save it as UTF-8",
             "encoding",
         ) from None
-    return parse_yaml(text, str(real))
+    # a ruleset's files are named by their real place (one file reached by two links is one
+    # file); other callers' (a rota, a targets file) as they were given
+    return parse_yaml(text, str(real) if within else str(path))
 
 
 def walk(data: Any, path: PathKey = ()) -> Iterator[tuple[PathKey, Any]]:
