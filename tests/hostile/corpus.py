@@ -225,6 +225,7 @@ CASES: list[Case] = [
     Case(
         "duration-thousands-of-digits",
         {"options/hostile.yaml": _option("").replace("wait: 5m", "wait: " + "9" * 5000 + "h")},
+        expect="longest duration allowed",
     ),
     Case(
         "acknowledge-within-overflows",

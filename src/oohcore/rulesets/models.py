@@ -42,11 +42,12 @@ def parse_duration(value: Any) -> Any:
     """``"10m"``, ``"1h30m"``, ``"45s"`` → timedelta. Other values pass through to pydantic."""
     if isinstance(value, str):
         m = _DURATION_RE.match(value)
-        if m and value and len(value) <= 20:
-            h, mi, s = (int(g) if g else 0 for g in m.groups())
+        if m and value:
+            h, mi, s = (0 if not g else int(g) if len(g) <= 12 else 10**12 for g in m.groups())
             if h * 3600 + mi * 60 + s > MAX_DURATION.total_seconds():
                 # 4: bounded at load time, so no deadline overflows a date in complete()
-                raise ValueError(f"{value!r} is longer than the longest duration allowed (31 days)")
+                shown = value if len(value) <= 20 else value[:20] + "…"
+                raise ValueError(f"{shown!r} is longer than the longest duration allowed (31 days)")
             return timedelta(hours=h, minutes=mi, seconds=s)
         raise ValueError(f"{value!r} is not a duration; write e.g. 10m, 1h30m or 45s")
     return value
