@@ -21,6 +21,7 @@ from hostile.corpus import BOROUGH, CASES, CATALOGUE, Case, build
 from hostile.run import time_limit, validate_in_process, validate_in_subprocess
 from oohcore.addresses import Gazetteer, word_similarity
 from oohcore.answers import clean_answer
+from oohcore.engine import Engine
 from oohcore.errors import RulesetError
 from oohcore.rulesets import conditions
 from oohcore.rulesets.conditions import (
@@ -409,6 +410,27 @@ def test_loading_compiles_each_decision_once(monkeypatch: pytest.MonkeyPatch) ->
     assert len(calls) == 2  # repairs and helpline: validating and compiling share one
     load_organisation(BOROUGH, catalogue=CATALOGUE)  # as Engine.open again
     assert len(calls) == 2
+
+
+def test_a_second_engine_start_compiles_no_decision(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """9: Engine.open paid the compilation again on every start; now once per content."""
+    calls: list[int] = []
+    real = conditions._compile_decision
+
+    def counting(*args: object) -> object:
+        calls.append(1)
+        return real(*args)  # type: ignore[arg-type]
+
+    conditions._DECISIONS.clear()
+    monkeypatch.setattr(conditions, "_compile_decision", counting)
+    url = f"sqlite:///{tmp_path / 'ooh.sqlite'}"
+    Engine.open(ROOT / "tests/fixtures/engine", url).close()
+    first = len(calls)
+    assert first >= 2
+    Engine.open(ROOT / "tests/fixtures/engine", url).close()
+    assert len(calls) == first
 
 
 # ---------------------------------------------------------------------------------------------
