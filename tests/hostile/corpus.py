@@ -342,6 +342,23 @@ CASES: list[Case] = [
     ),
     # -- the summary's cases, kept covered -----------------------------------------------------
     Case("yaml-bomb", {"options/bomb.yaml": _bomb()}, expect="more than 100,000", dangerous=True),
+    Case(
+        "a-million-bytes-of-values",
+        {"options/values.yaml": "id: values\nv: [" + ",".join(["a"] * 490_000) + "]\n"},
+        expect="more than 100,000",
+        dangerous=True,
+    ),
+    Case(
+        "just-under-the-value-limit",
+        {"options/values.yaml": "id: values\nv: [" + ",".join(["a"] * 99_000) + "]\n"},
+        dangerous=True,
+    ),
+    Case(
+        "a-long-block-list",
+        {"options/values.yaml": "id: values\nv:\n" + "- a\n" * 240_000},
+        expect="more than 100,000",
+        dangerous=True,
+    ),
     Case("deep-nesting", {"options/deep.yaml": "id: deep\nx: " + "[" * 10_000}, expect="nesting"),
     Case(
         "deep-block-nesting",

@@ -195,12 +195,31 @@ class _TooLarge(Exception):
 def _check_nesting(text: str, path: str) -> None:
     """libyaml composes nested lists and mappings by C recursion, which crashes the process
     on a few thousand '[' (and our builder recurses too): measure the depth from the event
-    stream, which is read without recursion, before composing."""
+    stream, which is read without recursion, before composing; and count the values, so
+    that no more than ``MAX_VALUES`` nodes are ever composed."""
     loader = _Loader(text)
     try:
         depth = 0
+        values = 0
         while loader.check_event():
             event = loader.get_event()
+            if isinstance(
+                event, (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)
+            ):
+                # composing a node per value costs memory: count them before (aliases, which
+                # repeat what is composed already, are counted as they are built)
+                values += 1
+                if values > MAX_VALUES:
+                    m = event.start_mark
+                    raise _TooLarge(
+                        Problem(
+                            path,
+                            m.line + 1 if m else 1,
+                            m.column + 1 if m else 1,
+                            f"the file holds more than {MAX_VALUES:,} values",
+                            "yaml-too-large",
+                        )
+                    )
             if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
                 depth += 1
                 if depth > MAX_NESTING:
