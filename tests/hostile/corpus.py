@@ -90,6 +90,11 @@ def _odd_name(folder: Path) -> None:
         f.write(b"id: odd\n")
 
 
+def _many_files(folder: Path) -> None:
+    for i in range(1_200):
+        (folder / "options" / f"o{i}.yaml").write_text(f"id: o{i}\n")
+
+
 def _extends_chain(n: int) -> Setup:
     """``n`` files in one ``extends`` chain (8: ~1,000 gave a RecursionError)."""
 
@@ -310,6 +315,7 @@ CASES: list[Case] = [
         dangerous=True,
     ),
     Case("option-is-a-folder", setup=_folder_named_yaml, expect="not a regular file"),
+    Case("too-many-option-files", setup=_many_files, expect="at most 1,000 are read"),
     Case("file-name-not-utf8", setup=_odd_name, expect="missing 'name'"),
     Case(
         "option-too-large",

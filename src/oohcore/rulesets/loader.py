@@ -66,6 +66,7 @@ CATALOGUE_FILE = "catalogue.yaml"
 DIRECTORY_FILE = "directory.yaml"
 OPTIONS_DIR = "options"
 CATALOGUE_PREFIX = "catalogue:"
+MAX_OPTION_FILES = 1_000  # service option files in one folder's options/ (the catalogue has 17)
 MAX_EXTENDS = 10  # files in one 'extends' chain; the catalogue's longest is 2
 MAX_MESSAGE = 400  # characters of one problem's message (it never prints a whole file back)
 
@@ -635,6 +636,18 @@ def _load_folder(
     compiled: dict[str, ServiceOption] = {}
     files: dict[str, Path] = {}
     option_files = _option_files(folder)
+    if len(option_files) > MAX_OPTION_FILES:
+        session.problems.append(
+            Problem(
+                str(folder / OPTIONS_DIR),
+                0,
+                0,
+                f"{len(option_files):,} service option files in {folder / OPTIONS_DIR}: at most "
+                f"{MAX_OPTION_FILES:,} are read in one folder",
+                "too-many-options",
+            )
+        )
+        return None
     if not option_files:
         session.problems.append(
             Problem(
