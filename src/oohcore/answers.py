@@ -14,7 +14,8 @@ from datetime import date
 from typing import Any
 
 from oohcore.addresses import InvalidPostcode, normalise_postcode
-from oohcore.rulesets.models import Question, QuestionType
+from oohcore.rulesets.models import DEFAULT_TEXT_LENGTH, Question, QuestionType
+from oohcore.rulesets.patterns import full_match
 
 _PHONE_RE = re.compile(r"^\+?[0-9]{6,15}$")
 _NUMBER_RE = re.compile(
@@ -70,6 +71,11 @@ def clean_answer(q: Question, value: Any) -> Any:
     except UnicodeEncodeError:
         raise ValueError("holds a character that is not valid text (a lone surrogate)") from None
     text = value.strip()
+    # every answer given as text has a maximum (issue 7, 5): the question's, else the default,
+    # checked before any other work is done on it
+    limit = q.max_length if q.max_length is not None else DEFAULT_TEXT_LENGTH
+    if len(text) > limit:
+        raise ValueError(f"longer than {limit} characters")
     if t is QuestionType.phone:
         digits = re.sub(r"[\s()-]", "", text)
         if not _PHONE_RE.match(digits):
@@ -89,8 +95,6 @@ def clean_answer(q: Question, value: Any) -> Any:
         if not _TIME_RE.match(text):
             raise ValueError(f"{value!r} is not a time (HH:MM)")
         return text
-    if q.max_length is not None and len(text) > q.max_length:
-        raise ValueError(f"longer than {q.max_length} characters")
-    if q.pattern is not None and not re.fullmatch(q.pattern, text):
+    if q.pattern is not None and not full_match(q.pattern, text):
         raise ValueError("does not have the expected form")
     return text

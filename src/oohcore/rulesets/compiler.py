@@ -61,6 +61,7 @@ from oohcore.rulesets.models import (
     UkNation,
     format_duration,
 )
+from oohcore.rulesets.patterns import PatternError, compile_pattern
 from oohcore.rulesets.source import PathKey, Source
 from oohcore.rulesets.templates import CompiledTemplate, TemplateError, compile_template
 
@@ -484,13 +485,9 @@ def _check_questions(
             r.add((*path, "min"), f"min ({q.min}) is greater than max ({q.max})", "bad-bounds")
         if q.pattern is not None:
             try:
-                re.compile(q.pattern)
-            except re.error as exc:
-                r.add(
-                    (*path, "pattern"),
-                    f"the pattern is not a valid regular expression: {exc}",
-                    "bad-pattern",
-                )
+                compile_pattern(q.pattern)  # RE2: linear-time matching (issue 7, 5)
+            except PatternError as exc:
+                r.add((*path, "pattern"), str(exc), "bad-pattern")
         fields[q.field] = _field_type(q)
 
 

@@ -35,12 +35,19 @@ DURATION_PATTERN = r"^(?=\d)(\d+h)?(\d+m)?(\d+s)?$"
 CLOCK_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$"
 
 
+MAX_DURATION = timedelta(days=31)  # any duration in a ruleset (a wait, a time limit …)
+
+
 def parse_duration(value: Any) -> Any:
     """``"10m"``, ``"1h30m"``, ``"45s"`` → timedelta. Other values pass through to pydantic."""
     if isinstance(value, str):
         m = _DURATION_RE.match(value)
         if m and value:
-            h, mi, s = (int(g) if g else 0 for g in m.groups())
+            h, mi, s = (0 if not g else int(g) if len(g) <= 12 else 10**12 for g in m.groups())
+            if h * 3600 + mi * 60 + s > MAX_DURATION.total_seconds():
+                # 4: bounded at load time, so no deadline overflows a date in complete()
+                shown = value if len(value) <= 20 else value[:20] + "…"
+                raise ValueError(f"{shown!r} is longer than the longest duration allowed (31 days)")
             return timedelta(hours=h, minutes=mi, seconds=s)
         raise ValueError(f"{value!r} is not a duration; write e.g. 10m, 1h30m or 45s")
     return value
@@ -421,6 +428,10 @@ class QuestionType(StrEnum):
     time = "time"
 
 
+DEFAULT_TEXT_LENGTH = 2_000  # characters of a text answer when its question sets no max_length
+MAX_TEXT_LENGTH = 20_000  # the most a question's max_length may allow
+
+
 class Question(_Model):
     """One question of the script and the field its answer is captured in (5.3.3, 7.4.1)."""
 
@@ -439,8 +450,18 @@ class Question(_Model):
     )
     min: float | None = None
     max: float | None = None
-    max_length: int | None = Field(default=None, ge=1)
-    pattern: str | None = Field(default=None, description="A regular expression text must match.")
+    max_length: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_TEXT_LENGTH,
+        description=f"For text and address answers: at most this many characters (default "
+        f"{DEFAULT_TEXT_LENGTH}, at most {MAX_TEXT_LENGTH}).",
+    )
+    pattern: str | None = Field(
+        default=None,
+        max_length=500,
+        description="A regular expression (RE2 syntax, matched in linear time) text must match.",
+    )
     ask_if: Condition | None = Field(
         default=None, description="Ask this question only when the condition holds."
     )
