@@ -249,8 +249,7 @@ def lint_option(
 
     # actions
     used: set[str] = {
-        model.decision.rules[i].then if i is not None else model.decision.default
-        for i in reached
+        model.decision.rules[i].then if i is not None else model.decision.default for i in reached
     }
     used |= {
         a.fallback for a_id, a in model.actions.items() if isinstance(a, Transfer) and a.fallback
@@ -339,9 +338,7 @@ def _unrouted(org: Organisation, folder: Path) -> list[Finding]:
     return [
         f
         for option in org.service_options.values()
-        for f in _explain(
-            [f for f in findings if f.option == option.id], option.definition.lint
-        )
+        for f in _explain([f for f in findings if f.option == option.id], option.definition.lint)
     ]
 
 
