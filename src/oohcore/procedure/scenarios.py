@@ -189,9 +189,9 @@ def check_scenarios(source: Source, model: ScenarioFile, option: ServiceOption) 
                 problems.append(_problem(source, where, f"{option.id} asks no question {name!r}"))
                 continue
             if q.type is QuestionType.choice and q.options and value not in q.options:
-                allowed = ", ".join(q.options)
+                listed = ", ".join(q.options)
                 problems.append(
-                    _problem(source, where, f"{value!r} is not an option of {name} ({allowed})")
+                    _problem(source, where, f"{value!r} is not an option of {name} ({listed})")
                 )
             if q.type is QuestionType.yes_no and not isinstance(value, bool):
                 problems.append(_problem(source, where, f"{name} takes true or false"))
@@ -305,16 +305,16 @@ def run_path(path: str | Path, *, catalogue: str | Path | None = None) -> TestRu
         except RulesetError as exc:
             problems += exc.problems
             continue
-        option = options.get(file.stem)
-        if option is None:
+        found_option = options.get(file.stem)
+        if found_option is None:
             problems.append(
                 Problem(str(file), 1, 1, f"no service option {file.stem!r} here", "bad-scenario")
             )
             continue
-        found = check_scenarios(source, model, option)
+        found = check_scenarios(source, model, found_option)
         problems += found
         if not found:
-            loaded.append((source, model, option))
+            loaded.append((source, model, found_option))
     if problems:
         raise RulesetError(problems)
     for source, model, option in loaded:

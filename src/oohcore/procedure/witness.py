@@ -268,6 +268,18 @@ class Search:
             if name not in self.fixed
         }
 
+    def extend(self, nodes: Sequence[Node]) -> None:
+        """Widen the domains with the constants of ``nodes`` (conditions of another version)."""
+        literals: dict[str, set[Any]] = {}
+        lengths: dict[str, set[int]] = {}
+        for root in [*self.rules, *self.ask_if.values(), *nodes]:
+            for node in _walk(root):
+                self._collect(node, literals, lengths)
+        for name in self.domains:
+            self.domains[name] = self._domain(
+                name, literals.get(name, set()), lengths.get(name, set())
+            )
+
     # -- domains --------------------------------------------------------------------------------
 
     @staticmethod
@@ -300,6 +312,8 @@ class Search:
         if ft.type is Type.BOOL:
             out = [True, False]
         elif ft.type is Type.NUMBER:
+            lo: float | None
+            hi: float | None
             lo, hi = _BUILTIN_RANGES.get(name, (None, None))
             if question is not None:
                 lo, hi = question.min, question.max
@@ -417,6 +431,13 @@ class Search:
         for name in [k for k, v in values.items() if v is None]:
             del values[name]
         return values
+
+    def witnesses_for(
+        self, must_hold: Sequence[Node], must_fail: Sequence[Node], first: set[str]
+    ) -> Iterator[Witness]:
+        """Realistic candidates for which ``must_hold`` may hold and ``must_fail`` fail,
+        with what the decision chooses for them (the caller checks the conditions)."""
+        return self._witnesses(must_hold, must_fail, first)
 
     def _witnesses(
         self, must_hold: Sequence[Node], must_fail: Sequence[Node], first: set[str]
