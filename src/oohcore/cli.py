@@ -52,7 +52,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             if Path(path).is_dir():
                 for f in lint_path(path, catalogue=args.catalogue).open:
                     problems.append(
-                        _shown(Problem(f.path, f.line, f.col, str(f).split(": ", 2)[-1], f.kind))
+                        _shown(Problem(f.path, f.line, f.col, str(f).split(": ", 1)[1], f.kind))
                     )
         errors = [p for p in problems if p.severity == "error"]
     if args.json:

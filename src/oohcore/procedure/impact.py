@@ -18,12 +18,12 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, String, and_, func, literal, select, type_coerce
 
 from oohcore.calendar import active_variant, local_fields
 from oohcore.calls import calls
@@ -93,6 +93,18 @@ def _read(option: ServiceOption) -> set[str]:
     return out - set(option.settings)
 
 
+def answer_fields(old: ServiceOption, new: ServiceOption) -> list[str]:
+    """The answers (and ``variant``, ``duplicate``, time fields) the two decisions read."""
+    return sorted(_read(old) | _read(new))
+
+
+def _received(value: Any) -> datetime:
+    """A stored ``received_at``: SQLite's naive UTC text, or a datetime."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
+
+
 def replay(
     rows: Iterable[Any],
     old: ServiceOption,
@@ -102,96 +114,105 @@ def replay(
     nation: Any,
     report: ImpactReport,
 ) -> None:
-    """Decide each stored call ``(id, reference, answers_json, received_at, variant,
-    duplicate_of)`` under ``old`` and ``new``; add the differences to ``report``."""
-    fields = sorted(_read(old) | _read(new))
+    """Decide each stored call ``(id, reference, key, received_at, variant, duplicate)``
+    under ``old`` and ``new``, where ``key`` is the JSON array of the call's answers to
+    :func:`answer_fields` (as :func:`stored_calls` reads it); add the differences to
+    ``report``. Calls with the same key, variant, flag (and minute, when the decisions read
+    the time) are decided once."""
+    fields = answer_fields(old, new)
     time_fields = [f for f in fields if f in _TIME_FIELDS]
-    answer_fields = [f for f in fields if f not in _TIME_FIELDS | {"variant", "duplicate"}]
-    same_variants = old.definition.variants == new.definition.variants
-    wants_variant = "variant" in fields
-    old_contacts = old.contacts
-    new_contacts = new.contacts
-    cache: dict[tuple[Any, ...], tuple[Any, Any]] = {}
-    minutes: dict[Any, tuple[Any, ...]] = {}
+    asked = [f for f in fields if f not in _TIME_FIELDS | {"variant", "duplicate"}]
+    needs_time = bool(time_fields) or (
+        "variant" in fields and old.definition.variants != new.definition.variants
+    )
+    old_contacts, new_contacts = old.contacts, new.contacts
+    cache: dict[tuple[Any, ...], tuple[Any, Any] | None] = {}
+    minutes: dict[Any, tuple[tuple[Any, ...], str | None]] = {}
     decide_old, decide_new = old.decide, new.decide
     settings_old, settings_new = dict(old.settings), dict(new.settings)
     loads = json.loads
-    for call_id, reference, answers_text, received_at, variant, duplicate_of in rows:
-        report.calls += 1
-        answers = loads(answers_text) if answer_fields else {}
-        key_answers = tuple(
-            tuple(v) if isinstance(v := answers.get(f), list) else v for f in answer_fields
-        )
-        if time_fields or (wants_variant and not same_variants):
-            minute = received_at.replace(second=0, microsecond=0)
+    calls_seen = 0
+    for call_id, reference, key_text, received_at, variant, duplicate in rows:
+        calls_seen += 1
+        time_key: tuple[Any, ...] = ()
+        new_variant: str | None = None
+        if needs_time:
+            at = _received(received_at)
+            minute = at.replace(second=0, microsecond=0)
             local = minutes.get(minute)
             if local is None:
-                lf = local_fields(received_at, timezone=timezone, nation=nation)
-                nv = None
-                if wants_variant and not same_variants:
-                    v = active_variant(
-                        new.definition.variants, received_at, timezone=timezone, nation=nation
-                    )
-                    nv = v.id if v else "standard"
-                local = (tuple(lf[f] for f in time_fields), nv)
+                lf = local_fields(at, timezone=timezone, nation=nation)
+                v = active_variant(new.definition.variants, at, timezone=timezone, nation=nation)
+                local = (tuple(lf[f] for f in time_fields), v.id if v else "standard")
                 minutes[minute] = local
             time_key, new_variant = local
-        else:
-            time_key, new_variant = (), None
         old_variant = variant or "standard"
-        if new_variant is None:
-            new_variant = old_variant
-        key = (key_answers, time_key, old_variant, new_variant, duplicate_of is not None)
-        got = cache.get(key)
-        if got is None:
-            base = {f: v for f, v in zip(answer_fields, key_answers, strict=True) if v is not None}
-            for f, v in zip(time_fields, time_key, strict=True):
-                base[f] = v
-            dup = duplicate_of is not None
-            got = (
-                decide_old({**settings_old, **base, "variant": old_variant, "duplicate": dup}),
-                decide_new({**settings_new, **base, "variant": new_variant, "duplicate": dup}),
+        key = (key_text, time_key, old_variant, new_variant or old_variant, bool(duplicate))
+        try:
+            got = cache[key]
+        except KeyError:
+            values = dict(zip(asked, loads(key_text), strict=False)) if asked else {}
+            base = {f: v for f, v in values.items() if v is not None}
+            base.update(zip(time_fields, time_key, strict=True))
+            dup = bool(duplicate)
+            a = decide_old({**settings_old, **base, "variant": old_variant, "duplicate": dup})
+            b = decide_new(
+                {**settings_new, **base, "variant": new_variant or old_variant, "duplicate": dup}
             )
+            ca, cb = old_contacts.get(a.action_id, ()), new_contacts.get(b.action_id, ())
+            got = (a, b) if (a.action_id != b.action_id or ca != cb) else None
             cache[key] = got
+        if got is None:
+            continue
         a, b = got
-        ca = old_contacts.get(a.action_id, ())
-        cb = new_contacts.get(b.action_id, ())
-        if a.action_id != b.action_id or ca != cb:
-            report.differences.append(
-                Difference(
-                    call_id,
-                    reference,
-                    new.id,
-                    received_at,
-                    a.action_id,
-                    b.action_id,
-                    a.rule,
-                    b.rule,
-                    ca,
-                    cb,
-                )
+        report.differences.append(
+            Difference(
+                call_id,
+                reference,
+                new.id,
+                _received(received_at),
+                a.action_id,
+                b.action_id,
+                a.rule,
+                b.rule,
+                old_contacts.get(a.action_id, ()),
+                new_contacts.get(b.action_id, ()),
             )
-            report.per_rule[(new.id, _rule(a.rule), _rule(b.rule))] += 1
+        )
+        report.per_rule[(new.id, _rule(a.rule), _rule(b.rule))] += 1
+    report.calls += calls_seen
 
 
 def stored_calls(
-    conn: Connection, organisation_id: str, option_id: str, since: datetime
+    conn: Connection, organisation_id: str, option_id: str, since: datetime, fields: list[str]
 ) -> Iterable[Any]:
-    """The decided calls of one option since ``since``: the columns :func:`replay` reads."""
+    """The decided calls of one option since ``since``, as :func:`replay` reads them. On
+    SQLite the answers the decisions read are taken out of the stored JSON by the database
+    (``json_extract``, one JSON array per call); elsewhere the JSON is read here."""
     c = calls.c
-    query = (
-        select(c.id, c.reference, c.answers, c.received_at, c.variant, c.duplicate_of)
-        .where(
-            and_(
-                c.organisation_id == organisation_id,
-                c.service_option == option_id,
-                c.received_at >= since,
-                c.action_id.is_not(None),
-            )
-        )
-        .order_by(c.received_at, c.id)
+    asked = [f for f in fields if f not in _TIME_FIELDS | {"variant", "duplicate"}]
+    where = and_(
+        c.organisation_id == organisation_id,
+        c.service_option == option_id,
+        c.received_at >= since,
+        c.action_id.is_not(None),
     )
-    return conn.execute(query)
+    received = type_coerce(c.received_at, String)
+    flag = c.duplicate_of.is_not(None)
+    if conn.dialect.name == "sqlite":
+        # field names are [a-z][a-z0-9_]* (checked when the ruleset loads); two paths at
+        # least, so json_extract always returns a JSON array (true stays true, not 1)
+        paths = [f"$.{f}" for f in asked] + ["$.__none__"] * (2 - len(asked))
+        key = func.json_extract(c.answers, *paths) if asked else literal("[]")
+        query = select(c.id, c.reference, key, received, c.variant, flag).where(where)
+        return conn.execute(query)
+    query = select(c.id, c.reference, c.answers, c.received_at, c.variant, flag).where(where)
+    rows = conn.execute(query)
+    dumps = json.dumps
+    return (
+        (i, ref, dumps([json.loads(ans).get(f) for f in asked]), at, var, dup)
+        for i, ref, ans, at, var, dup in rows
+    )
 
 
 def impact_between(
@@ -206,13 +227,14 @@ def impact_between(
             continue
         report.options.append(option_id)
         replay(
-            stored_calls(conn, new.id, option_id, since),
+            stored_calls(conn, new.id, option_id, since, answer_fields(before, after)),
             before,
             after,
             timezone=new.timezone,
             nation=new.nation,
             report=report,
         )
+    report.differences.sort(key=lambda d: (d.received_at, d.call_id))
     return report
 
 

@@ -127,8 +127,8 @@ class TestRun:
         return 1.0 if total == 0 else (total - missing) / total
 
 
-def _problem(source: Source, loc: Sequence[Any], message: str) -> Problem:
-    return source.problem(tuple(loc), message, "bad-scenario")
+def _problem(source: Source, loc: Sequence[Any], message: str, *, at_key: bool = False) -> Problem:
+    return source.problem(tuple(loc), message, "bad-scenario", at_key=at_key)
 
 
 def read_scenarios(path: Path) -> tuple[Source, ScenarioFile]:
@@ -140,9 +140,10 @@ def read_scenarios(path: Path) -> tuple[Source, ScenarioFile]:
         problems = []
         for err in exc.errors():
             msg = str(err["msg"])
-            if err["type"] == "extra_forbidden":
+            extra = err["type"] == "extra_forbidden"
+            if extra:
                 msg = f"unknown key {err['loc'][-1]!r}"
-            problems.append(_problem(source, err["loc"], msg))
+            problems.append(_problem(source, err["loc"], msg, at_key=extra))
         raise RulesetError(problems) from None
     return source, model
 
