@@ -167,3 +167,29 @@ def test_texts_contacts_and_escalation_are_checked() -> None:
         "essential questions unanswered"
         in run_scenario(option, unanswered, directory=cat.directory)[1][0]
     )
+
+
+def test_a_sign_off_names_the_scenarios_that_passed(tmp_path: Path) -> None:
+    """5.3.1: sign-off records who, when, their role and the scenarios that passed; a named
+    scenario that no longer passes fails the run, and the engine still serves only versions
+    whose hash the sign-off names (``require_sign_off``)."""
+    folder = tmp_path / "catalogue"
+    shutil.copytree(CATALOGUE, folder)
+    version = load_catalogue(folder).service_options["parks"].version
+    names = [r.name for r in run_path(folder).results if r.option == "parks"]
+    path = folder / "options" / "parks.yaml"
+    signed = (
+        path.read_text()
+        + "\nsign_off:\n  by: Sam Patel\n  role: Head of Parks\n  on: 2026-11-30\n"
+        + f"  version: {version}\n  scenarios:\n"
+        + "".join(f"    - {n!r}\n" for n in names)
+    )
+    path.write_text(signed, encoding="utf-8")
+    option = load_catalogue(folder).service_options["parks"]
+    assert option.signed_off and option.definition.sign_off is not None
+    assert option.definition.sign_off.role == "Head of Parks"
+    assert run_path(folder).failed == []
+    path.write_text(signed + "    - 'a scenario since deleted'\n", encoding="utf-8")
+    failed = run_path(folder).failed
+    assert [r.name for r in failed] == ["sign-off by Sam Patel on 2026-11-30"]
+    assert "'a scenario since deleted', which does not pass" in failed[0].failures[0]

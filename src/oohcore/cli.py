@@ -539,6 +539,10 @@ def _cmd_test(args: argparse.Namespace) -> int:
             print(f"       {_shown(Problem(r.path, r.line, 1, '')).path}:{r.line}: {failure}")
     passed = len(run.results) - len(run.failed)
     print(f"{passed} passed, {len(run.failed)} failed", file=sys.stderr)
+    failing = {r.option for r in run.failed}
+    for option, version in sorted(run.versions.items()):
+        if option not in failing and any(r.option == option for r in run.results):
+            print(f"ready for sign-off (5.3.1): {option} {version}")
     if args.coverage:
         for option, missing in run.uncovered().items():
             shown = ", ".join("the default" if m is None else f"rule {m + 1}" for m in missing)

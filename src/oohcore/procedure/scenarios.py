@@ -329,7 +329,32 @@ def run_path(path: str | Path, *, catalogue: str | Path | None = None) -> TestRu
             )
             if not failures:
                 run.covered[option.id].add(rule)
+    for option in options.values():
+        run.results += _sign_off_results(option, run.results)
     return run
+
+
+def _sign_off_results(option: ServiceOption, results: Sequence[Result]) -> list[Result]:
+    """5.3.1: a version signed off on scenarios that no longer pass is not signed off on
+    what it does now; each scenario the sign-off names must still pass."""
+    so = option.definition.sign_off
+    if so is None or not option.signed_off or not so.scenarios:
+        return []
+    passed = {r.name for r in results if r.option == option.id and r.passed}
+    missing = [name for name in so.scenarios if name not in passed]
+    if not missing:
+        return []
+    return [
+        Result(
+            option.id,
+            f"sign-off by {so.by} on {so.on}",
+            f"<{option.id} sign_off>",
+            0,
+            False,
+            None,
+            tuple(f"the sign-off names scenario {n!r}, which does not pass" for n in missing),
+        )
+    ]
 
 
 def junit_xml(run: TestRun) -> str:
