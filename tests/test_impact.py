@@ -9,7 +9,10 @@ compiled decision. Calls before ``--since`` and options whose version is unchang
 
 from __future__ import annotations
 
+import os
 import shutil
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,8 +55,35 @@ CALLS = [
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'calls.sqlite'}"
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database (as in test_store.py): skipped without a server, unless CI
+    sets OOHCORE_REQUIRE_POSTGRES=1."""
+    base = os.environ.get("OOHCORE_TEST_POSTGRES_URL")
+    missing = pytest.fail if os.environ.get("OOHCORE_REQUIRE_POSTGRES", "0") != "0" else pytest.skip
+    if not base:
+        missing("OOHCORE_TEST_POSTGRES_URL is unset: run `make test` (it starts a server)")
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"oohcore_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(str(base), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(str(base)).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The calls in a store: SQLite (answers read with json_extract) and PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'calls.sqlite'}"
+    else:
+        url = request.getfixturevalue("pg_url")
     old = load_organisation(EXAMPLE)
     with Engine.open([old], url, clock=ManualClock(START)) as engine:
         desk = engine.organisation("example-borough")
@@ -127,3 +157,21 @@ def test_a_changed_contact_is_listed_from_the_command_line(
     with pytest.raises(SystemExit):
         main([*args, "--since", "last tuesday"])
     assert date(2026, 12, 1)  # the dates above are the organisation's local dates
+
+
+def test_a_store_that_is_not_there_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    new = tmp_path / "example-borough"
+    shutil.copytree(EXAMPLE, new)
+    path = new / "options" / "housing-repairs.yaml"
+    path.write_text(path.read_text().replace("example-homes-repairs", "daytime-repairs"))
+    args = ["impact", str(new), "--against", str(EXAMPLE), "--since", "2026-12-01"]
+    assert main([*args, "--store", f"sqlite:///{tmp_path / 'none.sqlite'}"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("oohcore: no store at sqlite:///") and err.count("\n") == 1
+    empty = tmp_path / "empty.sqlite"
+    empty.write_bytes(b"")
+    assert main([*args, "--store", f"sqlite:///{empty}"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("oohcore: cannot read the calls of") and "Traceback" not in err

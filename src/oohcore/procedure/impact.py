@@ -255,11 +255,28 @@ def impact_of(
     old = load_organisation(against, catalogue=catalogue)
     if old.id != new.id:
         raise OohcoreError(f"--against is organisation {old.id!r}, not {new.id!r}")
-    store = Store.open(store_url, clock=SystemClock(), migrate=False)
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    try:
+        url = make_url(store_url)
+    except (ArgumentError, ValueError):
+        raise OohcoreError(f"--store {store_url!r} is not a database URL") from None
+    shown = url.render_as_string(hide_password=True)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).is_file():
+        raise OohcoreError(f"no store at {shown} (no such file)")
+    try:
+        store = Store.open(store_url, clock=SystemClock(), migrate=False)
+    except (SQLAlchemyError, ImportError) as exc:
+        raise OohcoreError(f"cannot open {shown}: {str(exc).splitlines()[0]}") from None
     try:
         with store.read() as conn:
             # the date is the organisation's local date
             start = datetime(since.year, since.month, since.day, tzinfo=ZoneInfo(new.timezone))
             return impact_between(conn, old, new, start)
+    except SQLAlchemyError as exc:
+        raise OohcoreError(
+            f"cannot read the calls of {shown}: {str(exc).splitlines()[0]}"
+        ) from None
     finally:
         store.close()
