@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from oohcore.rulesets.compiler import ServiceOption
-from oohcore.rulesets.conditions import compile_condition, parse
+from oohcore.rulesets.conditions import ConditionError, compile_condition, parse
 from oohcore.rulesets.loader import (
     CATALOGUE_FILE,
     OPTIONS_DIR,
@@ -71,7 +71,7 @@ def widening(
     try:
         wider = _examples(new, new_when, old_when, fields, fixed)
         narrower = _examples(new, old_when, new_when, fields, fixed)
-    except Exception:  # the old condition reads a field the new option no longer has
+    except ConditionError:  # the old condition reads a field the new option no longer has
         return "changed", None
     if wider and narrower:
         return "changed", wider

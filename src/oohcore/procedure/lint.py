@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -294,7 +294,7 @@ def _explain(findings: list[Finding], reasons: Mapping[str, str]) -> list[Findin
     for f in findings:
         reason = reasons.get(f.key)
         if reason is not None:
-            f = Finding(**{**f.__dict__, "explained": reason})
+            f = replace(f, explained=reason)
         out.append(f)
     return out
 
