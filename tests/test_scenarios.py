@@ -193,3 +193,21 @@ def test_a_sign_off_names_the_scenarios_that_passed(tmp_path: Path) -> None:
     failed = run_path(folder).failed
     assert [r.name for r in failed] == ["sign-off by Sam Patel on 2026-11-30"]
     assert "'a scenario since deleted', which does not pass" in failed[0].failures[0]
+
+
+def test_a_draft_covers_every_rule_and_passes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "example-borough"
+    shutil.copytree(EXAMPLE, folder)
+    shutil.rmtree(folder / SCENARIOS_DIR)
+    assert main(["test", str(folder), "--draft", "noise"]) == 0
+    draft = capsys.readouterr().out
+    assert draft.startswith("# Scenario tests of Noise nuisance")
+    (folder / SCENARIOS_DIR).mkdir()
+    (folder / SCENARIOS_DIR / "noise.yaml").write_text(draft, encoding="utf-8")
+    run = run_path(folder)
+    assert run.failed == []
+    assert "noise" not in run.uncovered()  # every rule and the default
+    assert main(["test", str(folder), "--draft", "nosie"]) == 1
+    assert "no service option 'nosie'" in capsys.readouterr().err

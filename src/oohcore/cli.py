@@ -529,8 +529,11 @@ def _cmd_lint(args: argparse.Namespace) -> int:
 
 
 def _cmd_test(args: argparse.Namespace) -> int:
-    from oohcore.procedure.scenarios import junit_xml, run_path
+    from oohcore.procedure.scenarios import draft_file, junit_xml, run_path
 
+    if args.draft is not None:
+        print(draft_file(args.path, args.draft, catalogue=args.catalogue), end="")
+        return 0
     run = run_path(args.path, catalogue=args.catalogue)
     for r in run.results:
         mark = "ok  " if r.passed else "FAIL"
@@ -610,6 +613,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", type=Path, help="an organisation or catalogue folder")
     p.add_argument("--junit", type=Path, default=None, metavar="FILE", help="write JUnit XML")
     p.add_argument("--coverage", action="store_true", help="list the rules no scenario exercises")
+    p.add_argument(
+        "--draft",
+        metavar="OPTION",
+        default=None,
+        help="print draft scenarios for OPTION (one per rule and the default, from lint's "
+        "witnesses) to review and save as scenarios/OPTION.yaml",
+    )
     p.add_argument("--catalogue", type=Path, default=None)
     p.set_defaults(func=_cmd_test)
 

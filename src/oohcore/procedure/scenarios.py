@@ -49,6 +49,7 @@ __all__ = [
     "Result",
     "Scenario",
     "TestRun",
+    "draft_file",
     "draft_scenarios",
     "junit_xml",
     "run_path",
@@ -383,6 +384,39 @@ def junit_xml(run: TestRun) -> str:
 
 
 # -- drafting scenarios from witnesses --------------------------------------------------------
+
+DRAFT_HEADER = """\
+# Scenario tests of {name} (5.3.1 user-acceptance testing): one per rule and the default.
+# Drafted from lint witnesses (oohcore test --draft), reviewed, then kept: a change to the
+# option that changes an outcome fails here until the scenario is updated.
+"""
+
+
+def draft_file(path: str | Path, option_id: str, *, catalogue: str | Path | None = None) -> str:
+    """The text of a draft scenario file for ``option_id`` of the folder ``path``."""
+    import yaml
+
+    folder = Path(path)
+    if (folder / ORGANISATION_FILE).is_file():
+        org = load_organisation(folder, catalogue=catalogue)
+        options, directory = org.service_options, org.directory
+        timezone, nation = org.timezone, org.nation
+    else:
+        cat = load_catalogue(folder)
+        options, directory = cat.service_options, cat.directory
+        timezone, nation = "Europe/London", UkNation.ENG
+    option = options.get(option_id)
+    if option is None:
+        known = ", ".join(sorted(options))
+        raise RulesetError.single(
+            folder, 0, 0, f"no service option {option_id!r} here (options: {known})", "not-found"
+        )
+    drafts = draft_scenarios(option, directory=directory, timezone=timezone, nation=nation)
+    body = yaml.safe_dump(
+        {"option": option.id, "scenarios": drafts}, sort_keys=False, allow_unicode=True, width=100
+    )
+    return DRAFT_HEADER.format(name=option.name) + body
+
 
 _TIME_FIELDS = ("hour", "minute", "weekday", "weekend", "bank_holiday", "variant")
 
