@@ -839,3 +839,18 @@ def validate(paths: Sequence[str | Path], *, catalogue: str | Path | None = None
             out.extend(found)
     unique = {(p.path, p.line, p.col, p.message): p for p in map(_capped, out)}
     return sorted(unique.values(), key=lambda p: (p.path, p.line, p.col))
+
+
+def option_sources(path: str | Path, *, catalogue: str | Path | None = None) -> dict[str, Source]:
+    """The source of each option file of the ruleset folder ``path``, its ``extends`` chain
+    applied, by option id (its file name): where lint findings and scenario errors are
+    located. Files that cannot be read are left out (``validate`` reports them)."""
+    folder = Path(path)
+    base = Path(catalogue) if catalogue else default_catalogue()
+    session = _Session(base if (folder / ORGANISATION_FILE).is_file() else folder)
+    out: dict[str, Source] = {}
+    for file in _option_files(folder):
+        source = _resolve(session, file)
+        if source is not None:
+            out[file.stem] = source
+    return out

@@ -642,6 +642,14 @@ class SignOff(_Model):
     by: str
     on: date
     version: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+    role: str | None = Field(
+        default=None, description="The signer's role, e.g. 'Head of Housing Services'."
+    )
+    scenarios: list[str] = Field(
+        default_factory=list,
+        description="The scenario tests that passed on this version before sign-off "
+        "(5.3.1 user-acceptance testing; oohcore test prints them).",
+    )
 
 
 class ServiceOptionFile(_Model):
@@ -667,3 +675,10 @@ class ServiceOptionFile(_Model):
     decision: Decision
     actions: dict[Annotated[str, Field(pattern=ID_PATTERN)], Action]
     sign_off: SignOff | None = None
+    lint: dict[str, str] = Field(
+        default_factory=dict,
+        exclude=True,  # documentation of the ruleset: no part of its version or behaviour
+        description="Lint findings the organisation accepts, each with its reason: "
+        "'<kind> <target>' (e.g. 'unreachable rule-3', 'never-read details') -> why "
+        "(oohcore lint, docs/procedures.md).",
+    )
