@@ -354,6 +354,20 @@ class OrganisationFile(_Model):
         default_factory=list,
         description="Categories of out-of-scope calls for reporting (11.7.3f, 13.3p).",
     )
+    feed: ServiceRequestFeed | None = Field(
+        default=None,
+        description="The service requests of these options go to the organisation's feed "
+        "(7.8, 5.2.4 'pull'): each call, when it closes, with every field it holds.",
+    )
+
+
+class ServiceRequestFeed(_Model):
+    """Which service options' requests the organisation takes by feed (7.8). Which of their
+    fields it takes is the feed channel's configuration (``fields``, ``option_fields``)."""
+
+    service_options: list[Id] | Literal["all"] = Field(
+        default="all", description="The options whose requests are fed, or 'all'."
+    )
 
 
 # ---------------------------------------------------------------------------------------------
