@@ -244,8 +244,13 @@ def contact_line(contact_id: str, directory: Mapping[str, ContactDetails]) -> st
     return line + (f" ({entry.opening_times})" if entry.opening_times else "")
 
 
-def action_lines(action: Action, directory: Mapping[str, ContactDetails]) -> list[str]:
-    """What an action does, its contact and what the handler says (5.2.3.x)."""
+def action_lines(
+    action: Action,
+    directory: Mapping[str, ContactDetails],
+    time_limit: timedelta | None = None,
+) -> list[str]:
+    """What an action does, its contact and what the handler says (5.2.3.x). ``time_limit``:
+    the option's, for a referral that sets none of its own (6.4b)."""
     lines: list[str] = []
     if isinstance(action, Signpost):
         lines.append(f"Signpost to {action.service}")
@@ -254,7 +259,9 @@ def action_lines(action: Action, directory: Mapping[str, ContactDetails]) -> lis
         if action.fallback:
             lines.append(f"If it cannot be made: {action.fallback}")
     elif isinstance(action, Refer):
-        lines.append(f"Refer, pass on within the time limit via {', '.join(action.channels)}")
+        limit = action.time_limit or time_limit
+        within = f"within {format_duration(limit)}" if limit else "within the time limit"
+        lines.append(f"Refer to the on-call {action.rota_role}, passed on {within}")
     elif isinstance(action, Resolve):
         lines.append(f"Resolve with information: {action.information}")
     elif isinstance(action, OutOfScope):
@@ -319,23 +326,6 @@ def build_chart(
         edges.append(Edge(prev, qid))
         prev = qid
 
-    action_ids = sorted(set(option.actions))
-    for aid in action_ids:
-        action = option.actions[aid]
-        head = f"{action.name or aid} [{aid}]"
-        body = "\n".join(_wrap(line) for line in action_lines(action, directory))
-        node(f"action_{_safe(aid)}", f"{head}\n{body}", "action")
-        if isinstance(action, Refer | LoneWorker):
-            _escalation(option, aid, action, roles, node, edges)
-        if isinstance(action, Transfer) and action.fallback:
-            edges.append(
-                Edge(
-                    f"action_{_safe(aid)}",
-                    f"action_{_safe(action.fallback)}",
-                    "transfer fails",
-                )
-            )
-
     rules = option.definition.decision.rules
     for i, rule in enumerate(rules):
         rid = node(
@@ -348,6 +338,23 @@ def build_chart(
         prev = rid
     default = option.definition.decision.default
     edges.append(Edge(prev, f"action_{_safe(default)}", "no: default" if rules else "always"))
+    action_ids = sorted(set(option.actions))
+    for aid in action_ids:
+        action = option.actions[aid]
+        head = f"{action.name or aid} [{aid}]"
+        body = "\n".join(_wrap(line) for line in action_lines(action, directory, option.time_limit))
+        node(f"action_{_safe(aid)}", f"{head}\n{body}", "action")
+        if isinstance(action, Refer | LoneWorker):
+            _escalation(option, aid, action, roles, node, edges)
+        if isinstance(action, Transfer) and action.fallback:
+            edges.append(
+                Edge(
+                    f"action_{_safe(aid)}",
+                    f"action_{_safe(action.fallback)}",
+                    "transfer fails",
+                )
+            )
+
     edges.sort(key=lambda e: (_order(nodes, e.source), _order(nodes, e.target), e.label))
     return Chart(
         option.organisation_id,

@@ -157,7 +157,9 @@ def _option_section(
     for aid in sorted(option.actions):
         action = option.actions[aid]
         out.append(f"<p><b>{_e(action.name or aid)}</b> <code>{_e(aid)}</code></p><ul>")
-        out.extend(f"<li>{_e(line)}</li>" for line in action_lines(action, directory))
+        out.extend(
+            f"<li>{_e(line)}</li>" for line in action_lines(action, directory, option.time_limit)
+        )
         out.append("</ul>")
         if isinstance(action, Refer | LoneWorker):
             steps = escalation_steps(action, organisation.rota_roles)
