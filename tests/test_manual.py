@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,7 @@ from oohcore.rulesets.loader import load_organisation
 from oohcore.store import Store
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_reports import _png_pixels  # noqa: E402  (the PNG decoder the report test uses)
+from test_reports import _png_pixels
 
 RULESETS = Path(__file__).parent / "rulesets"
 CATALOGUE = RULESETS / "catalogue"
@@ -76,7 +76,7 @@ def test_each_option_carries_its_script_flowchart_decision_and_contacts(borough:
 def test_the_living_directory_overrides_the_files(borough: Path, tmp_path: Path) -> None:
     """2.3.3: a number changed in the store is the one printed, with no new sign-off."""
     org = org_of(borough)
-    at = datetime(2026, 12, 1, 9, tzinfo=timezone.utc)
+    at = datetime(2026, 12, 1, 9, tzinfo=UTC)
     store = Store.open(f"sqlite:///{tmp_path / 'm.sqlite'}", clock=ManualClock(at))
     try:
         with store.transaction() as conn:
