@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal, Protocol
@@ -379,11 +379,10 @@ def _escalation(
     aid: str,
     action: Refer | LoneWorker,
     roles: Mapping[str, RotaRole],
-    node: object,
+    add: Callable[[str, str, Shape], str],
     edges: list[Edge],
 ) -> None:
-    add = node  # the chart's node adder
-    assert callable(add)
+    """The escalation of ``aid`` as stage nodes, ending at its last holder (audit item 9)."""
     steps = escalation_steps(action, roles)
     prev = f"action_{_safe(aid)}"
     first_label = "refer to" if isinstance(action, Refer) else "no call-out in time"
