@@ -156,3 +156,14 @@ def test_cli_names_an_unknown_option_and_exits_1(capsys: pytest.CaptureFixture[s
     assert main(["flowchart", str(borough), "noyse"]) == 1
     err = capsys.readouterr().err
     assert "no service option 'noyse' in example-borough" in err and "noise" in err
+
+
+def test_cli_charts_a_catalogue_option_as_dot(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    catalogue = Path(__file__).parents[1] / "rulesets" / "catalogue"
+    target = tmp_path / "cctv.dot"
+    assert main(["flowchart", str(catalogue), "cctv", "--format", "dot", "--out", str(target)]) == 0
+    text = target.read_text()
+    assert text.startswith("// CCTV") or 'digraph "catalogue_cctv"' in text
+    assert CATALOGUE.service_options["cctv"].version in text

@@ -148,3 +148,9 @@ def test_an_unknown_organisation_is_a_message_and_exit_1(
     args = ["manual", "nowhere", "--rulesets", str(RULESETS / "borough")]
     assert main([*args, "--catalogue", str(CATALOGUE)]) == 1
     assert "no organisation 'nowhere'" in capsys.readouterr().err
+
+
+def test_the_manual_is_regenerated_byte_for_byte(borough: Path) -> None:
+    """Same rulesets, same day: the same manual, so a diff of two manuals shows real changes."""
+    org = org_of(borough)
+    assert manual_html(org, generated=DAY) == manual_html(org_of(borough), generated=DAY)
