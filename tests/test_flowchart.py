@@ -167,3 +167,21 @@ def test_cli_charts_a_catalogue_option_as_dot(
     text = target.read_text()
     assert text.splitlines()[1] == 'digraph "catalogue_cctv" {'
     assert CATALOGUE.service_options["cctv"].version in text
+
+
+EXAMPLE = load_organisation(Path(__file__).parents[1] / "examples" / "example-borough")
+
+
+@pytest.mark.parametrize("option_id", sorted(EXAMPLE.service_options))
+def test_every_example_borough_option_charts_with_its_own_directory(option_id: str) -> None:
+    option = EXAMPLE.service_options[option_id]
+    chart = build_chart(
+        option, roles=EXAMPLE.rota_roles, directory=EXAMPLE.directory, generated=DAY
+    )
+    svg = render(chart, "svg")
+    assert ET.fromstring(svg).tag == f"{SVG}svg"
+    labels = " ".join(" ".join(n.label for n in chart.nodes).split())  # unwrapped
+    assert "not in the directory" not in labels  # every contact the borough names is there
+    for contact_id in {c for ids in option.contacts.values() for c in ids}:
+        entry = EXAMPLE.directory[contact_id]
+        assert f"Contact {entry.name}: {entry.number or entry.email}" in labels
