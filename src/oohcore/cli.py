@@ -2,7 +2,10 @@
 
 ``oohcore validate PATH…``   check ruleset files or folders (exit 0 valid, 1 problems, 2 usage)
 ``oohcore schema [KIND]``    print the published JSON Schema of a ruleset file
-``oohcore versions PATH``    print each service option's version hash (for sign-off, 5.3.1)
+``oohcore versions PATH``    print each service option's version hash (for sign-off, 5.3.1);
+                             ``--store URL`` also warns of handed-out material older than it
+``oohcore flowchart ORG OPTION --format svg|png|mermaid|dot``  an option's flowchart
+``oohcore manual ORG --format html|pdf``  the procedures manual (audit item 1)
 ``oohcore audit verify``     check the audit log's hash chain and personal records (0 intact, 1 not)
 ``oohcore audit head``       print each organisation's chain head, to publish or pin it
 ``oohcore directory show``   an organisation's directory of contacts in the store (2.3.3)
@@ -88,6 +91,7 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 
 def _cmd_versions(args: argparse.Namespace) -> int:
+    from oohcore.procedure.materials import handed_out, versions_report
     from oohcore.rulesets.loader import load_organisation
 
     org = load_organisation(args.path, catalogue=args.catalogue)
@@ -95,6 +99,78 @@ def _cmd_versions(args: argparse.Namespace) -> int:
     for option in org.service_options.values():
         state = "signed off" if option.signed_off else "NOT signed off"
         print(f"  {option.id}: {option.version} ({state})")
+    records = []
+    if args.store is not None:
+        store = _open_store(args.store)
+        try:
+            with store.read() as conn:
+                records = handed_out(conn, org.id)
+        finally:
+            store.close()
+    report = versions_report(org, records)
+    print(
+        f"live (signed off): {len(report.live)}; pending sign-off: {len(report.pending)}",
+        file=sys.stderr,
+    )
+    for warning in report.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def _cmd_flowchart(args: argparse.Namespace) -> int:
+    """One service option's flowchart (audit items 8-9) as Mermaid, DOT, SVG or PNG."""
+    from datetime import date
+
+    from oohcore.procedure.flowchart import build_chart, render, to_dot, to_mermaid
+    from oohcore.rulesets.loader import load_catalogue
+
+    folder = Path(args.organisation)
+    if (folder / "catalogue.yaml").is_file():
+        source: Any = load_catalogue(folder)
+    else:
+        source, _ = _organisations(args)
+    option = source.service_options.get(args.option)
+    if option is None:
+        known = ", ".join(sorted(source.service_options))
+        raise OohcoreError(f"no service option {args.option!r} in {source.id} (it has: {known})")
+    chart = build_chart(
+        option, roles=source.rota_roles, directory=source.directory, generated=date.today()
+    )
+    data: bytes
+    if args.format == "mermaid":
+        data = to_mermaid(chart).encode()
+    elif args.format == "dot":
+        data = to_dot(chart).encode()
+    else:
+        data = render(chart, args.format)
+    if args.out is None and args.format in ("mermaid", "dot"):
+        sys.stdout.write(data.decode())
+        return 0
+    out = args.out or Path(f"{source.id}-{option.id}.{args.format}")
+    out.write_bytes(data)
+    print(out)
+    return 0
+
+
+def _cmd_manual(args: argparse.Namespace) -> int:
+    """The procedures manual (audit item 1) with the store's living directory if given."""
+    from datetime import date
+
+    from oohcore.procedure.manual import write_manual
+
+    org, _ = _organisations(args)
+    contacts: Any = None
+    if args.store is not None:
+        from oohcore import directory
+
+        store = _open_store(args.store)
+        try:
+            with store.read() as conn:
+                contacts = {c.id: c for c in directory.entries(conn, org.id)} or None
+        finally:
+            store.close()
+    out = args.out or Path(f"{org.id}-manual.{args.format}")
+    print(write_manual(org, out, args.format, generated=date.today(), directory=contacts))
     return 0
 
 
@@ -650,6 +726,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("versions", help="print the version hash of each service option")
     p.add_argument("path", type=Path)
     p.add_argument("--catalogue", type=Path, default=None)
+    p.add_argument(
+        "--store",
+        default=None,
+        help="the store's SQLAlchemy URL: warn of handed-out material older than the live version",
+    )
     p.set_defaults(func=_cmd_versions)
 
     p = sub.add_parser("audit", help="work with the audit log")
@@ -758,6 +839,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="the file to write")
     p.add_argument("--targets", type=Path, default=None, help="a targets file (docs/kpis.md)")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("flowchart", help="a service option's flowchart (audit items 8-9)")
+    p.add_argument("organisation", help="an organisation or catalogue folder, or an id")
+    p.add_argument("option", help="the service option id, e.g. housing-repairs")
+    p.add_argument("--rulesets", type=Path, default=None, help="folder of organisation folders")
+    p.add_argument("--catalogue", type=Path, default=None)
+    p.add_argument("--format", default="svg", choices=["svg", "png", "mermaid", "dot"])
+    p.add_argument("--out", type=Path, default=None, help="the file to write")
+    p.set_defaults(func=_cmd_flowchart)
+
+    p = sub.add_parser("manual", help="the procedures manual of an organisation (audit item 1)")
+    p.add_argument("organisation", help="an organisation folder, or an id under --rulesets")
+    p.add_argument("--rulesets", type=Path, default=None, help="folder of organisation folders")
+    p.add_argument("--catalogue", type=Path, default=None)
+    p.add_argument("--format", default="html", choices=["html", "pdf"])
+    p.add_argument("--out", type=Path, default=None, help="the file to write")
+    p.add_argument(
+        "--store", default=None, help="take the contacts' numbers from this store (2.3.3)"
+    )
+    p.set_defaults(func=_cmd_manual)
     return parser
 
 

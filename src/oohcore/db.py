@@ -32,6 +32,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "oohcore.directory",
     "oohcore.telephony",
     "oohcore.kpi.outages",
+    "oohcore.procedure.materials",
     "oohcore.kpi.measures",  # the KPI queries' indexes on the tables above
 )
 

@@ -1,7 +1,7 @@
 """a caller's number (a SIP URI) and a person's name fit on every store
 
 Revision ID: 0014
-Revises: 0007
+Revises: 0013
 Create Date: 2026-12-02 13:20:00
 
 Issue 7 defect 6: on PostgreSQL a caller number over 32 characters or a handler over 128 made
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0014"
-down_revision: str | Sequence[str] | None = "0007"
+down_revision: str | Sequence[str] | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
