@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from open311_server import Open311TestServer  # noqa: E402
+from open311_server import Open311TestServer
 
 
 @pytest.fixture

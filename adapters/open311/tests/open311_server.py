@@ -68,7 +68,10 @@ DEFINITIONS: dict[str, dict[str, Any]] = {
                 "required": False,
                 "order": 2,
                 "description": "How urgent",
-                "values": [{"key": "emergency", "name": "Emergency"}, {"key": "urgent", "name": "Urgent"}],
+                "values": [
+                    {"key": "emergency", "name": "Emergency"},
+                    {"key": "urgent", "name": "Urgent"},
+                ],
             },
             {
                 "variable": True,
@@ -176,14 +179,18 @@ class Open311TestServer:
         if code not in {s["service_code"] for s in self.services}:
             return 404, {}, [{"code": 404, "description": f"Service code {code} not found"}]
         if not (
-            form.get("address_string") or form.get("address_id") or (form.get("lat") and form.get("long"))
+            form.get("address_string")
+            or form.get("address_id")
+            or (form.get("lat") and form.get("long"))
         ):
             return 400, {}, [{"code": 400, "description": "A location is required"}]
         for attribute in self.definitions.get(code, {}).get("attributes", []):
             if attribute["required"] and not form.get(f"attribute[{attribute['code']}]"):
-                return 400, {}, [
-                    {"code": 400, "description": f"Attribute {attribute['code']} is required"}
-                ]
+                return (
+                    400,
+                    {},
+                    [{"code": 400, "description": f"Attribute {attribute['code']} is required"}],
+                )
         if len(form.get("description", "")) > 4000:
             return 400, {}, [{"code": 400, "description": "description is too long"}]
         with self._lock:
@@ -222,7 +229,10 @@ def _handler(app: Open311TestServer) -> type[BaseHTTPRequestHandler]:
                 return
             length = int(self.headers.get("Content-Length", "0"))
             raw = self.rfile.read(length).decode("utf-8")
-            if self.headers.get("Content-Type", "").split(";")[0] != "application/x-www-form-urlencoded":
+            if (
+                self.headers.get("Content-Type", "").split(";")[0]
+                != "application/x-www-form-urlencoded"
+            ):
                 self._reply(400, {}, [{"code": 400, "description": "expected a form"}])
                 return
             form = {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}

@@ -360,12 +360,16 @@ class Open311Channel:
                     "to a case field in 'attributes'"
                 )
             value = attributes.get(attribute.code)
-            if value is not None and attribute.values and attribute.datatype == "singlevaluelist":
-                if value not in attribute.values:
-                    return DeliveryResult.permanent(
-                        f"open311 {self._where}: service {code!r} attribute {attribute.code!r} "
-                        f"takes one of {', '.join(attribute.values)}, not {value[:40]!r}"
-                    )
+            if (
+                value is not None
+                and attribute.values
+                and attribute.datatype == "singlevaluelist"
+                and value not in attribute.values
+            ):
+                return DeliveryResult.permanent(
+                    f"open311 {self._where}: service {code!r} attribute {attribute.code!r} "
+                    f"takes one of {', '.join(attribute.values)}, not {value[:40]!r}"
+                )
         return None
 
     def _post(self, form: dict[str, str]) -> DeliveryResult:
