@@ -331,3 +331,9 @@ def test_a_400_is_not_retried_through_the_outbox(store: Store, crm: Open311TestS
     assert runner.tick(T0 + timedelta(hours=1)).idle
     ch.close()
     assert crm.posts == 1 and "400" in failed[0]
+
+
+def test_a_bad_setting_never_repeats_the_key() -> None:
+    with pytest.raises(ValueError) as info:
+        Open311Config(endpoint="https://crm.example.gov.uk/", api_key=["k-Zz91-secret"])  # type: ignore[arg-type]
+    assert "k-Zz91-secret" not in str(info.value) and "api_key" in str(info.value)

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator
 
 from oohcore.channels import ChannelConfig
 
@@ -22,6 +22,9 @@ class Open311Config(ChannelConfig):
     codes of the service definition to the message's case fields (``{"hazard": "details"}``);
     ``attribute[uprn]`` is always sent when the message knows the UPRN (7.9, 7.11).
     """
+
+    # a value that fails validation may be a secret: errors never repeat it
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     endpoint: str = Field(
         description="the GeoReport v2 base URL, e.g. https://crm.example.gov.uk/open311/v2/ "
