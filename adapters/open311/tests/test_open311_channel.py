@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -337,3 +338,24 @@ def test_a_bad_setting_never_repeats_the_key() -> None:
     with pytest.raises(ValueError) as info:
         Open311Config(endpoint="https://crm.example.gov.uk/", api_key=["k-Zz91-secret"])  # type: ignore[arg-type]
     assert "k-Zz91-secret" not in str(info.value) and "api_key" in str(info.value)
+
+
+def test_oohcore_channels_lists_open311_with_its_schema(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from oohcore.cli import main
+
+    assert main(["channels", "--json"]) == 0
+    listed = {a["name"]: a for a in json.loads(capsys.readouterr().out)["adapters"]}
+    entry = listed["open311"]
+    assert entry["factory"] == "oohcore_open311.channel:Open311Channel"
+    assert entry["carries"] == ["crm"] and entry["contact_field"] is None
+    assert entry["max_body"] == 4000 and entry["requires"] == {"httpx": True, "sqlite3": True}
+    schema = entry["config"]
+    assert schema["required"] == ["endpoint"]
+    assert schema["properties"]["api_key"]["anyOf"][0]["format"] == "password"
+    bad = tmp_path / "channels.yaml"
+    bad.write_text("channels:\n  crm:\n    adapter: open311\n    endpoint: http://crm.example/\n")
+    assert main(["channels", "--check", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:4:15: channel 'crm': setting 'endpoint'" in err and "Traceback" not in err

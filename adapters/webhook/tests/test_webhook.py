@@ -239,3 +239,17 @@ def test_a_bad_secret_is_refused_without_showing_it() -> None:
         WebhookConfig(url="https://crm.example.gov.uk/hook", secret=short)
     with pytest.raises(ValidationError, match="https"):
         WebhookConfig(url="http://crm.example.gov.uk/hook", secret=SECRET)
+
+
+def test_oohcore_channels_lists_the_webhook_with_its_schema(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from oohcore.cli import main
+
+    assert main(["channels", "--json"]) == 0
+    listed = {a["name"]: a for a in json.loads(capsys.readouterr().out)["adapters"]}
+    entry = listed["webhook"]
+    assert entry["factory"] == "oohcore_webhook.channel:WebhookChannel"
+    assert entry["carries"] == ["crm", "feed"] and entry["receipts"] is False
+    assert sorted(entry["config"]["required"]) == ["secret", "url"]
+    assert entry["config"]["properties"]["secret"]["format"] == "password"
