@@ -31,7 +31,19 @@ def test_the_demo_simulates_an_evening_and_everything_it_stored_checks_out(tmp_p
     assert "audit chain: verified" in text
     lines = (workdir / "messages.jsonl").read_text(encoding="utf-8").splitlines()
     keys = [json.loads(line)["idempotency_key"] for line in lines]
-    assert len(keys) == counts["messages sent"] == len(set(keys))  # each message once
+    assert len(keys) == counts["messages sent"] + 1 == len(set(keys))  # each once; + the summary
+    # the evening's telephony and reports (issue 10, item 5): CDRs from the simulation imported,
+    # the daily summary printed and sent by email by 10am (11.5.1), HTML and xlsx written
+    assert (workdir / "cdrs.csv").read_text(encoding="utf-8").count("\n") == 81  # header + 80
+    assert "80 CDR(s) imported" in text
+    assert re.search(r"Daily summary \(11\.5\.1\): Example Borough Council Fri 20 Nov 2026:", text)
+    summaries = [json.loads(line) for line in lines if "report:daily:" in line]
+    assert [m["recipient"] for m in summaries] == ["ooh-contract@example-borough.example"]
+    assert (workdir / "reports" / "example-borough-2026-11-20.html").stat().st_size > 1000
+    assert (workdir / "reports" / "example-borough-2026-11-20.xlsx").stat().st_size > 1000
+    # the first alerts of referrals, as the local channel wrote them
+    shown = text.split("as the local channel wrote them ==")[1]
+    assert shown.count("\n  [") >= 1
     store = Store.open(f"sqlite:///{workdir / 'oohcore.sqlite'}", clock=SystemClock())
     try:
         assert audit.verify(store).ok

@@ -33,6 +33,7 @@ from test_kpi_support import (
     insert_event,
     insert_message,
     insert_referral,
+    kpi_store,
     open_store,
     org_a,
     utc,
@@ -93,8 +94,9 @@ def _queue_row(
         ("0100 000 0003", (473, 429, 36, 465, 3, 5, 8), ("98.31%", "90.70%", "1.69%", "00:04:53")),
     ],
 )
+@pytest.mark.parametrize("store_kind", ["sqlite", "postgresql"])
 def test_cdrs_reproduce_a_queue_row_of_appendix_2(
-    tmp_path: Path, queue: str, row: tuple[int, ...], percentages: tuple[str, ...]
+    tmp_path: Path, queue: str, row: tuple[int, ...], percentages: tuple[str, ...], store_kind: str
 ) -> None:
     offered, in_sla, out_sla, answered, ab_under, ab_over, ab_total = row
     target = Targets().for_call("org-a", None, "gold" if queue.endswith("2") else "silver")
@@ -110,12 +112,12 @@ def test_cdrs_reproduce_a_queue_row_of_appendix_2(
         out_wait=target.within_seconds + 5,
         max_wait=max_wait,
     )
-    store = open_store(tmp_path)
-    import_cdrs(store, org_a(), records)
-    with store.read() as conn:
-        [fig] = telephony(
-            conn, "org-a", Period.year(2015), Targets(), by=("queue",), options=OPTIONS
-        )
+    with kpi_store(store_kind, tmp_path) as store:
+        import_cdrs(store, org_a(), records)
+        with store.read() as conn:
+            [fig] = telephony(
+                conn, "org-a", Period.year(2015), Targets(), by=("queue",), options=OPTIONS
+            )
     assert (fig.offered, fig.in_sla, fig.out_sla, fig.answered) == (
         offered,
         in_sla,

@@ -4,6 +4,8 @@ into the tables the engine writes (calls, referrals, outbox, events), as the eng
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -21,6 +23,7 @@ from oohcore.rulesets.compiler import Organisation
 from oohcore.rulesets.loader import load_organisation
 from oohcore.store import Store
 from oohcore.telephony import CdrRecord
+from pg_support import postgres_database
 
 FIXTURES = Path(__file__).parent / "fixtures" / "engine"
 REPAIRS_NUMBER = "0100 000 0002"  # org-a: repairs, Gold
@@ -40,6 +43,26 @@ def org_b() -> Organisation:
 def open_store(tmp_path: Path, now: datetime | None = None) -> Store:
     clock = ManualClock(now or datetime(2027, 1, 15, 9, 0, tzinfo=UTC))
     return Store.open(f"sqlite:///{tmp_path / 'kpi.sqlite'}", clock=clock)
+
+
+@contextmanager
+def pg_store(now: datetime | None = None) -> Iterator[Store]:
+    """A store in a fresh PostgreSQL database, so the KPI SQL is checked on both stores."""
+    with postgres_database("oohcore_kpi") as url:
+        clock = ManualClock(now or datetime(2027, 1, 15, 9, 0, tzinfo=UTC))
+        with Store.open(url, clock=clock) as store:
+            yield store
+
+
+@contextmanager
+def kpi_store(kind: str, tmp_path: Path, now: datetime | None = None) -> Iterator[Store]:
+    """``kind`` "sqlite" or "postgresql": the same KPI test on either store."""
+    if kind == "postgresql":
+        with pg_store(now) as store:
+            yield store
+    else:
+        with open_store(tmp_path, now) as store:
+            yield store
 
 
 def utc(*args: int) -> datetime:

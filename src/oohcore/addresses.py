@@ -404,7 +404,12 @@ def word_similarity(a: str, b: str) -> float:
     """
     if a == b:
         return 1.0
-    edits = edit_distance(a, b) / max(len(a), len(b))
+    longer = max(len(a), len(b))
+    if 2 * abs(len(a) - len(b)) > longer:
+        # at least that many edits: more than half the length, so 0 either way; and the
+        # edit distance of a 100,000-letter "word" is never worked out (issue 7, 5)
+        return 0.0
+    edits = edit_distance(a, b) / longer
     sim = 1.0 - 1.5 * edits
     if edits <= 0.5 and len(a) > 1 and len(b) > 1 and sound_key(a) == sound_key(b):
         sim = max(sim, 0.9)
@@ -495,6 +500,9 @@ def _digits(number: str) -> str:
 REQUIRED_COLUMNS = ("uprn", "line1", "line2", "town", "postcode")
 OPTIONAL_COLUMNS = ("ward", "owner")
 MAX_UPRN_DIGITS = 12
+
+
+MAX_QUERY_CHARS = 500  # of an address matched against the gazetteer; the rest is not read
 
 
 class GazetteerError(OohcoreError):
@@ -668,7 +676,8 @@ class Gazetteer:
         """
         if not text.strip():
             raise ValueError("give some address text; addresses_at(postcode) lists a postcode")
-        query = address_parts(text)
+        # an address is a line or two: the work of matching is bounded whatever is typed
+        query = address_parts(text[:MAX_QUERY_CHARS])
         pc = normalise_postcode(postcode) if postcode else query.postcode
         without_town = tuple(w for w in query.words if w not in self._town_words)
         if without_town and without_town != query.words:

@@ -8,14 +8,19 @@ text within its length and pattern.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date
 from typing import Any
 
 from oohcore.addresses import InvalidPostcode, normalise_postcode
-from oohcore.rulesets.models import Question, QuestionType
+from oohcore.rulesets.models import DEFAULT_TEXT_LENGTH, Question, QuestionType
+from oohcore.rulesets.patterns import full_match
 
 _PHONE_RE = re.compile(r"^\+?[0-9]{6,15}$")
+_NUMBER_RE = re.compile(
+    r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?\Z", re.ASCII
+)
 _TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -26,10 +31,16 @@ def clean_answer(q: Question, value: Any) -> Any:
     if t is QuestionType.number:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise ValueError("expected a number")
-        try:
-            number = float(value) if isinstance(value, str) else value
-        except ValueError:
-            raise ValueError(f"{value!r} is not a number") from None
+        if isinstance(value, str):
+            # ASCII digits only: float() would also take "1_0", "٣" (Arabic-Indic three),
+            # "nan" and "inf", none of which a call handler means as a number
+            if not _NUMBER_RE.match(value.strip()):
+                raise ValueError(f"{value[:40]!r} is not a number")
+            number = float(value)
+        else:
+            number = value
+        if not math.isfinite(number):
+            raise ValueError(f"{value!r} is not a number")
         if q.min is not None and number < q.min:
             raise ValueError(f"{number} is below the minimum {q.min:g}")
         if q.max is not None and number > q.max:
@@ -55,7 +66,16 @@ def clean_answer(q: Question, value: Any) -> Any:
         return sorted(set(items))
     if not isinstance(value, str):
         raise ValueError("expected text")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("holds a character that is not valid text (a lone surrogate)") from None
     text = value.strip()
+    # every answer given as text has a maximum (issue 7, 5): the question's, else the default,
+    # checked before any other work is done on it
+    limit = q.max_length if q.max_length is not None else DEFAULT_TEXT_LENGTH
+    if len(text) > limit:
+        raise ValueError(f"longer than {limit} characters")
     if t is QuestionType.phone:
         digits = re.sub(r"[\s()-]", "", text)
         if not _PHONE_RE.match(digits):
@@ -75,8 +95,6 @@ def clean_answer(q: Question, value: Any) -> Any:
         if not _TIME_RE.match(text):
             raise ValueError(f"{value!r} is not a time (HH:MM)")
         return text
-    if q.max_length is not None and len(text) > q.max_length:
-        raise ValueError(f"longer than {q.max_length} characters")
-    if q.pattern is not None and not re.fullmatch(q.pattern, text):
+    if q.pattern is not None and not full_match(q.pattern, text):
         raise ValueError("does not have the expected form")
     return text

@@ -12,6 +12,11 @@
                              organisation's ``channels.yaml`` (exit 0 valid, 1 problems)
 ``oohcore cdr import ORG FILE``  import call detail records (CSV) into the store (11.6.1)
 ``oohcore report ORG --period 2026-10 --kind monthly --format xlsx``  write a report (11.5-11.10)
+``oohcore lint PATH``        ambiguity and dead ends, with witnesses (exit 0 clean, 1 findings)
+``oohcore test PATH``        run the scenario tests (5.3.1); ``--junit FILE``, ``--coverage``
+``oohcore diff OLD NEW``     what changed between two versions, in a council officer's words
+``oohcore impact ORG --against OLD --store URL --since DATE``  calls a change would decide
+                             differently
 """
 
 from __future__ import annotations
@@ -40,6 +45,16 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     problems = [_shown(p) for p in validate(args.paths, catalogue=args.catalogue)]
     errors = [p for p in problems if p.severity == "error"]
+    if args.strict and not errors:
+        from oohcore.procedure.lint import lint_path
+
+        for path in args.paths:
+            if Path(path).is_dir():
+                for f in lint_path(path, catalogue=args.catalogue).open:
+                    problems.append(
+                        _shown(Problem(f.path, f.line, f.col, str(f).split(": ", 1)[1], f.kind))
+                    )
+        errors = [p for p in problems if p.severity == "error"]
     if args.json:
         print(
             json.dumps({"valid": not errors, "problems": [p.as_dict() for p in problems]}, indent=2)
@@ -495,6 +510,77 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_lint(args: argparse.Namespace) -> int:
+    from oohcore.procedure.lint import lint_path
+
+    report = lint_path(args.path, catalogue=args.catalogue)
+    if args.json:
+        print(json.dumps([f.as_dict() for f in report.findings], indent=2, default=str))
+    else:
+        for f in report.findings:
+            print(replace(f, path=_shown(Problem(f.path, f.line, f.col, "")).path))
+    explained = len(report.findings) - len(report.open)
+    print(
+        f"lint: {report.options} option(s), {len(report.open)} finding(s)"
+        + (f", {explained} explained in the ruleset" if explained else ""),
+        file=sys.stderr,
+    )
+    return 1 if report.open else 0
+
+
+def _cmd_test(args: argparse.Namespace) -> int:
+    from oohcore.procedure.scenarios import draft_file, junit_xml, run_path
+
+    if args.draft is not None:
+        print(draft_file(args.path, args.draft, catalogue=args.catalogue), end="")
+        return 0
+    run = run_path(args.path, catalogue=args.catalogue)
+    for r in run.results:
+        mark = "ok  " if r.passed else "FAIL"
+        print(f"{mark} {r.option}: {r.name}")
+        for failure in r.failures:
+            print(f"       {_shown(Problem(r.path, r.line, 1, '')).path}:{r.line}: {failure}")
+    passed = len(run.results) - len(run.failed)
+    print(f"{passed} passed, {len(run.failed)} failed", file=sys.stderr)
+    failing = {r.option for r in run.failed}
+    for option, version in sorted(run.versions.items()):
+        if option not in failing and any(r.option == option for r in run.results):
+            print(f"ready for sign-off (5.3.1): {option} {version}")
+    if args.coverage:
+        for option, missing in run.uncovered().items():
+            shown = ", ".join("the default" if m is None else f"rule {m + 1}" for m in missing)
+            print(f"not exercised: {option}: {shown}")
+        print(f"rule coverage: {run.coverage():.1%}")
+    if args.junit is not None:
+        args.junit.write_text(junit_xml(run), encoding="utf-8")
+    return 1 if run.failed else 0
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from oohcore.procedure.diff import diff_paths
+
+    changes = diff_paths(args.old, args.new, catalogue=args.catalogue)
+    for change in changes:
+        print(change)
+    if not changes:
+        print("no change in behaviour", file=sys.stderr)
+    return 0
+
+
+def _cmd_impact(args: argparse.Namespace) -> int:
+    from oohcore.procedure.impact import impact_of
+
+    report = impact_of(
+        args.organisation,
+        against=args.against,
+        store_url=args.store,
+        since=args.since,
+        catalogue=args.catalogue,
+    )
+    print(report.text(limit=args.limit))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="oohcore", description="Out-of-hours call handling rulesets and engine."
@@ -512,7 +598,45 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="catalogue folder for 'extends: catalogue:<id>' (default: the packaged catalogue)",
     )
+    p.add_argument(
+        "--strict", action="store_true", help="also run lint; its open findings are errors"
+    )
     p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("lint", help="find ambiguity and dead ends, with witnesses")
+    p.add_argument("path", type=Path, help="an organisation or catalogue folder")
+    p.add_argument("--json", action="store_true", help="print the findings as JSON")
+    p.add_argument("--catalogue", type=Path, default=None)
+    p.set_defaults(func=_cmd_lint)
+
+    p = sub.add_parser("test", help="run the scenario tests of the options (5.3.1)")
+    p.add_argument("path", type=Path, help="an organisation or catalogue folder")
+    p.add_argument("--junit", type=Path, default=None, metavar="FILE", help="write JUnit XML")
+    p.add_argument("--coverage", action="store_true", help="list the rules no scenario exercises")
+    p.add_argument(
+        "--draft",
+        metavar="OPTION",
+        default=None,
+        help="print draft scenarios for OPTION (one per rule and the default, from lint's "
+        "witnesses) to review and save as scenarios/OPTION.yaml",
+    )
+    p.add_argument("--catalogue", type=Path, default=None)
+    p.set_defaults(func=_cmd_test)
+
+    p = sub.add_parser("diff", help="what changed between two versions, in plain words")
+    p.add_argument("old", type=Path, help="the old folder or option file")
+    p.add_argument("new", type=Path, help="the new folder or option file")
+    p.add_argument("--catalogue", type=Path, default=None)
+    p.set_defaults(func=_cmd_diff)
+
+    p = sub.add_parser("impact", help="replay stored calls under a changed ruleset")
+    p.add_argument("organisation", type=Path, help="the organisation folder (the new version)")
+    p.add_argument("--against", type=Path, required=True, help="the old organisation folder")
+    p.add_argument("--store", default="sqlite:///oohcore.sqlite")
+    p.add_argument("--since", type=_since, required=True, help="a date, e.g. 2026-10-01")
+    p.add_argument("--limit", type=int, default=50, help="calls to list (default 50)")
+    p.add_argument("--catalogue", type=Path, default=None)
+    p.set_defaults(func=_cmd_impact)
 
     p = sub.add_parser("schema", help="print the JSON Schema of a ruleset file")
     p.add_argument(
@@ -635,6 +759,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--targets", type=Path, default=None, help="a targets file (docs/kpis.md)")
     p.set_defaults(func=_cmd_report)
     return parser
+
+
+def _since(text: str) -> Any:
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date; write e.g. 2026-10-01") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,12 +7,16 @@
    calls across the options, IVR choices, abandoned calls, repeat callers flagged as duplicates,
    referrals sent through the local channel (a JSON-lines file), acknowledgements and escalations
    fired by durable timers — all on an embedded SQLite store — and prints a summary.
+4. The telephone network's call detail records for the evening (the simulation writes them as a
+   CDR file, ``cdrs.csv``) are imported, the daily summary (11.5.1) is printed, and the evening's
+   HTML and xlsx reports are written under ``reports/``.
 
 Everything is seeded, so two runs tell the same story.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import shutil
@@ -23,16 +27,18 @@ from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from oohcore import audit
+from oohcore import audit, directory
 from oohcore.calendar import ServiceCalendar
 from oohcore.channels import Channel
 from oohcore.channels.local import LocalChannel
 from oohcore.clock import ManualClock
 from oohcore.engine import Engine, EngineError, OrganisationDesk
+from oohcore.reports.daily import SEND_AT, EveningOutput, enqueue_daily_summary, evening_reports
 from oohcore.rulesets.compiler import Organisation, ServiceOption
 from oohcore.rulesets.loader import load_organisation
 from oohcore.rulesets.models import Question, QuestionType
 from oohcore.runner import TickReport
+from oohcore.telephony import cdrs_from_calls, write_cdr_csv
 
 LONDON = ZoneInfo("Europe/London")
 CHANNELS = ("sms", "email", "pager", "phone", "feed", "crm")
@@ -286,6 +292,29 @@ def _count(stats: Counter[str], report: TickReport) -> None:
         stats["runner errors"] += len(report.errors)
 
 
+def _evening_reports(
+    engine: Engine, org: Organisation, workdir: Path, start: datetime, out: TextIO
+) -> EveningOutput:
+    """The telephone network's records for the evening, as a CDR file, imported and reported."""
+    with engine.store.read() as conn:
+        records = cdrs_from_calls(conn, org.id, since=start)
+    cdr_file = write_cdr_csv(records, workdir / "cdrs.csv")
+    evening = evening_reports(
+        engine.store, org, workdir / "reports", day=start.date(), cdr_file=cdr_file, out=out
+    )
+    # the summary goes to the council by 10am the next morning, through the channels (11.5.1)
+    with engine.store.read() as conn:
+        officer = directory.get(conn, org.id, "performance-reports")
+    if officer is not None and officer.email:
+        enqueue_daily_summary(
+            engine.store, org, start.date(), channel="email", recipient=officer.email
+        )
+        due = datetime.combine(start.date() + timedelta(days=1), SEND_AT, tzinfo=LONDON)
+        sent = engine.tick(due).sent
+        print(f"Sent by email to {officer.email} at {due:%H:%M}: {len(sent)} message(s)", file=out)
+    return evening
+
+
 def run_demo(
     borough: Path | None = None, *, out: TextIO, calls: int = 300, workdir: Path | None = None
 ) -> int:
@@ -317,6 +346,8 @@ def run_demo(
             out, f"An evening: {start:%a %d %b %Y} 17:00 to 08:00 ({calls} calls, virtual clock)"
         )
         stats = simulate_evening(engine, org, engine_clock, out, rng, caller, calls)
+        reports = io.StringIO()
+        evening = _evening_reports(engine, org, workdir, start, reports)
         with engine.store.read() as conn:
             report = audit.verify(conn, org.id)
             events = Counter(e.kind for e in audit.events_for_organisation(conn, org.id))
@@ -338,12 +369,15 @@ def run_demo(
     out.write(
         f"  messages written to {workdir / 'messages.jsonl'}; store {workdir / 'oohcore.sqlite'}\n"
     )
+    _section(out, "The evening's telephony and reports (11.5.1, 11.6)")
+    out.write(reports.getvalue())
+    out.write(f"  ({evening.imported} call detail records imported from {workdir / 'cdrs.csv'})\n")
     _section(out, "The first referral messages, as the local channel wrote them")
     with (workdir / "messages.jsonl").open(encoding="utf-8") as fh:
         shown = 0
         for line in fh:
             record = json.loads(line)
-            if ":alert:0:" in record.get("idempotency_key", "") and shown < 3:
+            if (record.get("meta") or {}).get("alert") == 1 and shown < 3:  # first alerts
                 body = record["body"].replace("\n", " / ")
                 out.write(f"  [{record['channel']}] to {record['recipient']}: {body[:160]}\n")
                 shown += 1

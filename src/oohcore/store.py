@@ -153,6 +153,22 @@ class StoreBusyError(StoreError):
     """The database stayed locked by another writer for longer than the busy timeout."""
 
 
+class WriteConflict(StoreError):
+    """The database refused a transaction because another one changed the same rows meanwhile
+    (PostgreSQL's serialization failure, deadlock or unique violation under concurrency); it
+    was rolled back whole. The engine's façade raises it as ``ConcurrentChange``: retry."""
+
+
+# SQLSTATEs that mean "another transaction got there first", not "the request is wrong"
+_CONFLICT_STATES = frozenset({"40001", "40P01", "23505", "55P03"})
+
+
+def _conflict(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", None)
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return state in _CONFLICT_STATES
+
+
 class NestedTransactionError(StoreError):
     """``store.transaction()`` was entered while a transaction of the same store was open."""
 
@@ -643,13 +659,23 @@ class Store:
             trans = conn.begin()
             try:
                 yield conn
+            except DBAPIError as exc:
+                trans.rollback()
+                if _conflict(exc):
+                    raise WriteConflict(str(getattr(exc, "orig", exc)).strip()) from exc
+                raise
             except BaseException:
                 trans.rollback()
                 raise
             if rollback_only:
                 trans.rollback()
             else:
-                trans.commit()
+                try:
+                    trans.commit()
+                except DBAPIError as exc:
+                    if _conflict(exc):
+                        raise WriteConflict(str(getattr(exc, "orig", exc)).strip()) from exc
+                    raise
 
     # -- closing ---------------------------------------------------------------------------------
 

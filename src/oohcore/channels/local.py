@@ -143,9 +143,10 @@ class LocalChannel:
         line = (json.dumps(_record(message), sort_keys=True, ensure_ascii=False) + "\n").encode()
         with self._lock, self._file_lock():
             self._catch_up()
-            if os.fstat(self._fd).st_size != self._offset:
+            if os.fstat(self._fd).st_size > self._offset:
                 # An incomplete line after the last complete one, while we hold the lock: a
-                # writer died half-way through it. Cut it off rather than append to it.
+                # writer died half-way through it. Cut it off rather than append to it. (Never
+                # *extend* the file to our offset: that would pad it with NUL bytes.)
                 os.ftruncate(self._fd, self._offset)
             existing = self._keys.get(message.idempotency_key)
             if existing is not None:
@@ -203,11 +204,21 @@ class LocalChannel:
     def _catch_up(self) -> None:
         """Read lines appended since we last looked (by us on open, or by other processes)."""
         size = os.fstat(self._fd).st_size
+        if size < self._offset:
+            # Truncated under us: log rotation by copy-and-truncate. The lines we had read went
+            # to the rotated copy, so their keys stay known (a re-send is still a duplicate) and
+            # we read the file again from its start; line numbers go on counting.
+            self._offset = 0
         if size <= self._offset:
             return
         data = os.pread(self._fd, size - self._offset, self._offset)
         end = data.rfind(b"\n") + 1  # only complete lines
         for raw in data[:end].splitlines():
+            # NUL bytes are what a file truncated and then written at an old offset holds (as
+            # earlier versions did after a copy-and-truncate): padding, not a message
+            raw = raw.strip(b"\0")
+            if not raw:
+                continue
             self._lines += 1
             try:
                 key = json.loads(raw)["idempotency_key"]

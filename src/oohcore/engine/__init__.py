@@ -23,6 +23,7 @@ The package follows the path of a call (DESIGN principle 8, *decide, then commit
 * :mod:`.escalation` — a referral's frozen procedure and each alert along it;
 * :mod:`.result` — the step's result and the one function that writes it;
 * :mod:`.rows`, :mod:`.versions` — the stored forms, and every option version a call ran under;
+* :mod:`.inputs` — the host's arguments, checked on entry;
 * :mod:`.views`, :mod:`.errors` — what the host gets back, and the documented exceptions.
 
 Every exception in :mod:`.errors` means nothing was changed. Everything about a call is
@@ -38,6 +39,7 @@ from oohcore.engine.errors import (
     ConcurrentChange,
     EngineError,
     InvalidAnswers,
+    InvalidArgument,
     InvalidChoice,
     InvalidTransition,
     MissingEssentialFields,
@@ -58,6 +60,7 @@ __all__ = [
     "Engine",
     "EngineError",
     "InvalidAnswers",
+    "InvalidArgument",
     "InvalidChoice",
     "InvalidTransition",
     "MissingEssentialFields",

@@ -32,6 +32,12 @@ class EngineError(OohcoreError):
     """Base class of the errors a host's request to the engine can raise."""
 
 
+class InvalidArgument(EngineError, ValueError):
+    """An argument of the wrong type or form (a naive ``at=``, ``None`` for a call id or for
+    answers, a lone surrogate, an over-long name); the message names the argument. Nothing was
+    read or changed: fix the call in the host."""
+
+
 class UnknownNumber(EngineError):
     """No organisation has this access number (7.1.2)."""
 

@@ -30,7 +30,7 @@ from oohcore.engine.errors import (
     MissingEssentialFields,
     WrongStaffMember,
 )
-from oohcore.engine.escalation import alert, change_referral
+from oohcore.engine.escalation import alert, change_referral, summary
 from oohcore.engine.result import EventOut, SearchEntry, StepResult
 from oohcore.engine.rows import CALLS, CallRow, ReferralRow
 from oohcore.references import format_reference
@@ -396,8 +396,47 @@ def close(ctx: CallContext) -> StepResult:
     """The call ends; the caller has been given the reference (5.2.2). A referral's pass-on time
     limit runs from here, the conclusion of the call (6.4b): its deadline timer, set from when
     the action was carried out, finds the call's end and waits on until the true deadline."""
-    return _transition(
+    result = _transition(
         ctx, "close", EventKind.CALL_CLOSED, {"reference": ctx.row.reference}, closed_at=ctx.now
+    )
+    if ctx.option is not None and ctx.option.id in ctx.organisation.feed_options:
+        result.message(feed_entry(ctx))
+    return result
+
+
+def feed_entry(ctx: CallContext) -> OutboundMessage:
+    """The service request as the organisation's feed takes it (7.8): every field the call
+    holds — the answers, the property's UPRN (always, 7.11), when it was received and what
+    was done — for the feed channel to select from and write (``oohcore_feed``)."""
+    row, option = ctx.row, ctx.require_option()
+    values = ctx.values()
+    fields: dict[str, Any] = {
+        **row.answers,
+        "uprn": values.get("uprn"),
+        "reference": row.reference,
+        "service_option": option.id,
+        "service_option_name": option.name,
+        "received_at": row.received_at.isoformat(),
+        "closed_at": ctx.now.isoformat(),
+        "access_number": row.access_number,
+        "caller_number": row.caller_number,
+        "handler": row.handler,
+        "action": row.action_id,
+        "action_kind": row.action_kind,
+        "duplicate_of": row.duplicate_of,
+    }
+    return OutboundMessage(
+        organisation_id=row.organisation_id,
+        call_id=row.id,
+        channel="feed",
+        recipient=row.organisation_id,
+        body=summary(values),
+        idempotency_key=f"{row.id}:feed",
+        subject=f"{option.name} {row.reference}",
+        purpose=MessagePurpose.FEED,
+        reference=row.reference,
+        fields={k: v for k, v in fields.items() if v is not None},
+        meta={"service_option": option.id, "uprn": values.get("uprn")},
     )
 
 

@@ -61,6 +61,7 @@ from oohcore.rulesets.models import (
     UkNation,
     format_duration,
 )
+from oohcore.rulesets.patterns import PatternError, compile_pattern
 from oohcore.rulesets.source import PathKey, Source
 from oohcore.rulesets.templates import CompiledTemplate, TemplateError, compile_template
 
@@ -197,6 +198,9 @@ class Organisation:
     priorities apply (7.1.5)."""
     ivr: Mapping[str, CompiledIvrMenu] = field(default_factory=lambda: MappingProxyType({}))
     """Each IVR menu with its choices by key, their compiled ``say`` and the no-choice wait."""
+    feed_options: frozenset[str] = frozenset()
+    """The service options whose requests go to the organisation's feed when a call closes
+    (7.8); empty: no feed."""
     directory: Mapping[str, DirectoryEntry] = field(default_factory=lambda: MappingProxyType({}))
     """The directory as the files give it (the organisation's entries over the catalogue's):
     what :func:`oohcore.directory.seed` puts in the store. At run time the store's entries are
@@ -484,13 +488,9 @@ def _check_questions(
             r.add((*path, "min"), f"min ({q.min}) is greater than max ({q.max})", "bad-bounds")
         if q.pattern is not None:
             try:
-                re.compile(q.pattern)
-            except re.error as exc:
-                r.add(
-                    (*path, "pattern"),
-                    f"the pattern is not a valid regular expression: {exc}",
-                    "bad-pattern",
-                )
+                compile_pattern(q.pattern)  # RE2: linear-time matching (issue 7, 5)
+            except PatternError as exc:
+                r.add((*path, "pattern"), str(exc), "bad-pattern")
         fields[q.field] = _field_type(q)
 
 
@@ -867,6 +867,9 @@ def check_organisation(
     menus = _check_ivr_menus(r, model.ivr_menus, option_ids)
     _check_access_numbers(r, model.access_numbers, menus, option_ids)
     _check_priorities(r, model.priorities, option_ids)
+    if model.feed is not None and model.feed.service_options != "all":
+        for i, option_id in enumerate(model.feed.service_options):
+            _check_option_ref(r, ("feed", "service_options", i), option_id, option_ids)
     return r.problems
 
 
@@ -1040,8 +1043,19 @@ def compile_organisation(
         priority_mode=mode,
         high_call_volume=priorities.waiting_calls if isinstance(priorities, Priorities) else None,
         ivr=MappingProxyType({m.id: _compile_menu(m) for m in model.ivr_menus}),
+        feed_options=_feed_options(model, service_options),
         directory=MappingProxyType(dict(directory)),
     )
+
+
+def _feed_options(
+    model: OrganisationFile, service_options: Mapping[str, ServiceOption]
+) -> frozenset[str]:
+    if model.feed is None:
+        return frozenset()
+    if model.feed.service_options == "all":
+        return frozenset(service_options)
+    return frozenset(model.feed.service_options)
 
 
 def _compile_menu(menu: IvrMenu) -> CompiledIvrMenu:

@@ -31,6 +31,7 @@ answer explicitly.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from enum import Enum
@@ -38,6 +39,8 @@ from typing import Any
 
 MAX_LENGTH = 2000
 MAX_DEPTH = 40
+MAX_NUMBER = 1e15  # a number literal, either way (as in a ruleset's YAML, source.MAX_NUMBER)
+MAX_NUMBER_DIGITS = 30  # digits of a number literal, its decimals included
 
 
 class Type(Enum):
@@ -122,6 +125,14 @@ def tokenize(text: str) -> list[Token]:
         raw = m.group()
         if kind == "number":
             value: Any = float(raw) if "." in raw else int(raw)
+            if len(raw) > MAX_NUMBER_DIGITS or abs(value) > MAX_NUMBER:
+                # 4: a literal too large for a float would be infinity, emitted as 'inf'
+                raise ConditionError(
+                    f"the number {raw[:20]}{'…' if len(raw) > 20 else ''} is too large; a "
+                    f"number in a condition has at most {MAX_NUMBER_DIGITS} digits and is "
+                    f"at most {MAX_NUMBER:.0e}",
+                    pos,
+                )
             tokens.append(Token("number", raw, pos, value))
         elif kind == "string":
             tokens.append(Token("string", raw, pos, _unquote(raw, pos)))
@@ -831,17 +842,46 @@ def _constraint(node: Node, name: str) -> tuple[frozenset[Any], Node | None] | N
     return None
 
 
+def _constrained(node: Node) -> set[str]:
+    """The fields ``node`` is keyed on: those for which :func:`_constraint` finds values (one
+    pass over its conjuncts, not one per field)."""
+    conjuncts = list(node.operands) if isinstance(node, BoolOp) and node.op == "and" else [node]
+    out: set[str] = set()
+    for c in conjuncts:
+        if not isinstance(c, Compare):
+            continue
+        if c.op == "==":
+            for name, lit in ((c.left, c.right), (c.right, c.left)):
+                if (
+                    isinstance(name, Name)
+                    and isinstance(lit, Literal)
+                    and not isinstance(lit.value, bool)
+                ):
+                    out.add(name.name)
+        elif (
+            c.op == "in"
+            and isinstance(c.left, Name)
+            and isinstance(c.right, ListLiteral)
+            and not any(isinstance(item.value, bool) for item in c.right.items)
+        ):
+            out.add(c.left.name)
+    return out
+
+
 def _dispatch_field(
     nodes: Sequence[Node], fields: Mapping[str, FieldType], fixed: Mapping[str, Any]
 ) -> str | None:
     """The field most rules are keyed on (e.g. ``repair``), if it is worth dispatching on."""
+    counts: dict[str, int] = {}
+    for node in nodes:
+        for name in _constrained(node):
+            counts[name] = counts.get(name, 0) + 1
     best, best_count = None, 0
-    for name in sorted({n for node in nodes for n in _names(node)} - set(fixed)):
+    for name in sorted(set(counts) - set(fixed)):
         if fields[name].type not in (Type.STRING, Type.NUMBER):
             continue
-        count = sum(1 for node in nodes if _constraint(node, name) is not None)
-        if count > best_count:
-            best, best_count = name, count
+        if counts[name] > best_count:
+            best, best_count = name, counts[name]
     return best if best_count >= 3 and best_count * 3 >= len(nodes) else None
 
 
@@ -908,28 +948,36 @@ def _fold(node: Node, known: Mapping[str, Any]) -> Node:
     return node
 
 
-def _rules_body(
-    emitter: _Emitter,
-    rules: Sequence[tuple[int, Node]],
-    returns: Sequence[str],
-    bound: set[str],
+def _first_body(
+    emitter: _Emitter, rules: Sequence[tuple[int, Node]], bound: set[str], *, limited: bool
 ) -> list[str]:
-    """``if <rule>: return <result>`` in order, each field fetched just before the first rule
-    that reads it (a decision usually ends long before the last rule)."""
+    """``if <rule>: return <its index>`` in order, then ``return limit``: the index of the first
+    of ``rules`` that holds. With ``limited``, rules from index ``limit`` on are not tried (an
+    earlier rule of another list already holds)."""
     body: list[str] = []
     for i, node in rules:
+        if limited:
+            body.append(f"if limit <= {i}:")
+            body.append("    return limit")
         if isinstance(node, Literal):
             if node.value:
-                body.append(f"return {returns[i]}")
+                body.append(f"return {i}")
                 return body
             continue
         for name in sorted(_names(node) - bound - set(emitter.fixed)):
             body.append(f"f_{name} = get({name!r})")
             bound.add(name)
         body.append(f"if {emitter.emit(node)}:")
-        body.append(f"    return {returns[i]}")
-    body.append(f"return {returns[-1]}")
+        body.append(f"    return {i}")
+    body.append("return limit")
     return body
+
+
+_DecisionKey = tuple[
+    tuple[str, ...], tuple[tuple[str, FieldType], ...], tuple[tuple[str, Any], ...]
+]
+_DECISIONS: OrderedDict[_DecisionKey, Callable[[Mapping[str, Any]], int]] = OrderedDict()
+MAX_CACHED_DECISIONS = 256
 
 
 def compile_decision(
@@ -945,43 +993,79 @@ def compile_decision(
     the rule's index, or -1 for the default. Raises :class:`ConditionError` with ``.rule`` set
     to the index of the offending rule.
 
+    A decision is compiled once for its content (the rules, the field types and the settings):
+    validating an option and loading it, or opening an engine again in the same process, find
+    it in a cache instead of compiling it again.
+
     Speed: fields are fetched lazily, settings (``fixed``) are folded in as constants, and when
     many rules are keyed on one field (``repair == "leak" and …``) the function first dispatches
-    on that field's value through a dict, then runs only the rules that can still hold for it,
-    with the already-known test removed. First-match-wins order is kept in every branch.
+    on that field's value through a dict to the rules keyed on that value (with the known test
+    removed), and runs the rules keyed on no value once, only those before the first match.
+    First-match-wins order is kept. Compiling is linear in the size of the rules: a rule is
+    folded once per value it is keyed on, and a rule keyed on none is emitted once.
     """
     fixed = dict(fixed or {})
-    checked = _check_rules(conditions, fields)
-    nodes = [node for node, _ in checked]
-    emitter = _Emitter(fixed)
-    if results is None:
-        returns = [repr(i) for i in range(len(nodes))] + ["-1"]
+    if results is not None and len(results) != len(conditions) + 1:
+        raise ValueError("results needs one item per rule and one for the default")
+    key: _DecisionKey = (
+        tuple(conditions),
+        tuple(sorted(fields.items())),
+        tuple(sorted(fixed.items())),
+    )
+    index = _DECISIONS.get(key)
+    if index is None:
+        index = _compile_decision(conditions, fields, fixed)
+        _DECISIONS[key] = index
+        if len(_DECISIONS) > MAX_CACHED_DECISIONS:
+            _DECISIONS.popitem(last=False)
     else:
-        if len(results) != len(nodes) + 1:
-            raise ValueError("results needs one item per rule and one for the default")
-        returns = [emitter.const(r) for r in results]
-    nodes = [_fold(node, fixed) for node in nodes]
+        _DECISIONS.move_to_end(key)
+    if results is None:
+        n = len(conditions)
+        return lambda values: -1 if (i := index(values)) == n else i
+    chosen = tuple(results)
+    return lambda values: chosen[index(values)]
+
+
+def _compile_decision(
+    conditions: Sequence[str], fields: Mapping[str, FieldType], fixed: Mapping[str, Any]
+) -> Callable[[Mapping[str, Any]], int]:
+    """The index of the first rule that holds, ``len(conditions)`` when none does."""
+    checked = _check_rules(conditions, fields)
+    emitter = _Emitter(fixed)
+    nodes = [_fold(node, fixed) for node, _ in checked]
+    n = len(nodes)
     key = _dispatch_field(nodes, fields, fixed)
     if key is None:
-        body = _rules_body(emitter, list(enumerate(nodes)), returns, set())
-        return _build("decide", ["get = values.get", *body], emitter.constants)
+        body = _first_body(emitter, list(enumerate(nodes)), set(), limited=False)
+        return _build("decide", ["get = values.get", f"limit = {n}", *body], emitter.constants)
     constraints = [_constraint(node, key) for node in nodes]
-    values = sorted({v for c in constraints if c is not None for v in c[0]}, key=repr)
+    keyed: dict[Any, list[tuple[int, Node]]] = {}
+    others: list[tuple[int, Node]] = []
+    for i, (node, c) in enumerate(zip(nodes, constraints, strict=True)):
+        if c is None:
+            others.append((i, node))
+            continue
+        for value in sorted(c[0], key=repr):
+            # in the branch of this value the key has it: fold it into the rule (its rest)
+            rest = Literal(node.offset, True, Type.BOOL) if c[1] is None else c[1]
+            keyed.setdefault(value, []).append((i, _fold(rest, {key: value})))
     lines: list[str] = []
     table: list[str] = []
-    for b, value in enumerate(values):
-        # in this branch the key has this value: fold it into every rule
-        rules = [(i, _fold(node, {key: value})) for i, node in enumerate(nodes)]
-        lines.append(f"def _b{b}(get, f_{key}):")
-        lines += [f"    {line}" for line in _rules_body(emitter, rules, returns, {key})]
-        table.append(f"{value!r}: _b{b}")
-    others = [(i, node) for i, node in enumerate(nodes) if constraints[i] is None]
-    lines.append(f"def _other(get, f_{key}):")
-    lines += [f"    {line}" for line in _rules_body(emitter, others, returns, {key})]
+    for b, value in enumerate(sorted(keyed, key=repr)):
+        lines.append(f"def _b{b}(get, f_{key}, limit):")
+        lines += [
+            f"    {line}" for line in _first_body(emitter, keyed[value], {key}, limited=False)
+        ]
+        table.append(f"{emitter.const(value)}: _b{b}")
     lines.append("_branches = {" + ", ".join(table) + "}")
     lines.append("def decide(values):")
     lines.append("    get = values.get")
     lines.append(f"    f_{key} = get({key!r})")
-    lines.append(f"    branch = _branches.get(f_{key}, _other)")
-    lines.append(f"    return branch(get, f_{key})")
+    lines.append(f"    branch = _branches.get(f_{key})")
+    lines.append(f"    limit = {n} if branch is None else branch(get, f_{key}, {n})")
+    if others:
+        lines += [f"    {line}" for line in _first_body(emitter, others, {key}, limited=True)]
+    else:
+        lines.append("    return limit")
     return _exec("decide", lines, emitter.constants)

@@ -17,9 +17,10 @@ listing every problem found, each at ``file:line:col``.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
@@ -51,13 +52,28 @@ from oohcore.rulesets.models import (
     ServiceOptionFile,
 )
 from oohcore.rulesets.schema import Kind, validator
-from oohcore.rulesets.source import PathKey, Source, read_yaml, walk
+from oohcore.rulesets.source import (
+    PathKey,
+    Source,
+    path_problem,
+    read_yaml,
+    real_path,
+    walk,
+)
 
 ORGANISATION_FILE = "organisation.yaml"
 CATALOGUE_FILE = "catalogue.yaml"
 DIRECTORY_FILE = "directory.yaml"
 OPTIONS_DIR = "options"
 CATALOGUE_PREFIX = "catalogue:"
+MAX_OPTION_FILES = 1_000  # service option files in one folder's options/ (the catalogue has 17)
+MAX_EXTENDS = 10  # files in one 'extends' chain; the catalogue's longest is 2
+MAX_MESSAGE = 400  # characters of one problem's message (it never prints a whole file back)
+
+
+def _key(path: Path) -> Path:
+    """``path`` with its links followed where they can be (a loop of links cannot)."""
+    return real_path(path) or Path(os.path.abspath(path))
 
 
 def default_catalogue() -> Path:
@@ -86,6 +102,8 @@ class _Session:
 
     catalogue: Path
     problems: list[Problem] = field(default_factory=list)
+    # the folders a file may be read from (the ruleset folder being loaded and the catalogue)
+    roots: tuple[Path, ...] = ()
     sources: dict[Path, Source | None] = field(default_factory=dict)
     unreadable: dict[Path, list[Problem]] = field(default_factory=dict)
     found_by: dict[Path, list[Problem]] = field(default_factory=dict)  # option file -> problems
@@ -94,7 +112,7 @@ class _Session:
     def directory(self, folder: Path, *, organisation: bool) -> dict[str, DirectoryEntry] | None:
         """The contacts of ``folder``'s ``directory.yaml`` ({} when it has none), or None when
         the file has problems (reported once)."""
-        path = (folder / DIRECTORY_FILE).resolve()
+        path = _key(folder / DIRECTORY_FILE)
         if path not in self.directories:
             self.directories[path] = self._read_directory(path, organisation=organisation)
         return self.directories[path]
@@ -118,11 +136,11 @@ class _Session:
             return None
         return dict(model.contacts)
 
-    def read(self, path: Path) -> Source | None:
-        path = path.resolve()
+    def read(self, written: Path) -> Source | None:
+        path = _key(written)
         if path not in self.sources:
             try:
-                self.sources[path] = read_yaml(path)
+                self.sources[path] = read_yaml(written, within=self.roots)
             except RulesetError as exc:
                 self.unreadable[path] = exc.problems
                 self.sources[path] = None
@@ -163,7 +181,8 @@ def _describe(value: Any) -> str:
     if isinstance(value, (int, float)):
         return f"the number {value!r}"
     if isinstance(value, str):
-        return f"the text {value!r}"
+        # a short excerpt only: the value may come from a file that is not a ruleset at all
+        return f"the text {value[:60] + '…' if len(value) > 60 else value!r}"
     if isinstance(value, list):
         return "a list"
     return "a mapping"
@@ -412,7 +431,13 @@ def _resolve(session: _Session, path: Path, stack: tuple[Path, ...] = ()) -> Sou
             )
             return None
     else:
-        target = (path.parent / extends).resolve()
+        bad = path_problem(extends)
+        if bad is not None:
+            session.problems.append(
+                source.problem(("extends",), f"'extends' cannot be used: {bad}", "bad-extends")
+            )
+            return None
+        target = path.parent / extends
         if not target.is_file():
             session.problems.append(
                 source.problem(
@@ -422,15 +447,40 @@ def _resolve(session: _Session, path: Path, stack: tuple[Path, ...] = ()) -> Sou
                 )
             )
             return None
-    if target.resolve() in stack or target.resolve() == path.resolve():
-        chain = " -> ".join(p.name for p in (*stack, path, target))
+        real = _key(target)
+        if not any(real.is_relative_to(root) for root in session.roots):
+            # 3: extends stays inside the ruleset folder (and the catalogue): it never reads
+            # /etc/passwd and prints it back
+            session.problems.append(
+                source.problem(
+                    ("extends",),
+                    f"'extends' names {extends!r}, which is outside the ruleset folder "
+                    f"{session.roots[0] if session.roots else path.parent} and the catalogue; "
+                    "a service option extends only files inside them",
+                    "extends-outside",
+                )
+            )
+            return None
+    here, there = _key(path), _key(target)
+    if there in stack or there == here:
+        chain = " -> ".join(p.name for p in (*stack, here, there))
         session.problems.append(
             source.problem(
                 ("extends",), f"'extends' goes round in a circle: {chain}", "extends-cycle"
             )
         )
         return None
-    parent = _resolve(session, target, (*stack, path.resolve()))
+    if len(stack) + 1 >= MAX_EXTENDS:
+        session.problems.append(
+            source.problem(
+                ("extends",),
+                f"'extends' chains more than {MAX_EXTENDS} files; extend the catalogue's option "
+                "directly",
+                "extends-too-long",
+            )
+        )
+        return None
+    parent = _resolve(session, target, (*stack, here))
     if parent is None:
         return None
     child = Source(
@@ -578,6 +628,7 @@ def _load_folder(
 ) -> Organisation | Catalogue | None:
     """Load ``folder``; with ``only`` (a resolved file of it), check just that file: the other
     option files are not compiled, and their names stand for their ids."""
+    session.roots = (_key(folder), _key(session.catalogue))
     header = _read_header(session, folder)
     model = header.model
     org_model = model if isinstance(model, OrganisationFile) else None
@@ -585,6 +636,18 @@ def _load_folder(
     compiled: dict[str, ServiceOption] = {}
     files: dict[str, Path] = {}
     option_files = _option_files(folder)
+    if len(option_files) > MAX_OPTION_FILES:
+        session.problems.append(
+            Problem(
+                str(folder / OPTIONS_DIR),
+                0,
+                0,
+                f"{len(option_files):,} service option files in {folder / OPTIONS_DIR}: at most "
+                f"{MAX_OPTION_FILES:,} are read in one folder",
+                "too-many-options",
+            )
+        )
+        return None
     if not option_files:
         session.problems.append(
             Problem(
@@ -596,14 +659,14 @@ def _load_folder(
             )
         )
     for path in option_files:
-        if only is not None and path.resolve() != only:
+        if only is not None and _key(path) != only:
             files.setdefault(path.stem, path)  # for duplicate ids (its own id is checked alone)
             continue
         first = len(session.problems)
         option = _load_option(session, folder, path, header, files, categories)
         # What loading this file found, wherever it is located (an inherited rule can fail in
         # the file it extends): validate() of this one file reports all of it.
-        session.found_by[path.resolve()] = session.problems[first:]
+        session.found_by[_key(path)] = session.problems[first:]
         if option is not None:
             compiled[option.id] = option
     if header.source is not None and org_model is not None:
@@ -643,8 +706,14 @@ def _ruleset_folders(path: Path) -> list[Path]:
     return sorted(found)
 
 
+def _capped(problem: Problem) -> Problem:
+    if len(problem.message) <= MAX_MESSAGE:
+        return problem
+    return replace(problem, message=problem.message[: MAX_MESSAGE - 1] + "…")
+
+
 def _errors(problems: Iterable[Problem]) -> list[Problem]:
-    return list(dict.fromkeys(p for p in problems if p.severity == "error"))
+    return list(dict.fromkeys(_capped(p) for p in problems if p.severity == "error"))
 
 
 def load_organisation(path: str | Path, *, catalogue: str | Path | None = None) -> Organisation:
@@ -729,9 +798,16 @@ def validate(paths: Sequence[str | Path], *, catalogue: str | Path | None = None
         if not path.exists():
             out.append(Problem(str(path), 0, 0, "no such file or folder", "not-found"))
             continue
+        if not (path.is_file() or path.is_dir()):
+            out.append(
+                Problem(
+                    str(path), 0, 0, "not a regular file or a folder (a FIFO or a device?)", "io"
+                )
+            )
+            continue
         only: Path | None = None
         if path.is_file():
-            only = path.resolve()
+            only = _key(path)
             folder = path.parent.parent if path.parent.name == OPTIONS_DIR else path.parent
             folders = (
                 [folder]
@@ -758,8 +834,23 @@ def validate(paths: Sequence[str | Path], *, catalogue: str | Path | None = None
             _load_folder(session, folder, only)
             found = session.problems
             if only is not None:
-                found = [p for p in found if Path(p.path).resolve() == only]
+                found = [p for p in found if _key(Path(p.path)) == only]
                 found += session.found_by.get(only, [])
             out.extend(found)
-    unique = {(p.path, p.line, p.col, p.message): p for p in out}
+    unique = {(p.path, p.line, p.col, p.message): p for p in map(_capped, out)}
     return sorted(unique.values(), key=lambda p: (p.path, p.line, p.col))
+
+
+def option_sources(path: str | Path, *, catalogue: str | Path | None = None) -> dict[str, Source]:
+    """The source of each option file of the ruleset folder ``path``, its ``extends`` chain
+    applied, by option id (its file name): where lint findings and scenario errors are
+    located. Files that cannot be read are left out (``validate`` reports them)."""
+    folder = Path(path)
+    base = Path(catalogue) if catalogue else default_catalogue()
+    session = _Session(base if (folder / ORGANISATION_FILE).is_file() else folder)
+    out: dict[str, Source] = {}
+    for file in _option_files(folder):
+        source = _resolve(session, file)
+        if source is not None:
+            out[file.stem] = source
+    return out

@@ -35,12 +35,19 @@ DURATION_PATTERN = r"^(?=\d)(\d+h)?(\d+m)?(\d+s)?$"
 CLOCK_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$"
 
 
+MAX_DURATION = timedelta(days=31)  # any duration in a ruleset (a wait, a time limit …)
+
+
 def parse_duration(value: Any) -> Any:
     """``"10m"``, ``"1h30m"``, ``"45s"`` → timedelta. Other values pass through to pydantic."""
     if isinstance(value, str):
         m = _DURATION_RE.match(value)
         if m and value:
-            h, mi, s = (int(g) if g else 0 for g in m.groups())
+            h, mi, s = (0 if not g else int(g) if len(g) <= 12 else 10**12 for g in m.groups())
+            if h * 3600 + mi * 60 + s > MAX_DURATION.total_seconds():
+                # 4: bounded at load time, so no deadline overflows a date in complete()
+                shown = value if len(value) <= 20 else value[:20] + "…"
+                raise ValueError(f"{shown!r} is longer than the longest duration allowed (31 days)")
             return timedelta(hours=h, minutes=mi, seconds=s)
         raise ValueError(f"{value!r} is not a duration; write e.g. 10m, 1h30m or 45s")
     return value
@@ -347,6 +354,20 @@ class OrganisationFile(_Model):
         default_factory=list,
         description="Categories of out-of-scope calls for reporting (11.7.3f, 13.3p).",
     )
+    feed: ServiceRequestFeed | None = Field(
+        default=None,
+        description="The service requests of these options go to the organisation's feed "
+        "(7.8, 5.2.4 'pull'): each call, when it closes, with every field it holds.",
+    )
+
+
+class ServiceRequestFeed(_Model):
+    """Which service options' requests the organisation takes by feed (7.8). Which of their
+    fields it takes is the feed channel's configuration (``fields``, ``option_fields``)."""
+
+    service_options: list[Id] | Literal["all"] = Field(
+        default="all", description="The options whose requests are fed, or 'all'."
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -421,6 +442,10 @@ class QuestionType(StrEnum):
     time = "time"
 
 
+DEFAULT_TEXT_LENGTH = 2_000  # characters of a text answer when its question sets no max_length
+MAX_TEXT_LENGTH = 20_000  # the most a question's max_length may allow
+
+
 class Question(_Model):
     """One question of the script and the field its answer is captured in (5.3.3, 7.4.1)."""
 
@@ -439,8 +464,18 @@ class Question(_Model):
     )
     min: float | None = None
     max: float | None = None
-    max_length: int | None = Field(default=None, ge=1)
-    pattern: str | None = Field(default=None, description="A regular expression text must match.")
+    max_length: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_TEXT_LENGTH,
+        description=f"For text and address answers: at most this many characters (default "
+        f"{DEFAULT_TEXT_LENGTH}, at most {MAX_TEXT_LENGTH}).",
+    )
+    pattern: str | None = Field(
+        default=None,
+        max_length=500,
+        description="A regular expression (RE2 syntax, matched in linear time) text must match.",
+    )
     ask_if: Condition | None = Field(
         default=None, description="Ask this question only when the condition holds."
     )
@@ -621,6 +656,14 @@ class SignOff(_Model):
     by: str
     on: date
     version: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+    role: str | None = Field(
+        default=None, description="The signer's role, e.g. 'Head of Housing Services'."
+    )
+    scenarios: list[str] = Field(
+        default_factory=list,
+        description="The scenario tests that passed on this version before sign-off "
+        "(5.3.1 user-acceptance testing; oohcore test prints them).",
+    )
 
 
 class ServiceOptionFile(_Model):
@@ -646,3 +689,10 @@ class ServiceOptionFile(_Model):
     decision: Decision
     actions: dict[Annotated[str, Field(pattern=ID_PATTERN)], Action]
     sign_off: SignOff | None = None
+    lint: dict[str, str] = Field(
+        default_factory=dict,
+        exclude=True,  # documentation of the ruleset: no part of its version or behaviour
+        description="Lint findings the organisation accepts, each with its reason: "
+        "'<kind> <target>' (e.g. 'unreachable rule-3', 'never-read details') -> why "
+        "(oohcore lint, docs/procedures.md).",
+    )

@@ -9,6 +9,9 @@ officer is always pointed at ``file:line:col``.
 
 from __future__ import annotations
 
+import math
+import os
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,9 +175,15 @@ _SCALAR_TAGS = {
     "tag:yaml.org,2002:timestamp",
 }
 
+_NUMBER_TAGS = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
+_CONTAINER_TAGS = {"tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"}
+
 
 MAX_NESTING = 50  # lists and mappings within each other; a ruleset needs about 10
 MAX_VALUES = 100_000  # values in a file, counting each use of a YAML alias (*name) afresh
+MAX_FILE_BYTES = 1_000_000  # a ruleset file; the catalogue's largest is about 20 kB
+MAX_PATH_CHARS = 1_024  # a path written in a ruleset ('extends:')
+MAX_NUMBER = 1e15  # any number written in a ruleset (a UPRN has 12 digits)
 
 
 class _TooLarge(Exception):
@@ -186,12 +195,31 @@ class _TooLarge(Exception):
 def _check_nesting(text: str, path: str) -> None:
     """libyaml composes nested lists and mappings by C recursion, which crashes the process
     on a few thousand '[' (and our builder recurses too): measure the depth from the event
-    stream, which is read without recursion, before composing."""
+    stream, which is read without recursion, before composing; and count the values, so
+    that no more than ``MAX_VALUES`` nodes are ever composed."""
     loader = _Loader(text)
     try:
         depth = 0
+        values = 0
         while loader.check_event():
             event = loader.get_event()
+            if isinstance(
+                event, (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)
+            ):
+                # composing a node per value costs memory: count them before (aliases, which
+                # repeat what is composed already, are counted as they are built)
+                values += 1
+                if values > MAX_VALUES:
+                    m = event.start_mark
+                    raise _TooLarge(
+                        Problem(
+                            path,
+                            m.line + 1 if m else 1,
+                            m.column + 1 if m else 1,
+                            f"the file holds more than {MAX_VALUES:,} values",
+                            "yaml-too-large",
+                        )
+                    )
             if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
                 depth += 1
                 if depth > MAX_NESTING:
@@ -216,6 +244,7 @@ class _Builder:
         self.text = text
         self.problems: list[Problem] = []
         self.count = 0
+        self.depth = 0  # lists and mappings being built, aliases followed (a chain of them)
         self.open: set[int] = set()  # lists and mappings being built (to catch alias loops)
 
     def build(self, node: yaml.Node, path: PathKey) -> Any:
@@ -246,13 +275,62 @@ class _Builder:
                         self.source.path,
                         pos.line,
                         pos.col,
-                        f"YAML tag {node.tag!r} is not allowed in a ruleset; write a plain value",
+                        f"YAML tag {_excerpt(node.tag)} is not allowed in a ruleset; write a "
+                        "plain value",
                         "yaml-tag",
                     )
                 )
                 return node.value
-            return self.loader.construct_object(node, deep=True)
+            if node.tag in _NUMBER_TAGS and len(node.value) > 40:
+                value: Any = math.inf  # reported just below, never converted
+            else:
+                try:
+                    value = self.loader.construct_object(node, deep=True)
+                except (ValueError, yaml.YAMLError):
+                    self.problems.append(
+                        Problem(
+                            pos.file,
+                            pos.line,
+                            pos.col,
+                            f"{_excerpt(node.value)} cannot be read as a {node.tag.rsplit(':', 1)[-1]}; "
+                            "write it in quotes as text",
+                            "yaml-value",
+                        )
+                    )
+                    return None
+            if (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and (not math.isfinite(value) or abs(value) > MAX_NUMBER)
+            ):
+                # 1.0e999 is read as infinity: it would compile to a bare name 'inf'
+                self.problems.append(
+                    Problem(
+                        pos.file,
+                        pos.line,
+                        pos.col,
+                        f"the number {_excerpt(node.value)} is too large (at most "
+                        f"{MAX_NUMBER:.0e} either way); write a smaller one, or text in "
+                        "quotes",
+                        "number-too-large",
+                    )
+                )
+                return None
+            return value
         self.source.values[path] = pos
+        if node.tag not in _CONTAINER_TAGS:
+            # !!python/object/apply:… [args] is a tagged list: refused like a tagged scalar
+            self.problems.append(
+                Problem(
+                    pos.file,
+                    pos.line,
+                    pos.col,
+                    f"YAML tag {_excerpt(node.tag)} is not allowed in a ruleset; write a plain "
+                    "list or mapping",
+                    "yaml-tag",
+                )
+            )
+            return None
         if id(node) in self.open:
             self.problems.append(
                 Problem(
@@ -265,10 +343,24 @@ class _Builder:
                 )
             )
             return None
+        if self.depth >= MAX_NESTING:
+            # a chain of aliases (a: &a [x], b: &b [*a], c: [*b] …) nests without '[' written
+            raise _TooLarge(
+                Problem(
+                    pos.file,
+                    pos.line,
+                    pos.col,
+                    f"lists and mappings are nested more than {MAX_NESTING} levels deep "
+                    "(counting what YAML aliases (*name) bring in)",
+                    "yaml-too-deep",
+                )
+            )
         self.open.add(id(node))
+        self.depth += 1
         try:
             return self._build_container(node, path)
         finally:
+            self.depth -= 1
             self.open.discard(id(node))
 
     def _build_container(self, node: yaml.Node, path: PathKey) -> Any:
@@ -351,8 +443,21 @@ def parse_yaml(text: str, path: str) -> Source:
         raise RulesetError.single(
             path, line, col, f"YAML syntax error: {what}", "yaml-syntax"
         ) from None
+    except yaml.reader.ReaderError as exc:
+        # a control character: PyYAML gives only its offset in the text
+        line, col = _line_col(text, exc.position)
+        raise RulesetError.single(
+            path,
+            line,
+            col,
+            f"the character {chr(exc.character)!r} (U+{exc.character:04X}) is not allowed in "
+            "YAML; remove it",
+            "yaml-character",
+        ) from None
     except yaml.YAMLError as exc:
-        raise RulesetError.single(path, 1, 1, f"YAML error: {exc}", "yaml-syntax") from None
+        raise RulesetError.single(
+            path, 1, 1, f"YAML error: {_excerpt(str(exc), 200)}", "yaml-syntax"
+        ) from None
     finally:
         loader.dispose()
     if builder.problems:
@@ -360,13 +465,80 @@ def parse_yaml(text: str, path: str) -> Source:
     return source
 
 
-def read_yaml(path: Path) -> Source:
+def _line_col(text: str, index: int) -> tuple[int, int]:
+    line_start = text.rfind("\n", 0, index) + 1
+    return text.count("\n", 0, index) + 1, index - line_start + 1
+
+
+def _excerpt(text: str, limit: int = 60) -> str:
+    """``text`` quoted, cut short: an error never prints back much of a file that may not be a
+    ruleset at all."""
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+def path_problem(written: str) -> str | None:
+    """Why a path written in a ruleset cannot be used, or None."""
+    if "\0" in written:
+        return "the path holds a NUL character"
+    if len(written) > MAX_PATH_CHARS:
+        return f"the path is longer than {MAX_PATH_CHARS:,} characters"
+    if any(len(part.encode("utf-8", "replace")) > 255 for part in written.split("/")):
+        return "a part of the path is longer than 255 bytes"
+    return None
+
+
+def real_path(path: Path) -> Path | None:
+    """``path`` with every link followed, or None when it cannot be (missing, a loop of
+    links, too long …)."""
     try:
-        data = path.read_bytes()
+        return path.resolve(strict=True)
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
+def read_yaml(path: Path, *, within: Sequence[Path] = ()) -> Source:
+    """Parse the ruleset file at ``path``. Only a regular file of at most ``MAX_FILE_BYTES`` is
+    read (never a device, a FIFO or a folder), and with ``within``, only one inside one of
+    those folders once links are followed."""
+
+    def refuse(message: str, code: str = "io") -> RulesetError:
+        return RulesetError.single(path, 0, 0, message, code)
+
+    real = real_path(path)
+    if real is None:
+        reason = "it does not exist, or is a link that leads nowhere (or round in a loop)"
+        raise refuse(f"cannot read the file: {reason}")
+    if within and not any(real.is_relative_to(root) for root in within):
+        raise refuse(
+            "the file is a link to a file outside the ruleset folder and the catalogue; "
+            "links out of them are refused",
+            "outside-ruleset",
+        )
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     except OSError as exc:
-        raise RulesetError.single(
-            path, 0, 0, f"cannot read the file: {exc.strerror}", "io"
-        ) from None
+        raise refuse(f"cannot read the file: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise refuse("not a regular file (a device, a FIFO or a folder is never read)")
+        if info.st_size > MAX_FILE_BYTES:
+            raise refuse(f"the file is larger than {MAX_FILE_BYTES:,} bytes", "file-too-large")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_FILE_BYTES:
+            chunk = os.read(fd, MAX_FILE_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_FILE_BYTES:
+            raise refuse(f"the file is larger than {MAX_FILE_BYTES:,} bytes", "file-too-large")
+        data = b"".join(chunks)
+    except OSError as exc:
+        raise refuse(f"cannot read the file: {exc.strerror}") from None
+    finally:
+        os.close(fd)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -382,7 +554,9 @@ def read_yaml(path: Path) -> Source:
             "save it as UTF-8",
             "encoding",
         ) from None
-    return parse_yaml(text, str(path))
+    # a ruleset's files are named by their real place (one file reached by two links is one
+    # file); other callers' (a rota, a targets file) as they were given
+    return parse_yaml(text, str(real) if within else str(path))
 
 
 def walk(data: Any, path: PathKey = ()) -> Iterator[tuple[PathKey, Any]]:

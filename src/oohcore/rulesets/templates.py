@@ -101,13 +101,15 @@ def compile_template(text: str, names: frozenset[str] | set[str]) -> CompiledTem
             i += 1
             continue
         end = text.find("}", i)
-        if end < 0:
+        inner = text[i + 1 : end] if end >= 0 else ""
+        if end < 0 or any(ch in inner for ch in "{\n\r"):
+            # a placeholder is one name on one line: '{team' left open is reported here, in
+            # one line, not as a "placeholder" running on to the next '}' (10)
             raise TemplateError("this '{' is never closed; write a literal brace as '{{'", i)
-        inner = text[i + 1 : end]
         mark, name = (inner[0], inner[1:]) if inner[:1] in ("#", "/") else ("", inner)
         if not _NAME_RE.match(name):
             raise TemplateError(
-                f"{{{inner}}} is not allowed: a placeholder is a bare name such as {{address}} "
+                f"{{{inner if len(inner) <= 40 else inner[:40] + '…'}}} is not allowed: a placeholder is a bare name such as {{address}} "
                 "(no dots, indexes or formatting), and an optional part is written "
                 "{#name}...{/name}",
                 i,
