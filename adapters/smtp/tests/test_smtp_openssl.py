@@ -64,3 +64,23 @@ def test_a_message_encrypted_to_someone_else_fails_clearly(pki: Pki, openssl: Op
     key, cert = _identity(pki)
     with pytest.raises(NotForUsError, match="not to our certificate"):
         decrypt_message(raw, key, cert)
+
+
+def test_a_signed_message_verifies_with_openssl_cms_verify(
+    make_channel: Any, relay: Relay, pki: Pki, openssl: OpenSSL
+) -> None:
+    result = make_channel(sign=True).send(sample_message(OFFICER, channel="email"))
+    assert result.status is DeliveryStatus.SENT, result.error
+    (openssl.folder / "in.eml").write_bytes(relay.handler.received[0].data)
+    clear = openssl(
+        "cms", "-decrypt", "-in", "in.eml", "-inkey", pki.officer_key, "-recip", pki.officer_cert
+    )
+    assert b"multipart/signed" in clear
+    (openssl.folder / "signed.eml").write_bytes(clear)
+    content = openssl("cms", "-verify", "-in", "signed.eml", "-CAfile", pki.ca)
+    assert b"No heating" in content
+    tampered = clear.replace(b"No heating", b"No hexting", 1)
+    assert tampered != clear
+    (openssl.folder / "tampered.eml").write_bytes(tampered)
+    with pytest.raises(AssertionError, match="failed"):
+        openssl("cms", "-verify", "-in", "tampered.eml", "-CAfile", pki.ca)
