@@ -265,6 +265,39 @@ class RotaStore:
         )
         return made[0]
 
+    def import_layer(
+        self,
+        role: str,
+        layer: Layer,
+        *,
+        by: str,
+        stage: int = 1,
+        requested_at: datetime | None = None,
+    ) -> None:
+        """Put ``layer`` (e.g. an imported calendar's shifts) on top of ``stage`` of ``role``'s
+        general schedule, replacing a layer of the same name; one change, all or nothing."""
+        self._check_role(role)
+
+        def fn(d: RotaData) -> RotaData:
+            self._check_officers(d, _layer_officers(layer))
+            sched = d.schedule(role) or RoleSchedule(role, ())
+            if sched.category or sched.area:
+                sched = RoleSchedule(role, ())
+            stages = [list(s) for s in sched.stages]
+            while len(stages) < stage:
+                stages.append([])
+            kept = [la for la in stages[stage - 1] if la.name != layer.name]
+            stages[stage - 1] = [*kept, layer]
+            return d.with_role(RoleSchedule(role, tuple(tuple(s) for s in stages)))
+
+        self._change(
+            "import",
+            f"{layer.name} layer of {role} stage {stage}: {len(layer.shifts)} shifts",
+            fn,
+            by=by,
+            requested_at=requested_at,
+        )
+
     def remove_override(
         self, override_id: int, *, by: str, requested_at: datetime | None = None
     ) -> None:
