@@ -25,7 +25,9 @@ as long as the clock says. Two documented answers:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -231,6 +233,19 @@ class RotaData:
 
     # -- answering -------------------------------------------------------------------------
 
+    @cached_property
+    def _overrides_of(
+        self,
+    ) -> dict[str, tuple[list[datetime], tuple[Override, ...], timedelta]]:
+        """Per role: the overrides sorted by start, their starts, and the longest one (so an
+        answer looks only at those that can cover the moment)."""
+        out: dict[str, tuple[list[datetime], tuple[Override, ...], timedelta]] = {}
+        for role in {o.role for o in self.overrides}:
+            ordered = tuple(sorted((o for o in self.overrides if o.role == role), key=lambda o: o.start))
+            longest = max((o.end - o.start for o in ordered), default=timedelta(0))
+            out[role] = ([o.start for o in ordered], ordered, longest)
+        return out
+
     def schedule(
         self, role: str, category: str | None = None, area: str | None = None
     ) -> RoleSchedule | None:
@@ -264,10 +279,12 @@ class RotaData:
         n_stages = len(sched.stages) if sched else 0
         scope = (sched.category, sched.area) if sched else (None, None)
         winning: dict[int, Override] = {}
-        for o in self.overrides:
+        starts, ordered, longest = self._overrides_of.get(role, ((), (), timedelta(0)))
+        hi = bisect_right(starts, at)
+        lo = bisect_left(starts, at - longest, 0, hi)
+        for o in ordered[lo:hi]:
             if (
-                o.role == role
-                and o.start <= at < o.end
+                at < o.end
                 and (o.category, o.area) == scope
                 and (o.stage not in winning or o.id > winning[o.stage].id)
             ):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Column, Connection, Index, Integer, String, Table, Text, insert, select, update
+from sqlalchemy import bindparam, Column, Connection, Index, Integer, String, Table, Text, insert, select, update
 
 from oohcore.db import metadata
 from oohcore.errors import OohcoreError
@@ -82,8 +82,11 @@ def _read(conn: Connection, org: str) -> tuple[int, RotaData]:
     return int(row.version), RotaData.from_json(json.loads(row.data))
 
 
+_VERSION = select(rotas.c.version).where(rotas.c.organisation_id == bindparam("org"))
+
+
 def _version(conn: Connection, org: str) -> int:
-    v = conn.execute(select(rotas.c.version).where(rotas.c.organisation_id == org)).scalar()
+    v = conn.execute(_VERSION, {"org": org}).scalar()
     return int(v) if v is not None else 0
 
 
