@@ -38,7 +38,16 @@ import icalendar
 import recurring_ical_events
 
 from oohcore.clock import ManualClock
-from oohcore.rota import Layer, OnCallOfficer, Override, Restriction, RoleSchedule, RotaData, RotaStore, StoreRota
+from oohcore.rota import (
+    Layer,
+    OnCallOfficer,
+    Override,
+    Restriction,
+    RoleSchedule,
+    RotaData,
+    RotaStore,
+    StoreRota,
+)
 from oohcore.rota.exchange import write_ical
 from oohcore.store import Store
 
@@ -48,9 +57,13 @@ YEAR = (datetime(2026, 1, 1, tzinfo=LONDON), datetime(2027, 1, 1, tzinfo=LONDON)
 
 
 def build(overrides: int, seed: int) -> RotaData:
-    officers = {f"o{i}": OnCallOfficer(f"o{i}", f"Officer {i}", email=f"o{i}@x.example") for i in range(12)}
+    officers = {
+        f"o{i}": OnCallOfficer(f"o{i}", f"Officer {i}", email=f"o{i}@x.example") for i in range(12)
+    }
     layers = (
-        Layer("weekly", ("o0", "o1", "o2", "o3", "o4"), timedelta(weeks=1), datetime(2026, 1, 5, 9)),
+        Layer(
+            "weekly", ("o0", "o1", "o2", "o3", "o4"), timedelta(weeks=1), datetime(2026, 1, 5, 9)
+        ),
         Layer(
             "weeknights",
             ("o5", "o6", "o7", "o8"),
@@ -73,7 +86,9 @@ def build(overrides: int, seed: int) -> RotaData:
         start = YEAR[0] + timedelta(seconds=rng.uniform(0, span - 72 * 3600))
         start = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         end = start + timedelta(hours=rng.randint(4, 72))
-        data = data.with_override(Override(0, "duty", f"o{rng.randrange(12)}", start, end, 1, "swap"))
+        data = data.with_override(
+            Override(0, "duty", f"o{rng.randrange(12)}", start, end, 1, "swap")
+        )
     return data
 
 

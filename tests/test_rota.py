@@ -179,7 +179,9 @@ def test_nobody_on_a_stage_is_said_so() -> None:
 
 
 def test_the_rota_round_trips_through_json() -> None:
-    data = rota(EVENINGS, Layer("w", ("dan",), None, None, (Restriction((5, 6), time(9), time(17)),)))
+    data = rota(
+        EVENINGS, Layer("w", ("dan",), None, None, (Restriction((5, 6), time(9), time(17)),))
+    )
     assert RotaData.from_json(data.to_json()) == data
 
 
@@ -211,7 +213,9 @@ def test_the_new_format_loads_with_layers_stages_and_overrides(tmp_path: Path) -
     path.write_text(NEW_FORMAT)
     data = read_rota(path, timezone="Europe/London", roles=["duty"])
     assert data.officers["ann"].accepts == ("sms", "phone")
-    assert data.officers["ann"].accepts_channel("sms") and not data.officers["ann"].accepts_channel("email")
+    assert data.officers["ann"].accepts_channel("sms") and not data.officers["ann"].accepts_channel(
+        "email"
+    )
     answer = data.answer("duty", local(2026, 11, 16, 18), LONDON)
     assert [s.officers[0].id for s in answer.stages] == ["ann", "bob"]
     assert data.answer("duty", local(2026, 12, 25, 12), LONDON).stages[0].because == (
@@ -227,21 +231,25 @@ def test_the_old_format_still_loads(tmp_path: Path) -> None:
         '  - {role: duty, officer: bob, from: "2026-12-24T17:00", to: "2026-12-27T08:00"}\n'
     )
     data = read_rota(path, timezone="Europe/London", roles=["duty"])
-    assert data.answer("duty", local(2026, 12, 24, 16), LONDON).officer == OnCallOfficer("ann", "Ann")
-    assert data.answer("duty", local(2026, 12, 24, 18), LONDON).officer == OnCallOfficer("bob", "Bob")
+    assert data.answer("duty", local(2026, 12, 24, 16), LONDON).officer == OnCallOfficer(
+        "ann", "Ann"
+    )
+    assert data.answer("duty", local(2026, 12, 24, 18), LONDON).officer == OnCallOfficer(
+        "bob", "Bob"
+    )
 
 
 @pytest.mark.parametrize(
     ("text", "where", "says"),
     [
         (
-            'officers: [{id: ann, name: Ann}]\noverrides:\n  - {role: duty, officer: ann, '
+            "officers: [{id: ann, name: Ann}]\noverrides:\n  - {role: duty, officer: ann, "
             'from: "2026-03-29T01:30", to: "2026-03-29T09:00"}\n',
             ":3:",
             "does not exist in Europe/London: the clocks go forward",
         ),
         (
-            'officers: [{id: ann, name: Ann}]\nassignments:\n  - {role: duty, officer: ann, '
+            "officers: [{id: ann, name: Ann}]\nassignments:\n  - {role: duty, officer: ann, "
             'from: "2026-03-28T20:00", to: "2026-03-29T01:15"}\n',
             ":3:",
             "spring-forward gap",
@@ -273,14 +281,16 @@ def test_the_old_format_still_loads(tmp_path: Path) -> None:
             "unknown rota role 'nope'",
         ),
         (
-            'officers: [{id: ann, name: Ann}]\noverrides:\n  - {role: duty, officer: ann, '
+            "officers: [{id: ann, name: Ann}]\noverrides:\n  - {role: duty, officer: ann, "
             'from: "2026-03-29T09:00", to: "2026-03-29T08:00"}\n',
             ":3:",
             "'to' must be after 'from'",
         ),
     ],
 )
-def test_a_bad_rota_file_is_a_located_error(tmp_path: Path, text: str, where: str, says: str) -> None:
+def test_a_bad_rota_file_is_a_located_error(
+    tmp_path: Path, text: str, where: str, says: str
+) -> None:
     path = tmp_path / "rota.yaml"
     path.write_text(text)
     with pytest.raises(RulesetError) as err:
@@ -294,7 +304,9 @@ def test_a_bad_rota_file_is_a_located_error(tmp_path: Path, text: str, where: st
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(f"sqlite:///{tmp_path / 'rota.sqlite'}", clock=ManualClock(local(2026, 11, 20, 9)))
+    s = Store.open(
+        f"sqlite:///{tmp_path / 'rota.sqlite'}", clock=ManualClock(local(2026, 11, 20, 9))
+    )
     yield s
     s.close()
 
@@ -320,7 +332,9 @@ def test_a_pre_dated_override_takes_effect_on_its_date_and_every_change_is_recor
     )
     assert rs.who_is_on_call("duty", local(2026, 11, 20, 18)).officer != OFFICERS["dan"]
     during = rs.who_is_on_call("duty", local(2026, 11, 27, 20))
-    assert during.officer == OFFICERS["dan"] and during.stages[0].because == f"override #{oid}: swap"
+    assert (
+        during.officer == OFFICERS["dan"] and during.stages[0].because == f"override #{oid}: swap"
+    )
     assert rs.who_is_on_call("duty", local(2026, 11, 28, 17)).officer != OFFICERS["dan"]
     changes = rs.changes()
     assert [c.kind for c in changes] == ["replace", *["officer"] * 4, "override"]
@@ -376,7 +390,9 @@ def test_a_rota_change_while_the_engine_runs_is_used_by_the_next_referral(tmp_pa
         # a second process (the CLI) changes the rota in the same store
         other = Store.open(url, clock=clock)
         try:
-            RotaStore(other, "org-a", timezone="Europe/London", roles=["repairs-duty"]).add_override(
+            RotaStore(
+                other, "org-a", timezone="Europe/London", roles=["repairs-duty"]
+            ).add_override(
                 "repairs-duty", "max", local(2026, 11, 20, 21), local(2026, 11, 21, 8), by="sam"
             )
         finally:
@@ -390,6 +406,7 @@ def test_a_rota_change_while_the_engine_runs_is_used_by_the_next_referral(tmp_pa
         assert answer.stages[0].because == "override #3"
     # reopened with the same store, the store's rota stays (rota.yaml only seeds)
     with Engine.open(FIXTURES, url, clock=clock) as engine:
-        assert engine.rota.on_call("org-a", "repairs-duty", clock.now()) == engine.organisation(
-            "org-a"
-        ).rota.data().officers["tess"]
+        assert (
+            engine.rota.on_call("org-a", "repairs-duty", clock.now())
+            == engine.organisation("org-a").rota.data().officers["tess"]
+        )

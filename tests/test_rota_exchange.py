@@ -22,7 +22,12 @@ LONDON = ZoneInfo("Europe/London")
 TZ = "Europe/London"
 OFFICERS = {
     i: OnCallOfficer(i, n, email=f"{i}@a.example")
-    for i, n in (("ann", "Ann Lee"), ("bob", "Bob Stone"), ("cat", "Cat Jones"), ("dan", "Dan Okoro"))
+    for i, n in (
+        ("ann", "Ann Lee"),
+        ("bob", "Bob Stone"),
+        ("cat", "Cat Jones"),
+        ("dan", "Dan Okoro"),
+    )
 }
 OCTOBER = datetime(2026, 10, 1, tzinfo=LONDON)
 DECEMBER = datetime(2026, 12, 1, tzinfo=LONDON)
@@ -34,13 +39,19 @@ def local(*args: int) -> datetime:
 
 def shifts(layer: Layer) -> list[tuple[str, str, str]]:
     return [
-        (s.officer, f"{s.start.astimezone(LONDON):%d %H:%M}", f"{s.end.astimezone(LONDON):%d %H:%M}")
+        (
+            s.officer,
+            f"{s.start.astimezone(LONDON):%d %H:%M}",
+            f"{s.end.astimezone(LONDON):%d %H:%M}",
+        )
         for s in layer.shifts
     ]
 
 
 def test_a_google_calendar_file_with_rrule_exdate_recurrence_id_and_its_vtimezone() -> None:
-    layer = read_ical((HERE / "google.ics").read_bytes(), OFFICERS, start=OCTOBER, end=DECEMBER, timezone=TZ)
+    layer = read_ical(
+        (HERE / "google.ics").read_bytes(), OFFICERS, start=OCTOBER, end=DECEMBER, timezone=TZ
+    )
     got = shifts(layer)
     # weeknights Mon-Fri 17:00-08:00 from 19 Oct until 30 Oct, by ATTENDEE e-mail
     assert got[0] == ("ann", "19 17:00", "20 08:00")
@@ -58,7 +69,9 @@ def test_a_google_calendar_file_with_rrule_exdate_recurrence_id_and_its_vtimezon
 
 
 def test_an_outlook_file_with_a_windows_time_zone_name() -> None:
-    layer = read_ical((HERE / "outlook.ics").read_bytes(), OFFICERS, start=OCTOBER, end=DECEMBER, timezone=TZ)
+    layer = read_ical(
+        (HERE / "outlook.ics").read_bytes(), OFFICERS, start=OCTOBER, end=DECEMBER, timezone=TZ
+    )
     # ORGANIZER e-mail; COUNT=3 less the EXDATE of the 31st; TZID "GMT Standard Time"
     assert shifts(layer) == [("dan", "24 08:00", "26 08:00"), ("dan", "07 08:00", "09 08:00")]
     assert layer.shifts[0].start == datetime(2026, 10, 24, 7, 0, tzinfo=UTC)  # BST
@@ -81,16 +94,30 @@ def test_an_ical_round_trip_gives_the_same_timeline() -> None:
     assert ids(again) == ids(data)
     assert len(ids(data)) == 15  # 00:00-17:00 on the 20th, then 14 nightly turns
     # the shift across the autumn change lasts 25 hours both ways
-    long = [s for s in again.timeline("duty", start, end, LONDON) if s.end - s.start == timedelta(hours=25)]
+    long = [
+        s
+        for s in again.timeline("duty", start, end, LONDON)
+        if s.end - s.start == timedelta(hours=25)
+    ]
     assert len(long) == 1 and long[0].start == local(2026, 10, 24, 17)
 
 
 def test_a_csv_round_trip_and_its_documented_columns() -> None:
-    data = RotaData(OFFICERS, (RoleSchedule("duty", ((Layer("n", ("ann", "bob"), timedelta(days=7), datetime(2026, 10, 19, 17)),),)),))
+    data = RotaData(
+        OFFICERS,
+        (
+            RoleSchedule(
+                "duty",
+                ((Layer("n", ("ann", "bob"), timedelta(days=7), datetime(2026, 10, 19, 17)),),),
+            ),
+        ),
+    )
     start, end = local(2026, 10, 19, 17), local(2026, 11, 2, 17)
     text = write_csv(data, "duty", start, end, timezone=TZ)
     assert text.splitlines()[0] == "officer,start,end,name,email,because"
-    assert text.splitlines()[1].startswith("ann,2026-10-19T17:00+01:00,2026-10-26T17:00+00:00,Ann Lee")
+    assert text.splitlines()[1].startswith(
+        "ann,2026-10-19T17:00+01:00,2026-10-26T17:00+00:00,Ann Lee"
+    )
     layer = read_csv(text, OFFICERS, timezone=TZ)
     assert shifts(layer) == [("ann", "19 17:00", "26 17:00"), ("bob", "26 17:00", "02 17:00")]
 
@@ -144,7 +171,14 @@ def test_a_bad_calendar_names_its_lines_and_nothing_is_half_imported(store: Stor
         read_ical(BAD_ICS, OFFICERS, start=OCTOBER, end=DECEMBER, timezone=TZ, path="duty.ics")
     assert str(err.value.problems[0]).startswith("duty.ics:9:1: event 'Somebody Else'")
     with pytest.raises(RulesetError) as err:
-        read_ical("BEGIN:VCALENDAR\nVERSION:2.0\nBEGIN:VEVENT\nnonsense\n", OFFICERS, start=OCTOBER, end=DECEMBER, timezone=TZ, path="x.ics")
+        read_ical(
+            "BEGIN:VCALENDAR\nVERSION:2.0\nBEGIN:VEVENT\nnonsense\n",
+            OFFICERS,
+            start=OCTOBER,
+            end=DECEMBER,
+            timezone=TZ,
+            path="x.ics",
+        )
     assert [p.line for p in err.value.problems] == [4, 4]
     assert rs.data().roles == () and len(rs.changes()) == 1
 
@@ -153,7 +187,9 @@ def test_an_imported_calendar_becomes_a_layer_over_the_rotation(store: Store) ->
     rs = RotaStore(store, "org", timezone=TZ, roles=["duty"])
     base = Layer("standing", ("bob",))
     rs.replace(RotaData(OFFICERS, (RoleSchedule("duty", ((base,),)),)), by="admin")
-    layer = read_ical((HERE / "outlook.ics").read_bytes(), OFFICERS, start=OCTOBER, end=DECEMBER, timezone=TZ)
+    layer = read_ical(
+        (HERE / "outlook.ics").read_bytes(), OFFICERS, start=OCTOBER, end=DECEMBER, timezone=TZ
+    )
     rs.import_layer("duty", layer, by="admin")
     rs.import_layer("duty", layer, by="admin")  # a second import replaces the first
     sched = rs.data().schedule("duty")

@@ -131,12 +131,36 @@ def test_the_cli_imports_and_exports_a_calendar_and_refuses_a_bad_file(
 ) -> None:
     store = f"sqlite:///{tmp_path / 'cli.sqlite'}"
     bad = tmp_path / "bad.csv"
-    bad.write_text("officer,start,end\nrita,2027-01-08T17:00,2027-01-09T08:00\nzed,2027-01-09T17:00,2027-01-10T08:00\n")
-    code, _, err = run(capsys, "rota", "import", str(org), "repairs-duty", str(bad), "--by", "sam", "--store", store)
+    bad.write_text(
+        "officer,start,end\nrita,2027-01-08T17:00,2027-01-09T08:00\nzed,2027-01-09T17:00,2027-01-10T08:00\n"
+    )
+    code, _, err = run(
+        capsys,
+        "rota",
+        "import",
+        str(org),
+        "repairs-duty",
+        str(bad),
+        "--by",
+        "sam",
+        "--store",
+        store,
+    )
     assert code == 1 and f"{bad}:3:1: no officer 'zed'" in err
     good = tmp_path / "good.csv"
     good.write_text("officer,start,end\nrob,2027-01-08T17:00,2027-01-09T08:00\n")
-    code, out, _ = run(capsys, "rota", "import", str(org), "repairs-duty", str(good), "--by", "sam", "--store", store)
+    code, out, _ = run(
+        capsys,
+        "rota",
+        "import",
+        str(org),
+        "repairs-duty",
+        str(good),
+        "--by",
+        "sam",
+        "--store",
+        store,
+    )
     assert code == 0 and "1 shifts imported" in out
     code, out, _ = run(
         capsys, "rota", "export", str(org), "repairs-duty", "--from", "2027-01-08T12:00",

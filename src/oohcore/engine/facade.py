@@ -172,9 +172,7 @@ class Engine:
         org = self._orgs.get(organisation_id)
         if org is None:
             raise UnknownOrganisation(f"no organisation {organisation_id!r} is loaded")
-        return RotaStore(
-            self.store, org.id, timezone=org.timezone, roles=org.rota_roles
-        )
+        return RotaStore(self.store, org.id, timezone=org.timezone, roles=org.rota_roles)
 
     @property
     def organisations(self) -> Mapping[str, Organisation]:

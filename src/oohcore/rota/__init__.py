@@ -17,7 +17,15 @@ See docs/rotas.md.
 
 from oohcore.rota.file import ROTA_FILE, RotaFile, check_rota_file, read_rota
 from oohcore.rota.model import OnCallAnswer, OnCallOfficer, OnCallStage, Rota
-from oohcore.rota.schedule import Layer, Override, Restriction, RoleSchedule, RotaData, Segment, Shift
+from oohcore.rota.schedule import (
+    Layer,
+    Override,
+    Restriction,
+    RoleSchedule,
+    RotaData,
+    Segment,
+    Shift,
+)
 from oohcore.rota.store import RotaChange, RotaError, RotaStore, StoreRota
 
 __all__ = [

@@ -26,7 +26,9 @@ def _when(text: str, tz: ZoneInfo, flag: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise OohcoreError(f"{flag} {text!r} is not a date and time; write e.g. 2026-11-20T17:00") from None
+        raise OohcoreError(
+            f"{flag} {text!r} is not a date and time; write e.g. 2026-11-20T17:00"
+        ) from None
     if value.tzinfo is None:
         if in_gap(value, tz):
             raise OohcoreError(
@@ -74,7 +76,11 @@ def _cmd_show(args: argparse.Namespace) -> int:
                         "start": s.start.isoformat(),
                         "end": s.end.isoformat(),
                         "stages": [
-                            {"stage": st.number, "officers": [o.id for o in st.officers], "because": st.because}
+                            {
+                                "stage": st.number,
+                                "officers": [o.id for o in st.officers],
+                                "because": st.because,
+                            }
                             for st in s.answer.stages
                         ],
                     }
@@ -104,7 +110,12 @@ def _cmd_gaps(args: argparse.Namespace) -> int:
         gaps = coverage_gaps(org, rs.data(), start, start + timedelta(days=args.days))
         tz = rs.tz
     if args.json:
-        print(json.dumps({"organisation": org.id, "days": args.days, "gaps": [g.to_json() for g in gaps]}, indent=2))
+        print(
+            json.dumps(
+                {"organisation": org.id, "days": args.days, "gaps": [g.to_json() for g in gaps]},
+                indent=2,
+            )
+        )
     elif not gaps:
         print(f"{org.id}: no coverage gaps in the next {args.days} days")
     for g in gaps if not args.json else ():
@@ -155,7 +166,9 @@ def _cmd_import(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise OohcoreError(f"cannot read {path}: {exc.strerror}") from None
         if path.suffix.lower() == ".csv":
-            layer = read_csv(raw.decode("utf-8-sig"), data.officers, timezone=org.timezone, path=str(path))
+            layer = read_csv(
+                raw.decode("utf-8-sig"), data.officers, timezone=org.timezone, path=str(path)
+            )
         else:
             start = rs.store.clock.now() - timedelta(days=1)
             layer = read_ical(
@@ -167,7 +180,9 @@ def _cmd_import(args: argparse.Namespace) -> int:
                 path=str(path),
             )
         rs.import_layer(args.role, layer, by=args.by, stage=args.stage)
-    print(f"{len(layer.shifts)} shifts imported into {args.role} stage {args.stage} ({layer.name} layer)")
+    print(
+        f"{len(layer.shifts)} shifts imported into {args.role} stage {args.stage} ({layer.name} layer)"
+    )
     return 0
 
 
@@ -180,10 +195,20 @@ def _cmd_export(args: argparse.Namespace) -> int:
         end = _when(args.end, tz, "--to") if args.end else start + timedelta(days=28)
         data = rs.data()
     if args.format == "csv":
-        sys.stdout.write(write_csv(data, args.role, start, end, timezone=org.timezone, stage=args.stage))
+        sys.stdout.write(
+            write_csv(data, args.role, start, end, timezone=org.timezone, stage=args.stage)
+        )
     else:
         sys.stdout.buffer.write(
-            write_ical(data, args.role, start, end, timezone=org.timezone, stage=args.stage, organisation=org.id)
+            write_ical(
+                data,
+                args.role,
+                start,
+                end,
+                timezone=org.timezone,
+                stage=args.stage,
+                organisation=org.id,
+            )
         )
     return 0
 
@@ -228,7 +253,9 @@ def add_rota_parser(sub: Any) -> None:
         q.add_argument("organisation", help="the organisation folder (or its id with --rulesets)")
         q.add_argument("--rulesets", type=Path, default=None)
         q.add_argument("--catalogue", type=Path, default=None)
-        q.add_argument("--store", default=_STORE_DEFAULT, help=f"the store's URL (default: {_STORE_DEFAULT})")
+        q.add_argument(
+            "--store", default=_STORE_DEFAULT, help=f"the store's URL (default: {_STORE_DEFAULT})"
+        )
 
     q = rota_sub.add_parser("show", help="who is on call for a role, as a timeline")
     common(q)
@@ -240,13 +267,17 @@ def add_rota_parser(sub: Any) -> None:
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_cmd_show)
 
-    q = rota_sub.add_parser("gaps", help="periods in the hours of service with nobody on a needed role")
+    q = rota_sub.add_parser(
+        "gaps", help="periods in the hours of service with nobody on a needed role"
+    )
     common(q)
     q.add_argument("--days", type=int, default=30)
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_cmd_gaps)
 
-    q = rota_sub.add_parser("override", help="put an officer on a role for a period (now or pre-dated)")
+    q = rota_sub.add_parser(
+        "override", help="put an officer on a role for a period (now or pre-dated)"
+    )
     common(q)
     q.add_argument("role")
     q.add_argument("officer")
@@ -255,7 +286,9 @@ def add_rota_parser(sub: Any) -> None:
     q.add_argument("--stage", type=int, default=1)
     q.add_argument("--reason", default="")
     q.add_argument("--by", required=True, help="who is making the change")
-    q.add_argument("--requested-at", dest="requested_at", help="when it was asked for (default: now)")
+    q.add_argument(
+        "--requested-at", dest="requested_at", help="when it was asked for (default: now)"
+    )
     q.set_defaults(func=_cmd_override)
 
     q = rota_sub.add_parser("load", help="replace the store's rota with a rota.yaml")

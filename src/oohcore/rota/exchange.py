@@ -89,7 +89,9 @@ def _instant(value: Any, tz: ZoneInfo) -> datetime:
 
 def _event_lines(text: str) -> list[int]:
     """The line number of each BEGIN:VEVENT, in file order."""
-    return [i for i, line in enumerate(text.splitlines(), 1) if line.strip().upper() == "BEGIN:VEVENT"]
+    return [
+        i for i, line in enumerate(text.splitlines(), 1) if line.strip().upper() == "BEGIN:VEVENT"
+    ]
 
 
 def _check_lines(text: str, path: str) -> list[Problem]:
@@ -114,7 +116,13 @@ def _check_lines(text: str, path: str) -> list[Problem]:
                 problems.append(_problem(path, i, "END without its BEGIN"))
                 depth = 0
     if depth > 0:
-        problems.append(_problem(path, len(text.splitlines()), "the file ends inside a component (a BEGIN without its END)"))
+        problems.append(
+            _problem(
+                path,
+                len(text.splitlines()),
+                "the file ends inside a component (a BEGIN without its END)",
+            )
+        )
     return problems
 
 
@@ -153,7 +161,9 @@ def read_ical(
     try:
         occurrences = recurring_ical_events.of(cal).between(start, end)
     except Exception as exc:  # the library raises several kinds for a bad RRULE or date
-        raise RulesetError([_problem(path, 1, f"cannot expand the calendar's recurrences: {exc}")]) from None
+        raise RulesetError(
+            [_problem(path, 1, f"cannot expand the calendar's recurrences: {exc}")]
+        ) from None
     for occ in occurrences:
         uid = str(occ.get("UID", ""))
         line = uid_line.get(uid, 1)
@@ -246,7 +256,14 @@ def read_csv(
         who = (row.get("officer") or "").strip()
         oid = by_email.get(who.lower()) or by_name.get(who.casefold())
         if oid is None:
-            problems.append(_problem(path, line, f"no officer {who!r} (give an id, e-mail or name)", "unknown-officer"))
+            problems.append(
+                _problem(
+                    path,
+                    line,
+                    f"no officer {who!r} (give an id, e-mail or name)",
+                    "unknown-officer",
+                )
+            )
             continue
         times: list[datetime] = []
         for col in ("start", "end"):
@@ -254,11 +271,19 @@ def read_csv(
             try:
                 value = datetime.fromisoformat(raw)
             except ValueError:
-                problems.append(_problem(path, line, f"{col} {raw!r} is not a date and time (e.g. 2026-11-20T17:00)"))
+                problems.append(
+                    _problem(
+                        path, line, f"{col} {raw!r} is not a date and time (e.g. 2026-11-20T17:00)"
+                    )
+                )
                 continue
             if value.tzinfo is None and in_gap(value, tz):
                 problems.append(
-                    _problem(path, line, f"{col} {raw} does not exist in {timezone}: the clocks go forward over it")
+                    _problem(
+                        path,
+                        line,
+                        f"{col} {raw} does not exist in {timezone}: the clocks go forward over it",
+                    )
                 )
                 continue
             times.append(value.replace(tzinfo=tz) if value.tzinfo is None else value)

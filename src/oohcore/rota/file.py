@@ -56,7 +56,12 @@ from oohcore.rulesets.source import Source, read_yaml
 
 ROTA_FILE = "rota.yaml"
 _TURN = re.compile(r"^\s*(\d+)\s*([wdhm])\s*$")
-_UNITS = {"w": timedelta(weeks=1), "d": timedelta(days=1), "h": timedelta(hours=1), "m": timedelta(minutes=1)}
+_UNITS = {
+    "w": timedelta(weeks=1),
+    "d": timedelta(days=1),
+    "h": timedelta(hours=1),
+    "m": timedelta(minutes=1),
+}
 
 
 class _Strict(BaseModel):
@@ -142,7 +147,9 @@ class _Reader:
 
     def officer(self, where: Sequence[str | int], oid: str, officers: Mapping[str, object]) -> bool:
         if oid not in officers:
-            self.add(where, f"unknown officer {oid!r}; list them under 'officers'", "unknown-officer")
+            self.add(
+                where, f"unknown officer {oid!r}; list them under 'officers'", "unknown-officer"
+            )
             return False
         return True
 
@@ -172,7 +179,7 @@ class _Reader:
         try:
             return time.fromisoformat(text)
         except ValueError:
-            self.add(where, f"{text!r} is not a time of day; write e.g. \"17:00\"", "rota-time")
+            self.add(where, f'{text!r} is not a time of day; write e.g. "17:00"', "rota-time")
             return None
 
 
@@ -207,7 +214,11 @@ def read_rota(
         r.role(("roles", i, "role"), ro.role)
         key = (ro.role, ro.category, ro.area)
         if key in schedules:
-            r.add(("roles", i), f"role {ro.role!r} is given twice for this category/area", "duplicate-id")
+            r.add(
+                ("roles", i),
+                f"role {ro.role!r} is given twice for this category/area",
+                "duplicate-id",
+            )
         stages: list[list[Layer]] = []
         for s, st in enumerate(ro.stages):
             layers: list[Layer] = []
@@ -225,7 +236,11 @@ def read_rota(
         if not r.officer((*where, "officer"), a.officer, officers):
             continue
         if (a.start is None) != (a.end is None):
-            r.add(where, "give both 'from' and 'to', or neither for a standing assignment", "rota-dates")
+            r.add(
+                where,
+                "give both 'from' and 'to', or neither for a standing assignment",
+                "rota-dates",
+            )
             continue
         if a.start is None:
             stages = schedules.setdefault((a.role, None, None), [[]])
@@ -265,8 +280,8 @@ def read_rota(
             for (role, cat, area), stages in schedules.items()
         ),
     )
-    for o in overrides:
-        data = data.with_override(o)
+    for override in overrides:
+        data = data.with_override(override)
     return data
 
 
@@ -278,13 +293,21 @@ def _layer(
     if la.turn is not None:
         m = _TURN.match(la.turn)
         if m is None or int(m.group(1)) == 0:
-            r.add((*where, "turn"), f"turn {la.turn!r}: write a length like 7d, 12h or 1w", "rota-turn")
+            r.add(
+                (*where, "turn"),
+                f"turn {la.turn!r}: write a length like 7d, 12h or 1w",
+                "rota-turn",
+            )
             ok = False
         else:
             turn = int(m.group(1)) * _UNITS[m.group(2)]
     handoff = r.naive((*where, "handoff"), la.handoff) if la.handoff is not None else None
     if turn is not None and la.handoff is None:
-        r.add(where, "a layer with a 'turn' needs a 'handoff' (when the first turn starts)", "rota-turn")
+        r.add(
+            where,
+            "a layer with a 'turn' needs a 'handoff' (when the first turn starts)",
+            "rota-turn",
+        )
         ok = False
     if la.handoff is not None and handoff is None:
         ok = False

@@ -50,14 +50,18 @@ def needed_roles(organisation: Organisation) -> dict[str, tuple[str, ...]]:
     for option in organisation.service_options.values():
         for action in option.actions.values():
             names = [getattr(action, "rota_role", None)]
-            names += [getattr(s, "rota_role", None) for s in getattr(action, "escalation", None) or ()]
+            names += [
+                getattr(s, "rota_role", None) for s in getattr(action, "escalation", None) or ()
+            ]
             for name in names:
                 if isinstance(name, str) and option.id not in roles.setdefault(name, []):
                     roles[name].append(option.id)
     return {r: tuple(o) for r, o in sorted(roles.items())}
 
 
-def open_periods(calendar: ServiceCalendar, start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
+def open_periods(
+    calendar: ServiceCalendar, start: datetime, end: datetime
+) -> Iterator[tuple[datetime, datetime]]:
     """The periods in [start, end) when ``calendar`` is open."""
     t = start
     while t < end:

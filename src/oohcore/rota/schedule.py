@@ -24,11 +24,11 @@ as long as the clock says. Two documented answers:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -241,7 +241,9 @@ class RotaData:
         answer looks only at those that can cover the moment)."""
         out: dict[str, tuple[list[datetime], tuple[Override, ...], timedelta]] = {}
         for role in {o.role for o in self.overrides}:
-            ordered = tuple(sorted((o for o in self.overrides if o.role == role), key=lambda o: o.start))
+            ordered = tuple(
+                sorted((o for o in self.overrides if o.role == role), key=lambda o: o.start)
+            )
             longest = max((o.end - o.start for o in ordered), default=timedelta(0))
             out[role] = ([o.start for o in ordered], ordered, longest)
         return out
@@ -300,10 +302,10 @@ class RotaData:
                 if got is not None:
                     ids, because = got
                     break
-            o = winning.get(number)
-            if o is not None:
-                ids = (o.officer, *(i for i in ids if i != o.officer))
-                because = f"override #{o.id}" + (f": {o.reason}" if o.reason else "")
+            won = winning.get(number)
+            if won is not None:
+                ids = (won.officer, *(i for i in ids if i != won.officer))
+                because = f"override #{won.id}" + (f": {won.reason}" if won.reason else "")
             officers = tuple(self.officers[i] for i in ids if i in self.officers)
             stages.append(OnCallStage(number, officers, because))
         return OnCallAnswer(role, at, tuple(stages))
@@ -451,11 +453,14 @@ def _layer_from(d: Mapping[str, Any]) -> Layer:
         timedelta(seconds=d["turn_s"]) if d["turn_s"] is not None else None,
         datetime.fromisoformat(d["handoff"]) if d["handoff"] else None,
         tuple(
-            Restriction(tuple(r["days"]), time.fromisoformat(r["start"]), time.fromisoformat(r["end"]))
+            Restriction(
+                tuple(r["days"]), time.fromisoformat(r["start"]), time.fromisoformat(r["end"])
+            )
             for r in d["restrictions"]
         ),
         tuple(
-            Shift(datetime.fromisoformat(a), datetime.fromisoformat(b), o) for a, b, o in d["shifts"]
+            Shift(datetime.fromisoformat(a), datetime.fromisoformat(b), o)
+            for a, b, o in d["shifts"]
         ),
     )
 

@@ -18,7 +18,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, Column, Connection, Index, Integer, String, Table, Text, insert, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    bindparam,
+    insert,
+    select,
+    update,
+)
 
 from oohcore.db import metadata
 from oohcore.errors import OohcoreError
@@ -196,7 +208,14 @@ class RotaStore:
         with self.store.read() as conn:
             if _version(conn, self.organisation_id):
                 return False
-        self._change("seed", "seeded from rota.yaml", lambda _: data, by=by, requested_at=None, only_if_empty=True)
+        self._change(
+            "seed",
+            "seeded from rota.yaml",
+            lambda _: data,
+            by=by,
+            requested_at=None,
+            only_if_empty=True,
+        )
         return True
 
     def replace(self, data: RotaData, *, by: str, requested_at: datetime | None = None) -> None:
@@ -208,7 +227,11 @@ class RotaStore:
     ) -> None:
         """Add an officer or change one's contact points and accepted channels."""
         self._change(
-            "officer", f"officer {officer.id}", lambda d: d.with_officer(officer), by=by, requested_at=requested_at
+            "officer",
+            f"officer {officer.id}",
+            lambda d: d.with_officer(officer),
+            by=by,
+            requested_at=requested_at,
         )
 
     def set_role(
@@ -254,7 +277,9 @@ class RotaStore:
 
         def fn(d: RotaData) -> RotaData:
             self._check_officers(d, (officer,))
-            new = d.with_override(Override(0, role, officer, start, end, stage, reason, category, area))
+            new = d.with_override(
+                Override(0, role, officer, start, end, stage, reason, category, area)
+            )
             made.append(new.overrides[-1].id)
             return new
 
@@ -309,7 +334,13 @@ class RotaStore:
                 raise RotaError(f"no override #{override_id}")
             return d.without_override(override_id)
 
-        self._change("override-removed", f"override #{override_id} removed", fn, by=by, requested_at=requested_at)
+        self._change(
+            "override-removed",
+            f"override #{override_id} removed",
+            fn,
+            by=by,
+            requested_at=requested_at,
+        )
 
     def _check_role(self, role: str) -> None:
         if role not in self.roles:
