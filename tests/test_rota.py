@@ -410,3 +410,20 @@ def test_a_rota_change_while_the_engine_runs_is_used_by_the_next_referral(tmp_pa
             engine.rota.on_call("org-a", "repairs-duty", clock.now())
             == engine.organisation("org-a").rota.data().officers["tess"]
         )
+
+
+def test_the_engines_rota_answers_inside_a_steps_open_transaction(store: Store) -> None:
+    """A step asks the rota while its own transaction is open (the one SQLite connection): the
+    answer is read in that transaction, not refused as a nested one."""
+    from oohcore.rota import StoreRota
+
+    RotaStore(store, "org", timezone="Europe/London", roles=["duty"]).replace(
+        rota(EVENINGS), by="x"
+    )
+    rota_ = StoreRota(store, {"org": "Europe/London"})
+    with store.transaction() as conn:
+        inside = rota_.who_is_on_call("org", "duty", local(2026, 11, 20, 18))
+        on_conn = rota_.who_is_on_call("org", "duty", local(2026, 11, 20, 18), conn=conn)
+    assert inside == on_conn == rota(EVENINGS).answer("duty", local(2026, 11, 20, 18), LONDON)
+    assert inside.officer is not None
+    assert rota_.who_is_on_call("elsewhere", "duty", local(2026, 11, 20, 18)).stages == ()
