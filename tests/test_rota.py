@@ -4,6 +4,7 @@ and new formats, located errors), the store's rota changed while the engine runs
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from oohcore.audit import events_for_organisation, verify
 from oohcore.clock import ManualClock
 from oohcore.engine import Engine
 from oohcore.errors import RulesetError
@@ -26,6 +28,7 @@ from oohcore.rota import (
     read_rota,
 )
 from oohcore.store import Store
+from oohcore.vocabulary import EventKind
 
 LONDON = ZoneInfo("Europe/London")
 OFFICERS = {
@@ -341,6 +344,13 @@ def test_a_pre_dated_override_takes_effect_on_its_date_and_every_change_is_recor
     last = changes[-1]
     assert last.changed_by == "amy" and last.requested_at == requested
     assert last.applied_at == local(2026, 11, 20, 9) and last.delay == 45 * 60
+    # the audit chain proves each change, without the rota's contact points (principle 11)
+    with store.read() as conn:
+        event = events_for_organisation(conn, "org")[-1]
+        assert verify(conn, "org").ok
+    assert event.id == last.event_id and event.kind == EventKind.ROTA_CHANGED
+    assert event.payload["by"] == "amy" and event.payload["kind"] == "override"
+    assert "07700" not in json.dumps(event.payload)
     clock.advance(timedelta(hours=1))
     rs.remove_override(oid, by="amy")
     assert rs.who_is_on_call("duty", local(2026, 11, 27, 20)).officer != OFFICERS["dan"]

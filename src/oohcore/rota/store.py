@@ -12,6 +12,7 @@ change (made by any process: the API, the CLI) uses it; nothing is cached past a
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Connection,
     Index,
@@ -32,11 +34,13 @@ from sqlalchemy import (
     update,
 )
 
+from oohcore.audit import append_event
 from oohcore.db import metadata
 from oohcore.errors import OohcoreError
 from oohcore.rota.model import OnCallAnswer, OnCallOfficer
 from oohcore.rota.schedule import Layer, Override, RoleSchedule, RotaData, Segment
 from oohcore.store import NestedTransactionError, Store, UTCDateTime
+from oohcore.vocabulary import EventKind
 
 rotas = Table(
     "rotas",
@@ -58,6 +62,7 @@ rota_changes = Table(
     Column("changed_by", String(128), nullable=False),
     Column("requested_at", UTCDateTime, nullable=False),
     Column("applied_at", UTCDateTime, nullable=False),
+    Column("event_id", BigInteger, nullable=False),  # the audit event that proves it
     Index(None, "organisation_id", "applied_at"),
 )
 
@@ -78,6 +83,7 @@ class RotaChange:
     changed_by: str
     requested_at: datetime
     applied_at: datetime
+    event_id: int = 0
 
     @property
     def delay(self) -> float:
@@ -154,6 +160,7 @@ class RotaStore:
                 r.changed_by,
                 r.requested_at,
                 r.applied_at,
+                r.event_id,
             )
             for r in rows
         ]
@@ -189,6 +196,23 @@ class RotaStore:
                         organisation_id=self.organisation_id, version=1, data=text, updated_at=now
                     )
                 )
+            requested = (requested_at or now).astimezone(UTC)
+            # the chain proves the change (who, when, when asked, a digest of the new rota);
+            # the rota itself, with officers' contact points, stays out of what is kept for ever
+            event_id = append_event(
+                conn,
+                organisation_id=self.organisation_id,
+                call_id=None,
+                kind=EventKind.ROTA_CHANGED,
+                payload={
+                    "version": version + 1,
+                    "kind": kind,
+                    "by": by,
+                    "requested_at": requested,
+                    "rota_sha256": hashlib.sha256(text.encode()).hexdigest(),
+                },
+                at=now,
+            )
             conn.execute(
                 insert(rota_changes).values(
                     organisation_id=self.organisation_id,
@@ -196,8 +220,9 @@ class RotaStore:
                     kind=kind,
                     summary=summary,
                     changed_by=by,
-                    requested_at=(requested_at or now).astimezone(UTC),
+                    requested_at=requested,
                     applied_at=now,
+                    event_id=event_id,
                 )
             )
         return new

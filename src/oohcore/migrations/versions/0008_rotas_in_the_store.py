@@ -42,6 +42,7 @@ def upgrade() -> None:
         sa.Column("changed_by", sa.String(length=128), nullable=False),
         sa.Column("requested_at", oohcore.store.UTCDateTime(), nullable=False),
         sa.Column("applied_at", oohcore.store.UTCDateTime(), nullable=False),
+        sa.Column("event_id", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_rota_changes")),
     )
     with op.batch_alter_table("rota_changes", schema=None) as batch_op:
