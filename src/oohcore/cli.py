@@ -794,6 +794,10 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--catalogue", type=Path, default=None)
         q.set_defaults(func=_cmd_directory)
 
+    from oohcore.rota.cli import add_rota_parser  # oohcore rota show|gaps|override|... (issue 8)
+
+    add_rota_parser(sub)
+
     p = sub.add_parser("channels", help="list the installed channel adapters")
     p.add_argument("--json", action="store_true", help="print them as JSON, with config schemas")
     p.add_argument(

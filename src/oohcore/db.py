@@ -30,6 +30,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "oohcore.calls",
     "oohcore.referrals",
     "oohcore.directory",
+    "oohcore.rota.store",
     "oohcore.telephony",
     "oohcore.kpi.outages",
     "oohcore.procedure.materials",

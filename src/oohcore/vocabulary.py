@@ -56,6 +56,7 @@ class EventKind(StrEnum):
     # the machinery
     TIMER_STALE = "timer.stale"  # a timer of an earlier run fired: recorded, no effect
     DIRECTORY_CHANGED = "directory.changed"  # 2.3.3: a contact number changed (who, when)
+    ROTA_CHANGED = "rota.changed"  # 2.1.3, 2.3.3: a rota change (who, requested, applied)
     PERSONAL_DATA_PURGED = "personal_data.purged"  # 7.14.7
 
 

@@ -48,7 +48,7 @@ from oohcore.engine.views import CallView, NextStep, ReferralView, ScriptView
 from oohcore.outbox import OutboxRow
 from oohcore.references import InvalidReference, parse_reference
 from oohcore.referrals import OPEN_STATES
-from oohcore.rota import ROTA_FILE, OnCallOfficer, Rota, RotaFile
+from oohcore.rota import ROTA_FILE, OnCallOfficer, Rota, RotaData, RotaStore, StoreRota, read_rota
 from oohcore.rulesets.compiler import Organisation, ServiceOption, normalise_number
 from oohcore.rulesets.loader import load_organisations
 from oohcore.runner import Runner, TickReport
@@ -76,7 +76,8 @@ class Engine:
     ) -> None:
         self.store = store
         self.clock: Clock = store.clock
-        self.rota: Rota = rota or RotaFile()
+        # the rota in the store, read afresh after every change (issue 8; oohcore.rota.store)
+        self.rota: Rota = rota or StoreRota(store, {o.id: o.timezone for o in organisations})
         self.require_sign_off = require_sign_off
         self._orgs: dict[str, Organisation] = {o.id: o for o in organisations}
         self._numbers: dict[str, Organisation] = {}
@@ -141,27 +142,39 @@ class Engine:
         else:
             organisations = list(rulesets)
         gazetteers: dict[str, Gazetteer] = {}
-        rota_file = RotaFile()
+        seeds: dict[str, RotaData] = {}
         for org in organisations:
             if org.path is None:
                 continue
             if rota is None and (org.path / ROTA_FILE).is_file():
-                rota_file.add(
-                    org.id, org.path / ROTA_FILE, timezone=org.timezone, roles=org.rota_roles
+                seeds[org.id] = read_rota(
+                    org.path / ROTA_FILE, timezone=org.timezone, roles=org.rota_roles
                 )
             if (org.path / GAZETTEER_FILE).is_file():
                 gazetteers[org.id] = Gazetteer.from_csv(org.path / GAZETTEER_FILE)
         store = Store.open(store_url, clock=clock or SystemClock())
-        return cls(
+        engine = cls(
             organisations,
             store,
-            rota=rota or rota_file,
+            rota=rota,
             channels=channels,
             gazetteers=gazetteers,
             require_sign_off=require_sign_off,
         )
+        # rota.yaml seeds what the store lacks; the store's rota is the living one (2.3.3)
+        for org_id, data in seeds.items():
+            engine.rota_store(org_id).seed(data)
+        return engine
 
     # -- scope -----------------------------------------------------------------------------
+
+    def rota_store(self, organisation_id: str) -> RotaStore:
+        """The organisation's rota in the store, to read and change while the engine runs
+        (issue 8; oohcore.rota.store): the next referral uses a change."""
+        org = self._orgs.get(organisation_id)
+        if org is None:
+            raise UnknownOrganisation(f"no organisation {organisation_id!r} is loaded")
+        return RotaStore(self.store, org.id, timezone=org.timezone, roles=org.rota_roles)
 
     @property
     def organisations(self) -> Mapping[str, Organisation]:
@@ -322,6 +335,11 @@ class OrganisationDesk:
             return rota.on_call(org_id, role, at)
 
         self._on_call: Callable[[str, datetime], OnCallOfficer | None] = on_call
+
+    @property
+    def rota(self) -> RotaStore:
+        """This organisation's rota in the store (read it, change it while calls run)."""
+        return self.engine.rota_store(self.id)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -571,12 +589,19 @@ class OrganisationDesk:
         def lookup(contact_id: str) -> directory.Contact | None:
             return directory.get(conn, org_id, contact_id)
 
+        on_call = self._on_call
+        rota = self.engine.rota
+        if isinstance(rota, StoreRota):  # the store's rota, read in this step's transaction
+
+            def on_call(role: str, at: datetime) -> OnCallOfficer | None:
+                return rota.on_call(org_id, role, at, conn)
+
         return CallContext(
             organisation=self.organisation,
             option=option,
             row=row,
             now=now,
-            on_call=self._on_call,
+            on_call=on_call,
             contact_fields=self.engine.contact_fields,
             directory=lookup,
         )

@@ -1,0 +1,326 @@
+"""Rota exchange: iCalendar (RFC 5545) and CSV, one calendar per role (issue 8, 2.3.3).
+
+**Import** reads a calendar of shifts for one role and stage: every VEVENT, its RRULE, EXDATE,
+RECURRENCE-ID and TZID expanded by ``recurring-ical-events`` over a window, each occurrence a
+shift of the officer it names -- matched by an ATTENDEE (or ORGANIZER) e-mail address, else by
+the SUMMARY being the officer's name or id (``On call: Ann Lee`` works too). The shifts become
+one layer (named ``ical`` or ``csv``) of the stage, replacing that layer of an earlier import;
+the officer's other layers stay under it. A bad file is reported with its line numbers and
+nothing is imported.
+
+**Export** writes the role's stage as it will be (layers and overrides resolved) over a
+period: one VEVENT per shift, in the organisation's time zone with its VTIMEZONE.
+
+**CSV** (documented in docs/rotas.md)::
+
+    officer,start,end
+    ann,2026-11-20T17:00,2026-11-21T08:00
+
+``officer`` is an officer's id, e-mail or name; ``start``/``end`` are the organisation's wall
+clock (or carry an offset). Export adds ``name``, ``email`` and ``because`` columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import icalendar
+import recurring_ical_events
+
+from oohcore.errors import Problem, RulesetError
+from oohcore.rota.model import OnCallOfficer
+from oohcore.rota.schedule import Layer, RotaData, Shift, in_gap
+
+_MAILTO = re.compile(r"^mailto:", re.IGNORECASE)
+
+
+def _problem(path: str, line: int, message: str, code: str = "rota-import") -> Problem:
+    return Problem(path, line, 1, message, code)
+
+
+def _matcher(officers: Mapping[str, OnCallOfficer]) -> tuple[dict[str, str], dict[str, str]]:
+    by_email = {o.email.lower(): o.id for o in officers.values() if o.email}
+    by_name = {o.name.casefold(): o.id for o in officers.values()}
+    by_name.update({o.id.casefold(): o.id for o in officers.values()})
+    return by_email, by_name
+
+
+def _match(
+    summary: str, emails: list[str], by_email: Mapping[str, str], by_name: Mapping[str, str]
+) -> str | None:
+    for e in emails:
+        got = by_email.get(e.lower())
+        if got:
+            return got
+    text = summary.strip().casefold()
+    if text in by_name:
+        return by_name[text]
+    # "On call: Ann Lee", "Ann Lee (on call)": the longest officer name inside the summary
+    inside = [(len(n), oid) for n, oid in by_name.items() if n and n in text]
+    return max(inside)[1] if inside else None
+
+
+def _emails(component: Any) -> list[str]:
+    out: list[str] = []
+    for key in ("ATTENDEE", "ORGANIZER"):
+        values = component.get(key)
+        if values is None:
+            continue
+        for v in values if isinstance(values, list) else [values]:
+            out.append(_MAILTO.sub("", str(v)))
+    return out
+
+
+def _instant(value: Any, tz: ZoneInfo) -> datetime:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return value.replace(tzinfo=tz).astimezone(UTC)
+        return value.astimezone(UTC)
+    if isinstance(value, date):  # an all-day event: from the local midnight
+        return datetime.combine(value, time(0)).replace(tzinfo=tz).astimezone(UTC)
+    raise ValueError(f"not a date or time: {value!r}")
+
+
+def _event_lines(text: str) -> list[int]:
+    """The line number of each BEGIN:VEVENT, in file order."""
+    return [
+        i for i, line in enumerate(text.splitlines(), 1) if line.strip().upper() == "BEGIN:VEVENT"
+    ]
+
+
+def _check_lines(text: str, path: str) -> list[Problem]:
+    problems: list[Problem] = []
+    depth = 0
+    unfolded: list[tuple[int, str]] = []
+    for i, raw in enumerate(text.splitlines(), 1):
+        if raw[:1] in (" ", "\t") and unfolded:
+            unfolded[-1] = (unfolded[-1][0], unfolded[-1][1] + raw[1:])  # RFC 5545 3.1
+        elif raw.strip():
+            unfolded.append((i, raw))
+    for i, line in unfolded:
+        if ":" not in line:
+            problems.append(_problem(path, i, f"not an iCalendar content line: {line[:40]!r}"))
+            continue
+        name = line.split(":", 1)[0].split(";", 1)[0].upper()
+        if name == "BEGIN":
+            depth += 1
+        elif name == "END":
+            depth -= 1
+            if depth < 0:
+                problems.append(_problem(path, i, "END without its BEGIN"))
+                depth = 0
+    if depth > 0:
+        problems.append(
+            _problem(
+                path,
+                len(text.splitlines()),
+                "the file ends inside a component (a BEGIN without its END)",
+            )
+        )
+    return problems
+
+
+def read_ical(
+    content: str | bytes,
+    officers: Mapping[str, OnCallOfficer],
+    *,
+    start: datetime,
+    end: datetime,
+    timezone: str,
+    path: str = "<calendar>",
+    name: str = "ical",
+) -> Layer:
+    """The shifts of a calendar between ``start`` and ``end`` as one layer; raises
+    :class:`RulesetError` with line numbers when the file or any event is wrong."""
+    text = content.decode("utf-8-sig") if isinstance(content, bytes) else content
+    tz = ZoneInfo(timezone)
+    problems = _check_lines(text, path)
+    if problems:
+        raise RulesetError(problems)
+    try:
+        cal = icalendar.Calendar.from_ical(text)
+    except ValueError as exc:
+        raise RulesetError([_problem(path, 1, f"not a readable iCalendar file: {exc}")]) from None
+    lines = _event_lines(text)
+    uid_line: dict[str, int] = {}
+    for i, ev in enumerate(cal.walk("VEVENT")):
+        line = lines[i] if i < len(lines) else 1
+        uid_line.setdefault(str(ev.get("UID", "")), line)
+        if ev.get("DTSTART") is None:
+            problems.append(_problem(path, line, "an event without DTSTART"))
+    if problems:
+        raise RulesetError(problems)
+    by_email, by_name = _matcher(officers)
+    shifts: list[Shift] = []
+    try:
+        occurrences = recurring_ical_events.of(cal).between(start, end)
+    except Exception as exc:  # the library raises several kinds for a bad RRULE or date
+        raise RulesetError(
+            [_problem(path, 1, f"cannot expand the calendar's recurrences: {exc}")]
+        ) from None
+    for occ in occurrences:
+        uid = str(occ.get("UID", ""))
+        line = uid_line.get(uid, 1)
+        summary = str(occ.get("SUMMARY", ""))
+        oid = _match(summary, _emails(occ), by_email, by_name)
+        if oid is None:
+            problems.append(
+                _problem(
+                    path,
+                    line,
+                    f"event {summary or uid!r}: no officer matches its attendee e-mail or its "
+                    "summary; add the officer first (match by e-mail or name)",
+                    "unknown-officer",
+                )
+            )
+            continue
+        s = _instant(occ["DTSTART"].dt, tz)
+        if occ.get("DTEND") is not None:
+            e = _instant(occ["DTEND"].dt, tz)
+        elif occ.get("DURATION") is not None:
+            e = s + occ["DURATION"].dt
+        else:
+            e = s + timedelta(days=1)
+        if e <= s:
+            problems.append(_problem(path, line, f"event {summary!r} ends before it starts"))
+            continue
+        shifts.append(Shift(s, e, oid))
+    if problems:
+        raise RulesetError(problems)
+    shifts.sort(key=lambda sh: (sh.start, sh.end))
+    return Layer(name, shifts=tuple(shifts))
+
+
+def write_ical(
+    data: RotaData,
+    role: str,
+    start: datetime,
+    end: datetime,
+    *,
+    timezone: str,
+    stage: int = 1,
+    organisation: str = "",
+) -> bytes:
+    """The role's stage over [start, end) as an iCalendar file (one VEVENT per shift)."""
+    tz = ZoneInfo(timezone)
+    cal = icalendar.Calendar()
+    cal.add("prodid", "-//oohcore//rota//EN")
+    cal.add("version", "2.0")
+    cal.add("x-wr-calname", f"{organisation} {role} stage {stage}".strip())
+    cal.add("x-wr-timezone", timezone)
+    for seg in data.timeline(role, start, end, tz):
+        st = seg.answer.stage(stage)
+        if st is None or not st.officers:
+            continue
+        officer = st.officers[0]
+        ev = icalendar.Event()
+        ev.add("uid", f"{organisation}-{role}-{stage}-{seg.start:%Y%m%dT%H%M%SZ}@oohcore")
+        ev.add("dtstamp", seg.start)
+        ev.add("dtstart", seg.start.astimezone(tz))
+        ev.add("dtend", seg.end.astimezone(tz))
+        ev.add("summary", officer.name)
+        ev.add("description", st.because)
+        if officer.email:
+            ev.add("attendee", f"mailto:{officer.email}")
+        cal.add_component(ev)
+    cal.add_missing_timezones()
+    return bytes(cal.to_ical())
+
+
+def read_csv(
+    text: str,
+    officers: Mapping[str, OnCallOfficer],
+    *,
+    timezone: str,
+    path: str = "<csv>",
+    name: str = "csv",
+) -> Layer:
+    """The shifts of a CSV (``officer,start,end``) as one layer; :class:`RulesetError` with row
+    line numbers when anything is wrong, and nothing is imported."""
+    tz = ZoneInfo(timezone)
+    by_email, by_name = _matcher(officers)
+    problems: list[Problem] = []
+    shifts: list[Shift] = []
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    missing = {"officer", "start", "end"} - set(reader.fieldnames or ())
+    if missing:
+        raise RulesetError([_problem(path, 1, f"the header lacks {', '.join(sorted(missing))}")])
+    for row in reader:
+        line = reader.line_num
+        who = (row.get("officer") or "").strip()
+        oid = by_email.get(who.lower()) or by_name.get(who.casefold())
+        if oid is None:
+            problems.append(
+                _problem(
+                    path,
+                    line,
+                    f"no officer {who!r} (give an id, e-mail or name)",
+                    "unknown-officer",
+                )
+            )
+            continue
+        times: list[datetime] = []
+        for col in ("start", "end"):
+            raw = (row.get(col) or "").strip()
+            try:
+                value = datetime.fromisoformat(raw)
+            except ValueError:
+                problems.append(
+                    _problem(
+                        path, line, f"{col} {raw!r} is not a date and time (e.g. 2026-11-20T17:00)"
+                    )
+                )
+                continue
+            if value.tzinfo is None and in_gap(value, tz):
+                problems.append(
+                    _problem(
+                        path,
+                        line,
+                        f"{col} {raw} does not exist in {timezone}: the clocks go forward over it",
+                    )
+                )
+                continue
+            times.append(value.replace(tzinfo=tz) if value.tzinfo is None else value)
+        if len(times) != 2:
+            continue
+        s, e = (t.astimezone(UTC) for t in times)
+        if e <= s:
+            problems.append(_problem(path, line, "'end' must be after 'start'"))
+            continue
+        shifts.append(Shift(s, e, oid))
+    if problems:
+        raise RulesetError(problems)
+    shifts.sort(key=lambda sh: (sh.start, sh.end))
+    return Layer(name, shifts=tuple(shifts))
+
+
+def write_csv(
+    data: RotaData, role: str, start: datetime, end: datetime, *, timezone: str, stage: int = 1
+) -> str:
+    """The role's stage over [start, end) as CSV (wall-clock times with their offsets)."""
+    tz = ZoneInfo(timezone)
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["officer", "start", "end", "name", "email", "because"])
+    for seg in data.timeline(role, start, end, tz):
+        st = seg.answer.stage(stage)
+        if st is None or not st.officers:
+            continue
+        o = st.officers[0]
+        w.writerow(
+            [
+                o.id,
+                seg.start.astimezone(tz).isoformat(timespec="minutes"),
+                seg.end.astimezone(tz).isoformat(timespec="minutes"),
+                o.name,
+                o.email or "",
+                st.because,
+            ]
+        )
+    return out.getvalue()
