@@ -36,9 +36,12 @@ if TYPE_CHECKING:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from oohcore.folder_check import check_paths
     from oohcore.rulesets.loader import validate
 
-    problems = [_shown(p) for p in validate(args.paths, catalogue=args.catalogue)]
+    found = validate(args.paths, catalogue=args.catalogue)
+    found += check_paths(args.paths, catalogue=args.catalogue)  # rota.yaml, gazetteer.csv …
+    problems = [_shown(p) for p in found]
     errors = [p for p in problems if p.severity == "error"]
     if args.json:
         print(
