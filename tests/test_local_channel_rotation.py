@@ -24,9 +24,7 @@ def test_copy_and_truncate_then_send_appends_cleanly(tmp_path: Path) -> None:
     path = tmp_path / "out.jsonl"
     ch = LocalChannel(path, fsync=False)
     for n in range(3):
-        assert ch.send(sample_message("07700900123", key=f"k{n}")).status is (
-            DeliveryStatus.SENT
-        )
+        assert ch.send(sample_message("07700900123", key=f"k{n}")).status is (DeliveryStatus.SENT)
     shutil.copyfile(path, tmp_path / "out.jsonl.1")  # logrotate copytruncate
     with path.open("r+b") as f:
         f.truncate(0)
@@ -62,5 +60,7 @@ def test_a_file_padded_with_nul_bytes_by_an_earlier_version_still_opens(tmp_path
     with LocalChannel(path, fsync=False) as ch:
         assert "k0" in ch.keys
         ch.send(sample_message("07700900123", key="k1"))
-    keys = [json.loads(line.lstrip(b"\0"))["idempotency_key"] for line in path.read_bytes().splitlines()]
+    keys = [
+        json.loads(line.lstrip(b"\0"))["idempotency_key"] for line in path.read_bytes().splitlines()
+    ]
     assert keys == ["k0", "k1"]

@@ -8,6 +8,7 @@ text within its length and pattern.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date
 from typing import Any
@@ -17,6 +18,9 @@ from oohcore.rulesets.models import Question, QuestionType
 
 _PHONE_RE = re.compile(r"^\+?[0-9]{6,15}$")
 _TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+# A number as a handler types it: ASCII digits only (float() would also take "1_0", "٣",
+# "nan" and "inf", issue 7 defect 11).
+_NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
 
 
 def clean_answer(q: Question, value: Any) -> Any:
@@ -26,10 +30,11 @@ def clean_answer(q: Question, value: Any) -> Any:
     if t is QuestionType.number:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise ValueError("expected a number")
-        try:
-            number = float(value) if isinstance(value, str) else value
-        except ValueError:
-            raise ValueError(f"{value!r} is not a number") from None
+        if isinstance(value, str) and not _NUMBER_RE.fullmatch(value.strip()):
+            raise ValueError(f"{value!r:.40} is not a number")
+        number = float(value) if isinstance(value, str) else value
+        if not math.isfinite(number):
+            raise ValueError(f"{value!r:.40} is not a finite number")
         if q.min is not None and number < q.min:
             raise ValueError(f"{number} is below the minimum {q.min:g}")
         if q.max is not None and number > q.max:

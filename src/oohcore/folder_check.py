@@ -64,11 +64,10 @@ def check_folder_files(folder: Path, *, catalogue: Path) -> list[Problem]:
             continue
         if name == rota.ROTA_FILE and is_org:
             header = _read_header(_Session(catalogue), folder)
-            if header.model is None:
+            timezone = getattr(header.model, "timezone", None)
+            if not isinstance(timezone, str):
                 continue  # organisation.yaml's own problems are reported by the ruleset check
-            problems.extend(
-                check_rota(path, timezone=header.model.timezone, roles=header.roles or {})
-            )
+            problems.extend(check_rota(path, timezone=timezone, roles=header.roles or {}))
         elif name == GAZETTEER_FILE:
             try:
                 Gazetteer.from_csv(path)

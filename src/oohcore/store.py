@@ -127,6 +127,7 @@ __all__ = [
     "alembic_config",
     "insert_if_absent",
     "insert_ignoring_conflict",
+    "is_conflict",
     "to_json",
 ]
 
@@ -163,6 +164,23 @@ class NaiveDatetimeError(StoreError, ValueError):
 
 class JSONValueError(StoreError, TypeError):
     """A value cannot be stored as JSON."""
+
+
+# PostgreSQL's SQLSTATEs for "another transaction got there first": a retry of the whole
+# transaction can succeed (serialization failure, deadlock, lock not available, a unique key
+# another transaction inserted meanwhile, e.g. two first calls of a day creating one counter).
+CONFLICT_SQLSTATES = frozenset({"40001", "40P01", "55P03", "23505"})
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` (a database error raised inside a transaction) means a concurrent
+    transaction changed the same rows, so the whole transaction may be retried. SQLite
+    serialises writers (``BEGIN IMMEDIATE``), so only PostgreSQL's errors qualify."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return state in CONFLICT_SQLSTATES
 
 
 class UTCDateTime(TypeDecorator[datetime]):

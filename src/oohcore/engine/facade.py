@@ -19,7 +19,7 @@ from oohcore import audit, directory, outbox, search
 from oohcore.addresses import Gazetteer
 from oohcore.channels import Channel, Receipt, ReceiptState
 from oohcore.clock import Clock, SystemClock, as_utc
-from oohcore.engine import steps
+from oohcore.engine import inputs, steps
 from oohcore.engine.context import CallContext
 from oohcore.engine.errors import (
     CallNotFound,
@@ -177,12 +177,13 @@ class Engine:
 
     def organisation(self, organisation_id: str) -> OrganisationDesk:
         """The desk of one organisation: every call operation is scoped through it (7.10)."""
-        desk = self._desks.get(organisation_id)
+        desk = self._desks.get(inputs.organisation_id(organisation_id))
         if desk is None:
             raise UnknownOrganisation(f"no organisation {organisation_id!r} is loaded")
         return desk
 
     def _now(self, at: datetime | None) -> datetime:
+        at = inputs.instant("at", at)
         return as_utc(at) if at is not None else self.clock.now()
 
     def check_served(self, option: ServiceOption) -> None:
@@ -201,6 +202,7 @@ class Engine:
     ) -> CallView:
         """A call arrives on an access number: recognise the organisation and service option
         (7.1.2, 7.1.3) or its IVR menu (7.1.4), check the hours (2.1.5, 5.4.3) and record it."""
+        number, caller_number = inputs.access_number(number), inputs.caller_number(caller_number)
         now = self._now(at)
         digits = normalise_number(number)
         org = self._numbers.get(digits)
@@ -211,7 +213,7 @@ class Engine:
         if option is not None:
             self.check_served(option)
         desk = self._desks[org.id]
-        with self.store.transaction() as conn:
+        with inputs.transaction(self.store) as conn:
             result = steps.offer(
                 org,
                 call_id=uuid.uuid4().hex,
@@ -328,7 +330,7 @@ class OrganisationDesk:
     def find(self, reference: str) -> CallView:
         """The call a caller quotes the reference of (5.2.2, 13.5.1l), in this organisation."""
         try:
-            ref = parse_reference(reference)
+            ref = parse_reference(inputs.reference(reference))
         except InvalidReference as exc:
             raise CallNotFound(str(exc)) from None
         with self.engine.store.read() as conn:
@@ -395,6 +397,7 @@ class OrganisationDesk:
         limit: int = 20,
     ) -> list[search.SearchHit]:
         """Earlier calls of this organisation (5.2.7, 7.4.2)."""
+        inputs.search_arguments(caller_name, address, uprn, service_option, since, until, limit)
         with self.engine.store.read() as conn:
             return search.search(
                 conn,
@@ -412,12 +415,13 @@ class OrganisationDesk:
 
     @contextmanager
     def _step(self, call_id: str, at: datetime | None) -> Iterator[tuple[Connection, CallContext]]:
-        with self.engine.store.transaction() as conn:
+        with inputs.transaction(self.engine.store) as conn:
             yield conn, self._context(conn, call_id, self.engine._now(at))
 
     def choose(self, call_id: str, key: str, *, at: datetime | None = None) -> CallView:
         """The caller pressed ``key`` in the IVR menu (7.1.4); the view's ``ivr_prompt`` is
         what the IVR says for that choice."""
+        key = inputs.text("key", key, max_length=16) or ""
         with self._step(call_id, at) as (conn, ctx):
             result, said = steps.choose(ctx, key)
             row = result.call
@@ -430,6 +434,7 @@ class OrganisationDesk:
 
     def answer(self, call_id: str, *, handler: str, at: datetime | None = None) -> CallView:
         """A call handler answers the call."""
+        handler = inputs.name("handler", handler) or ""
         with self._step(call_id, at) as (conn, ctx):
             row, _ = self._commit(conn, steps.answer(ctx, handler), None)
         return self._view(row)
@@ -442,6 +447,7 @@ class OrganisationDesk:
         ``None`` clears an answer. Every answer is checked against its question first; if any
         is unacceptable, :class:`InvalidAnswers` lists them all and nothing is recorded.
         """
+        answers = inputs.answers(answers)
         with self._step(call_id, at) as (conn, ctx):
             row, _ = self._commit(conn, steps.capture(ctx, answers, self._address_facts), None)
         return self._view(row)
@@ -479,6 +485,7 @@ class OrganisationDesk:
         self, call_id: str, *, reason: str = "not answered", at: datetime | None = None
     ) -> CallView:
         """The transfer could not be made (5.2.3.2): its ``fallback`` action is carried out."""
+        reason = inputs.text("reason", reason, max_length=inputs.REASON_MAX) or ""
         with self._step(call_id, at) as (conn, ctx):
             row, _ = self._commit(conn, steps.transfer_failed(ctx, reason), None)
         return self._view(row)
@@ -498,6 +505,7 @@ class OrganisationDesk:
     def acknowledge(self, call_id: str, *, by: str, at: datetime | None = None) -> CallView:
         """The on-call officer has the referral — or a manager has a lone worker's alert
         (5.2.3.6): escalation stops (5.3.2)."""
+        by = inputs.name("by", by) or ""
         with self._step(call_id, at) as (conn, ctx):
             referral = self._current_referral(conn, ctx, "acknowledge")
             row, _ = self._commit(conn, steps.acknowledge(ctx, referral, by), None)
@@ -509,6 +517,10 @@ class OrganisationDesk:
         """The handler rang the current stage's officer (a phone referral, 5.2.3.3):
         ``outcome`` is ``answered`` (acknowledged), ``no_answer`` or ``voicemail`` (the next
         stage is alerted at once)."""
+        outcome, by = (
+            inputs.text("outcome", outcome, max_length=32) or "",
+            inputs.name("by", by) or "",
+        )
         with self._step(call_id, at) as (conn, ctx):
             referral = self._current_referral(conn, ctx, "record a phone call")
             row, _ = self._commit(conn, steps.phoned(ctx, referral, outcome, by), None)
@@ -525,6 +537,10 @@ class OrganisationDesk:
         """The lone worker has left the site (5.2.3.6): ``staff_id`` must be who checked in
         (their staff id, or their name where the script asks none); a ``manager`` may check
         them out instead, recorded as such."""
+        staff_id, manager = (
+            inputs.name("staff_id", staff_id, optional=True),
+            inputs.name("manager", manager, optional=True),
+        )
         with self._step(call_id, at) as (conn, ctx):
             watch = self._current_referral(conn, ctx, "check out", kind="lone_worker")
             row, _ = self._commit(
@@ -535,9 +551,7 @@ class OrganisationDesk:
     # -- internals -----------------------------------------------------------------------------
 
     def _load(self, conn: Connection, call_id: str) -> CallRow:
-        if not isinstance(call_id, str):
-            raise CallNotFound(f"a call id is a string, not {type(call_id).__name__}")
-        row = load_call(conn, self.id, call_id)
+        row = load_call(conn, self.id, inputs.call_id(call_id))
         if row is None:
             raise CallNotFound(f"no call {call_id!r} in {self.id}")
         return row
