@@ -88,8 +88,9 @@ def _cmd_versions(args: argparse.Namespace) -> int:
 
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
     """Check the hash chain of every organisation's events (or one's) and their personal-data
-    records, and that each pinned head is still on its chain: exit 0 intact, 1 not."""
-    from oohcore.audit import verify
+    records, that each pinned head is still on its chain, and that each call row and message
+    agrees with what the chain recorded of it (oohcore.engine.records): exit 0 intact, 1 not."""
+    from oohcore.engine.records import verify
 
     with _audit_store(args.store) as (conn, shown):
         _check_organisation(conn, args.organisation)
