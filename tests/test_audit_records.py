@@ -9,13 +9,16 @@ columns in the chain, the personal ones (7.14.3) beside it, so a purge still ver
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from oohcore.cli import main
 from oohcore.clock import ManualClock
@@ -28,10 +31,32 @@ FRIDAY_EVENING = datetime(2026, 11, 20, 22, 0, tzinfo=ZoneInfo("Europe/London"))
 REPAIRS = "0100 000 0002"
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ooh.sqlite'}"
+        return
+    base = os.environ.get("OOHCORE_TEST_POSTGRES_URL")
+    missing = pytest.fail if os.environ.get("OOHCORE_REQUIRE_POSTGRES", "0") != "0" else pytest.skip
+    if not base:
+        missing("OOHCORE_TEST_POSTGRES_URL is unset: run under scripts/postgres-for-tests")
+    name = f"oohcore_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture
-def referred(tmp_path: Path) -> Iterator[tuple[Engine, str, str]]:
-    """A repairs call referred to the on-call officer: a call row and outbox messages."""
-    url = f"sqlite:///{tmp_path / 'ooh.sqlite'}"
+def referred(store_url: str) -> Iterator[tuple[Engine, str, str]]:
+    """A repairs call referred to the on-call officer: a call row and outbox messages (on
+    SQLite and on PostgreSQL, whose timestamps come back through another driver)."""
+    url = store_url
     engine = Engine.open(FIXTURES, url, clock=ManualClock(FRIDAY_EVENING))
     call = engine.offer(REPAIRS, caller_number="07700 900123")
     desk = engine.organisation(call.organisation_id)
@@ -62,7 +87,7 @@ def test_an_edited_answer_is_detected(referred: tuple[Engine, str, str]) -> None
     engine, call_id, url = referred
     _edit(
         engine,
-        "UPDATE calls SET answers = replace(answers, 'leak', 'bins') WHERE id = :c",
+        "UPDATE calls SET answers = replace(answers, 'leak', 'bins') WHERE id = :c",  # both SQLs
         c=call_id,
     )
     report = verify(engine.store)
