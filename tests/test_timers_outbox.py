@@ -560,40 +560,6 @@ def test_local_channel_cuts_off_a_torn_last_line(tmp_path: Path) -> None:
     ]
 
 
-def test_local_channel_goes_on_after_a_copy_and_truncate_rotation(tmp_path: Path) -> None:
-    """Issue 7 defect 13: logrotate's copytruncate empties the file under a running channel.
-    The next line goes at the start of the emptied file (no NUL padding), keys already sent stay
-    duplicates, and the channel opens again on restart."""
-    path = tmp_path / "m.jsonl"
-    rotated = tmp_path / "m.jsonl.1"
-    with LocalChannel(path) as ch:
-        ch.send(_msg("C1", "k1"))
-        ch.send(_msg("C1", "k2"))
-        rotated.write_bytes(path.read_bytes())  # copy ...
-        with path.open("r+b") as f:  # ... and truncate
-            f.truncate(0)
-        assert ch.send(_msg("C1", "k2")).duplicate  # it went out before the rotation
-        assert not ch.send(_msg("C1", "k3")).duplicate
-    data = path.read_bytes()
-    assert b"\0" not in data
-    assert [json.loads(x)["idempotency_key"] for x in data.splitlines()] == ["k3"]
-    with LocalChannel(path) as ch:  # a restart reads the rotated-to file without complaint
-        assert ch.keys == {"k3"}
-        assert not ch.send(_msg("C1", "k4")).duplicate
-
-
-def test_local_channel_opens_a_file_padded_with_nul_bytes(tmp_path: Path) -> None:
-    """A file an earlier version padded with NULs after a truncation still opens (issue 7 #13)."""
-    path = tmp_path / "m.jsonl"
-    with LocalChannel(path) as ch:
-        ch.send(_msg("C1", "k1"))
-    line = path.read_bytes()
-    path.write_bytes(b"\0" * 300 + line)
-    with LocalChannel(path) as ch:
-        assert ch.keys == {"k1"}
-        assert ch.send(_msg("C1", "k1")).duplicate
-
-
 def test_local_channel_refuses_a_foreign_file(tmp_path: Path) -> None:
     path = tmp_path / "m.jsonl"
     path.write_text("this is not json\n")

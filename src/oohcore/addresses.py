@@ -808,7 +808,10 @@ def _parse_csv(text: str, path: str) -> list[AddressRecord]:
 
         uprn_text = field("uprn")
         uprn: int | None = None
-        if not uprn_text.isdigit() or len(uprn_text.lstrip("0") or "0") > MAX_UPRN_DIGITS:
+        if (
+            not (uprn_text.isascii() and uprn_text.isdigit())
+            or len(uprn_text.lstrip("0") or "0") > MAX_UPRN_DIGITS
+        ):
             problem(
                 this_line,
                 columns["uprn"] + 1,

@@ -203,8 +203,11 @@ class EventRow:
         without it, once purged): what the event recorded, for reports and displays."""
         value = self.payload
         value.pop(PAYLOAD_KEY, None)
+        value.pop("sealed", None)  # the seal of the step's rows (oohcore.engine.records)
         if self.personal is not None and self.personal.status == "present":
-            value.update(self.personal.data or {})
+            value.update(
+                {k: v for k, v in (self.personal.data or {}).items() if not k.startswith("_")}
+            )
         return value
 
 

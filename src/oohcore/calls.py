@@ -103,7 +103,7 @@ calls = Table(
     Column("seq", Integer, nullable=False),
     Column("reference", String(32), nullable=False),
     Column("access_number", String(32), nullable=False),
-    Column("caller_number", String(255)),  # engine.inputs.CALLER_NUMBER_MAX
+    Column("caller_number", String(320)),  # a SIP URI fits (migration 0010)
     Column("ivr_menu", String(64)),
     Column("service_option", String(64)),
     Column("option_version", String(80)),
@@ -112,7 +112,7 @@ calls = Table(
     Column("priority", Integer, nullable=False),
     Column("in_hours", Integer, nullable=False),
     Column("variant", String(64)),
-    Column("handler", String(200)),  # engine.inputs.NAME_MAX
+    Column("handler", String(320)),
     Column("answers", Text, nullable=False),
     Column("action_id", String(64)),
     Column("action_kind", String(24)),

@@ -44,9 +44,12 @@ if TYPE_CHECKING:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from oohcore.folder_check import check_paths
     from oohcore.rulesets.loader import validate
 
-    problems = [_shown(p) for p in validate(args.paths, catalogue=args.catalogue)]
+    found = validate(args.paths, catalogue=args.catalogue)
+    found += check_paths(args.paths, catalogue=args.catalogue)  # rota.yaml, gazetteer.csv …
+    problems = [_shown(p) for p in found]
     errors = [p for p in problems if p.severity == "error"]
     if args.strict and not errors:
         from oohcore.procedure.lint import lint_path
@@ -176,8 +179,9 @@ def _cmd_manual(args: argparse.Namespace) -> int:
 
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
     """Check the hash chain of every organisation's events (or one's) and their personal-data
-    records, and that each pinned head is still on its chain: exit 0 intact, 1 not."""
-    from oohcore.audit import verify
+    records, that each pinned head is still on its chain, and that each call row and message
+    agrees with what the chain recorded of it (oohcore.engine.records): exit 0 intact, 1 not."""
+    from oohcore.engine.records import verify
 
     with _audit_store(args.store) as (conn, shown):
         _check_organisation(conn, args.organisation)

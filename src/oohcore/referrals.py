@@ -77,7 +77,7 @@ referrals = Table(
     Column("limit_seconds", Integer),
     Column("dispatched_at", UTCDateTime()),  # first alert delivered (or phone call answered)
     Column("acknowledged_at", UTCDateTime()),
-    Column("acknowledged_by", String(200)),  # engine.inputs.NAME_MAX
+    Column("acknowledged_by", String(320)),  # migration 0010
     Column("finished_at", UTCDateTime()),  # acknowledged or checked out
     Column("late_reason", Text),  # 11.7.3g-h: why the pass-on was late, when it was
     Column("version", Integer, nullable=False),

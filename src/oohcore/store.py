@@ -127,6 +127,7 @@ __all__ = [
     "alembic_config",
     "insert_if_absent",
     "insert_ignoring_conflict",
+    "is_conflict",
     "to_json",
 ]
 
@@ -153,22 +154,6 @@ class StoreBusyError(StoreError):
     """The database stayed locked by another writer for longer than the busy timeout."""
 
 
-class WriteConflict(StoreError):
-    """The database refused a transaction because another one changed the same rows meanwhile
-    (PostgreSQL's serialization failure, deadlock or unique violation under concurrency); it
-    was rolled back whole. The engine's façade raises it as ``ConcurrentChange``: retry."""
-
-
-# SQLSTATEs that mean "another transaction got there first", not "the request is wrong"
-_CONFLICT_STATES = frozenset({"40001", "40P01", "23505", "55P03"})
-
-
-def _conflict(exc: BaseException) -> bool:
-    orig = getattr(exc, "orig", None)
-    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    return state in _CONFLICT_STATES
-
-
 class NestedTransactionError(StoreError):
     """``store.transaction()`` was entered while a transaction of the same store was open."""
 
@@ -179,6 +164,23 @@ class NaiveDatetimeError(StoreError, ValueError):
 
 class JSONValueError(StoreError, TypeError):
     """A value cannot be stored as JSON."""
+
+
+# PostgreSQL's SQLSTATEs for "another transaction got there first": a retry of the whole
+# transaction can succeed (serialization failure, deadlock, lock not available, a unique key
+# another transaction inserted meanwhile, e.g. two first calls of a day creating one counter).
+CONFLICT_SQLSTATES = frozenset({"40001", "40P01", "55P03", "23505"})
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` (a database error raised inside a transaction) means a concurrent
+    transaction changed the same rows, so the whole transaction may be retried. SQLite
+    serialises writers (``BEGIN IMMEDIATE``), so only PostgreSQL's errors qualify."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return state in CONFLICT_SQLSTATES
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -659,23 +661,13 @@ class Store:
             trans = conn.begin()
             try:
                 yield conn
-            except DBAPIError as exc:
-                trans.rollback()
-                if _conflict(exc):
-                    raise WriteConflict(str(getattr(exc, "orig", exc)).strip()) from exc
-                raise
             except BaseException:
                 trans.rollback()
                 raise
             if rollback_only:
                 trans.rollback()
             else:
-                try:
-                    trans.commit()
-                except DBAPIError as exc:
-                    if _conflict(exc):
-                        raise WriteConflict(str(getattr(exc, "orig", exc)).strip()) from exc
-                    raise
+                trans.commit()
 
     # -- closing ---------------------------------------------------------------------------------
 

@@ -145,8 +145,7 @@ class LocalChannel:
             self._catch_up()
             if os.fstat(self._fd).st_size > self._offset:
                 # An incomplete line after the last complete one, while we hold the lock: a
-                # writer died half-way through it. Cut it off rather than append to it. (Never
-                # *extend* the file to our offset: that would pad it with NUL bytes.)
+                # writer died half-way through it. Cut it off rather than append to it.
                 os.ftruncate(self._fd, self._offset)
             existing = self._keys.get(message.idempotency_key)
             if existing is not None:
@@ -202,24 +201,27 @@ class LocalChannel:
                 os.fsync(self._fd)
 
     def _catch_up(self) -> None:
-        """Read lines appended since we last looked (by us on open, or by other processes)."""
+        """Read lines appended since we last looked (by us on open, or by other processes).
+
+        A file shorter than what we have read was truncated by someone else (log rotation by
+        copy-and-truncate): read it again from the start. The keys already seen are kept, so a
+        message sent before the rotation is still not written twice by this process; the file
+        is never extended (extending it would fill the gap with NUL bytes).
+        """
         size = os.fstat(self._fd).st_size
         if size < self._offset:
-            # Truncated under us: log rotation by copy-and-truncate. The lines we had read went
-            # to the rotated copy, so their keys stay known (a re-send is still a duplicate) and
-            # we read the file again from its start; line numbers go on counting.
+            self._lines = 0
             self._offset = 0
         if size <= self._offset:
             return
         data = os.pread(self._fd, size - self._offset, self._offset)
         end = data.rfind(b"\n") + 1  # only complete lines
-        for raw in data[:end].splitlines():
-            # NUL bytes are what a file truncated and then written at an old offset holds (as
-            # earlier versions did after a copy-and-truncate): padding, not a message
-            raw = raw.strip(b"\0")
-            if not raw:
-                continue
+        for line in data[:end].splitlines():
             self._lines += 1
+            # NUL bytes before a line are padding left by a truncation under an older writer
+            raw = line.lstrip(b"\0")
+            if not raw.strip():
+                continue
             try:
                 key = json.loads(raw)["idempotency_key"]
             except (ValueError, KeyError, TypeError) as exc:

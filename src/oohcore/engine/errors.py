@@ -18,6 +18,7 @@ __all__ = [
     "ConcurrentChange",
     "EngineError",
     "InvalidAnswers",
+    "InvalidArgument",
     "InvalidChoice",
     "InvalidTransition",
     "MissingEssentialFields",
@@ -30,12 +31,6 @@ __all__ = [
 
 class EngineError(OohcoreError):
     """Base class of the errors a host's request to the engine can raise."""
-
-
-class InvalidArgument(EngineError, ValueError):
-    """An argument of the wrong type or form (a naive ``at=``, ``None`` for a call id or for
-    answers, a lone surrogate, an over-long name); the message names the argument. Nothing was
-    read or changed: fix the call in the host."""
 
 
 class UnknownNumber(EngineError):
@@ -67,6 +62,16 @@ class InvalidTransition(EngineError):
 class ConcurrentChange(EngineError):
     """Another desk or runner changed the call between this request's read and its commit;
     nothing was written. Read the call again and retry the step if it still applies."""
+
+
+class InvalidArgument(EngineError):
+    """An argument of a façade call has the wrong type or form (a naive or non-datetime
+    ``at=``, a name that is not text, text with a NUL or a lone surrogate, a caller number or
+    name longer than the documented limit); nothing was changed. ``.argument`` names it."""
+
+    def __init__(self, argument: str, message: str) -> None:
+        super().__init__(f"{argument}: {message}")
+        self.argument = argument
 
 
 class NotSignedOff(EngineError):

@@ -23,9 +23,7 @@ from oohcore.engine import inputs, steps
 from oohcore.engine.context import CallContext
 from oohcore.engine.errors import (
     CallNotFound,
-    ConcurrentChange,
     EngineError,
-    InvalidArgument,
     InvalidTransition,
     NotSignedOff,
     UnknownNumber,
@@ -52,7 +50,7 @@ from oohcore.rota import ROTA_FILE, OnCallOfficer, Rota, RotaData, RotaStore, St
 from oohcore.rulesets.compiler import Organisation, ServiceOption, normalise_number
 from oohcore.rulesets.loader import load_organisations
 from oohcore.runner import Runner, TickReport
-from oohcore.store import Store, WriteConflict
+from oohcore.store import Store
 from oohcore.timers import TimerRow
 from oohcore.vocabulary import TimerKind
 
@@ -192,13 +190,13 @@ class Engine:
 
     def organisation(self, organisation_id: str) -> OrganisationDesk:
         """The desk of one organisation: every call operation is scoped through it (7.10)."""
-        desk = self._desks.get(organisation_id)
+        desk = self._desks.get(inputs.organisation_id(organisation_id))
         if desk is None:
             raise UnknownOrganisation(f"no organisation {organisation_id!r} is loaded")
         return desk
 
     def _now(self, at: datetime | None) -> datetime:
-        at = inputs.moment(at)
+        at = inputs.instant("at", at)
         return as_utc(at) if at is not None else self.clock.now()
 
     def check_served(self, option: ServiceOption) -> None:
@@ -217,9 +215,9 @@ class Engine:
     ) -> CallView:
         """A call arrives on an access number: recognise the organisation and service option
         (7.1.2, 7.1.3) or its IVR menu (7.1.4), check the hours (2.1.5, 5.4.3) and record it."""
+        number, caller_number = inputs.access_number(number), inputs.caller_number(caller_number)
         now = self._now(at)
-        digits = normalise_number(inputs.text(number, "number", limit=64))
-        caller_number = inputs.caller_number(caller_number)
+        digits = normalise_number(number)
         org = self._numbers.get(digits)
         if org is None:
             raise UnknownNumber(f"no organisation has the access number {number!r}")
@@ -228,7 +226,7 @@ class Engine:
         if option is not None:
             self.check_served(option)
         desk = self._desks[org.id]
-        with _retryable("a new call"), self.store.transaction() as conn:
+        with inputs.transaction(self.store) as conn:
             result = steps.offer(
                 org,
                 call_id=uuid.uuid4().hex,
@@ -349,9 +347,8 @@ class OrganisationDesk:
 
     def find(self, reference: str) -> CallView:
         """The call a caller quotes the reference of (5.2.2, 13.5.1l), in this organisation."""
-        reference = inputs.text(reference, "reference", limit=64)
         try:
-            ref = parse_reference(reference)
+            ref = parse_reference(inputs.reference(reference))
         except InvalidReference as exc:
             raise CallNotFound(str(exc)) from None
         with self.engine.store.read() as conn:
@@ -418,6 +415,7 @@ class OrganisationDesk:
         limit: int = 20,
     ) -> list[search.SearchHit]:
         """Earlier calls of this organisation (5.2.7, 7.4.2)."""
+        inputs.search_arguments(caller_name, address, uprn, service_option, since, until, limit)
         with self.engine.store.read() as conn:
             return search.search(
                 conn,
@@ -435,14 +433,13 @@ class OrganisationDesk:
 
     @contextmanager
     def _step(self, call_id: str, at: datetime | None) -> Iterator[tuple[Connection, CallContext]]:
-        now = self.engine._now(at)
-        with _retryable(call_id), self.engine.store.transaction() as conn:
-            yield conn, self._context(conn, call_id, now)
+        with inputs.transaction(self.engine.store) as conn:
+            yield conn, self._context(conn, call_id, self.engine._now(at))
 
     def choose(self, call_id: str, key: str, *, at: datetime | None = None) -> CallView:
         """The caller pressed ``key`` in the IVR menu (7.1.4); the view's ``ivr_prompt`` is
         what the IVR says for that choice."""
-        key = inputs.text(key, "key", limit=16)
+        key = inputs.text("key", key, max_length=16) or ""
         with self._step(call_id, at) as (conn, ctx):
             result, said = steps.choose(ctx, key)
             row = result.call
@@ -455,7 +452,7 @@ class OrganisationDesk:
 
     def answer(self, call_id: str, *, handler: str, at: datetime | None = None) -> CallView:
         """A call handler answers the call."""
-        handler = inputs.name(handler, "handler")
+        handler = inputs.name("handler", handler) or ""
         with self._step(call_id, at) as (conn, ctx):
             row, _ = self._commit(conn, steps.answer(ctx, handler), None)
         return self._view(row)
@@ -506,7 +503,7 @@ class OrganisationDesk:
         self, call_id: str, *, reason: str = "not answered", at: datetime | None = None
     ) -> CallView:
         """The transfer could not be made (5.2.3.2): its ``fallback`` action is carried out."""
-        reason = inputs.text(reason, "reason")
+        reason = inputs.text("reason", reason, max_length=inputs.REASON_MAX) or ""
         with self._step(call_id, at) as (conn, ctx):
             row, _ = self._commit(conn, steps.transfer_failed(ctx, reason), None)
         return self._view(row)
@@ -526,7 +523,7 @@ class OrganisationDesk:
     def acknowledge(self, call_id: str, *, by: str, at: datetime | None = None) -> CallView:
         """The on-call officer has the referral — or a manager has a lone worker's alert
         (5.2.3.6): escalation stops (5.3.2)."""
-        by = inputs.name(by, "by")
+        by = inputs.name("by", by) or ""
         with self._step(call_id, at) as (conn, ctx):
             referral = self._current_referral(conn, ctx, "acknowledge")
             row, _ = self._commit(conn, steps.acknowledge(ctx, referral, by), None)
@@ -538,8 +535,10 @@ class OrganisationDesk:
         """The handler rang the current stage's officer (a phone referral, 5.2.3.3):
         ``outcome`` is ``answered`` (acknowledged), ``no_answer`` or ``voicemail`` (the next
         stage is alerted at once)."""
-        by = inputs.name(by, "by")
-        outcome = inputs.text(outcome, "outcome", limit=32)
+        outcome, by = (
+            inputs.text("outcome", outcome, max_length=32) or "",
+            inputs.name("by", by) or "",
+        )
         with self._step(call_id, at) as (conn, ctx):
             referral = self._current_referral(conn, ctx, "record a phone call")
             row, _ = self._commit(conn, steps.phoned(ctx, referral, outcome, by), None)
@@ -556,8 +555,10 @@ class OrganisationDesk:
         """The lone worker has left the site (5.2.3.6): ``staff_id`` must be who checked in
         (their staff id, or their name where the script asks none); a ``manager`` may check
         them out instead, recorded as such."""
-        staff_id = None if staff_id is None else inputs.name(staff_id, "staff_id")
-        manager = None if manager is None else inputs.name(manager, "manager")
+        staff_id, manager = (
+            inputs.name("staff_id", staff_id, optional=True),
+            inputs.name("manager", manager, optional=True),
+        )
         with self._step(call_id, at) as (conn, ctx):
             watch = self._current_referral(conn, ctx, "check out", kind="lone_worker")
             row, _ = self._commit(
@@ -568,11 +569,7 @@ class OrganisationDesk:
     # -- internals -----------------------------------------------------------------------------
 
     def _load(self, conn: Connection, call_id: str) -> CallRow:
-        if not isinstance(call_id, str):
-            raise InvalidArgument(f"call_id: a call id is a string, not {type(call_id).__name__}")
-        if len(call_id) > 64 or not call_id.isascii():
-            raise CallNotFound(f"no call {call_id[:40]!r} in {self.id}")
-        row = load_call(conn, self.id, call_id)
+        row = load_call(conn, self.id, inputs.call_id(call_id))
         if row is None:
             raise CallNotFound(f"no call {call_id!r} in {self.id}")
         return row
@@ -752,16 +749,3 @@ def _referral_view(r: ReferralRow) -> ReferralView:
         late_reason=r.late_reason,
         stages=tuple((s.role, s.channels, s.wait) for s in snap.stages),
     )
-
-
-@contextmanager
-def _retryable(what: str) -> Iterator[None]:
-    """The database's own refusal of a concurrent write (PostgreSQL) as the documented
-    :class:`ConcurrentChange`, so a host retries it as it retries the optimistic check's."""
-    try:
-        yield
-    except WriteConflict as exc:
-        raise ConcurrentChange(
-            f"{what}: another desk or runner wrote the same rows at the same moment ({exc}); "
-            "nothing was written: read the call again and retry"
-        ) from exc

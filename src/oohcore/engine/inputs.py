@@ -1,108 +1,219 @@
-"""What a host passes to the façade, checked before anything is read or written (issue 7: 6, 11).
+"""Checking what a host passes to the façade, before anything is read or written.
 
-A host's mistake — a naive or string ``at=``, ``None`` where a call id or answers belong, a
-handler's name of a megabyte, a lone surrogate from a badly decoded form — must come back as one
-of the documented exceptions (docs/integration.md), with nothing changed, and must behave the
-same on SQLite and PostgreSQL (whose columns have lengths). Each check here raises
-:class:`InvalidArgument`; the façade calls them on entry.
+Every public method of :class:`~oohcore.engine.Engine` and
+:class:`~oohcore.engine.OrganisationDesk` checks its arguments here first, so a careless or
+hostile host gets one of the documented exceptions (``docs/integration.md``, "What can go
+wrong") and never a builtin or database error, and the same input behaves the same on SQLite
+and PostgreSQL (a text too long for a PostgreSQL column would otherwise fail only there).
 
-A caller's number is the one value that is *never* refused: the call is recorded whatever the
-telephone network sent (a SIP URI can be long), so it is cut to :data:`CALLER_NUMBER_MAX`
-characters rather than losing the call.
+The limits are generous and documented: a caller number may be a SIP URI
+(:data:`CALLER_NUMBER_MAX`), a person's name or id (:data:`NAME_MAX`) a long e-mail address.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from oohcore.engine.errors import InvalidArgument
+from sqlalchemy import Connection
+from sqlalchemy.exc import DataError
+
+from oohcore.engine.errors import (
+    AnswerProblem,
+    CallNotFound,
+    ConcurrentChange,
+    InvalidAnswers,
+    InvalidArgument,
+    UnknownOrganisation,
+)
+from oohcore.store import Store, is_conflict
 
 __all__ = [
     "CALLER_NUMBER_MAX",
     "NAME_MAX",
-    "TEXT_MAX",
+    "REASON_MAX",
+    "SEARCH_LIMIT_MAX",
+    "access_number",
     "answers",
+    "call_id",
     "caller_number",
-    "moment",
+    "instant",
     "name",
+    "organisation_id",
+    "reference",
+    "search_arguments",
+    "search_limit",
     "text",
+    "transaction",
 ]
 
-CALLER_NUMBER_MAX = 255
-"""Characters of a caller's number (or SIP URI) kept with the call; the rest is cut off."""
-NAME_MAX = 200
-"""Characters of a person's name or id given by the host (handler, acknowledger, manager)."""
-TEXT_MAX = 2000
-"""Characters of a short free text given by the host (a reason, a key)."""
+CALLER_NUMBER_MAX = 256  # a SIP URI (sip:+447700900123@trunk.example.net;user=phone) fits
+NAME_MAX = 256  # a handler, an officer, a manager, a staff id (an e-mail address fits)
+REASON_MAX = 2000  # a free-text reason (a failed transfer)
+SEARCH_LIMIT_MAX = 1000
+ADDRESS_MAX = 1000  # an address typed in a search
 
 
-def _problem(argument: str, what: str) -> InvalidArgument:
-    return InvalidArgument(f"{argument}: {what}")
-
-
-def _no_surrogates(value: str) -> bool:
+def _text_problem(value: str) -> str | None:
+    if "\x00" in value:
+        return "contains a NUL character"
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        return False
-    return True
+        return "contains a lone surrogate (not valid Unicode text)"
+    return None
 
 
-def moment(at: object, argument: str = "at") -> datetime | None:
-    """``at=`` as given: None (now, from the engine's clock) or an aware datetime."""
-    if at is None:
+def text(argument: str, value: object, *, max_length: int, optional: bool = False) -> str | None:
+    """``value`` if it is acceptable text of at most ``max_length`` characters."""
+    if value is None and optional:
         return None
-    if not isinstance(at, datetime):
-        raise _problem(
-            argument, f"expected a timezone-aware datetime, not {type(at).__name__} {at!r:.40}"
-        )
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise _problem(
-            argument,
-            f"{at.isoformat()} has no time zone, so its moment is a guess; pass an aware "
-            "datetime (e.g. datetime.now(UTC))",
-        )
-    return at
-
-
-def text(value: object, argument: str, *, limit: int = TEXT_MAX, empty: bool = False) -> str:
-    """A string the host gives: no lone surrogates, at most ``limit`` characters."""
     if not isinstance(value, str):
-        raise _problem(argument, f"expected a string, not {type(value).__name__}")
-    if not _no_surrogates(value):
-        raise _problem(argument, "holds a lone surrogate (text decoded wrongly?); send UTF-8")
-    if len(value) > limit:
-        raise _problem(argument, f"is {len(value):,} characters; at most {limit:,} are kept")
-    if not empty and not value.strip():
-        raise _problem(argument, "is empty")
+        raise InvalidArgument(argument, f"expected text, not {type(value).__name__}")
+    problem = _text_problem(value)
+    if problem is not None:
+        raise InvalidArgument(argument, problem)
+    if len(value) > max_length:
+        raise InvalidArgument(
+            argument, f"{len(value)} characters is longer than the limit of {max_length}"
+        )
     return value
 
 
-def name(value: object, argument: str) -> str:
-    """A person's name or staff id (handler, acknowledger, manager)."""
-    return text(value, argument, limit=NAME_MAX).strip()
+def name(argument: str, value: object, *, optional: bool = False) -> str | None:
+    """A person's name or id (a handler, ``by=``, ``staff_id=``, ``manager=``)."""
+    return text(argument, value, max_length=NAME_MAX, optional=optional)
 
 
 def caller_number(value: object) -> str | None:
-    """The caller's number as the network sent it, cut to :data:`CALLER_NUMBER_MAX`; never
-    refused for its length or its characters (the call must be recorded)."""
+    """The caller's number as the telephony gave it (a number or a SIP URI), or None."""
+    return text("caller_number", value, max_length=CALLER_NUMBER_MAX, optional=True)
+
+
+def access_number(value: object) -> str:
+    """The number dialled (7.1.2)."""
+    checked = text("number", value, max_length=CALLER_NUMBER_MAX)
+    assert checked is not None
+    return checked
+
+
+def instant(argument: str, value: object) -> datetime | None:
+    """``at=`` (or ``now=``, ``since=`` …): None (the engine's clock) or an aware datetime."""
     if value is None:
         return None
+    if not isinstance(value, datetime):
+        raise InvalidArgument(
+            argument, f"expected an aware datetime, not {type(value).__name__} {value!r:.40}"
+        )
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidArgument(argument, "a datetime without a time zone; pass an aware one (UTC)")
+    return value
+
+
+def call_id(value: object) -> str:
+    """A call id: anything that is not one is simply not found (7.10)."""
+    if not isinstance(value, str) or _text_problem(value) is not None or len(value) > 64:
+        raise CallNotFound(f"no call {value!r:.80}: a call id is the text the engine returned")
+    return value
+
+
+def reference(value: object) -> str:
+    """A reference a caller quotes (5.2.2)."""
+    if not isinstance(value, str) or _text_problem(value) is not None or len(value) > 64:
+        raise CallNotFound(f"{value!r:.80} is not a call reference")
+    return value
+
+
+def organisation_id(value: object) -> str:
     if not isinstance(value, str):
-        raise _problem("caller_number", f"expected a string or None, not {type(value).__name__}")
-    kept = value.encode("utf-8", "replace").decode("utf-8").strip()
-    return kept[:CALLER_NUMBER_MAX] or None
+        raise UnknownOrganisation(f"no organisation {value!r:.80} is loaded")
+    return value
+
+
+def search_limit(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgument("limit", f"expected a whole number, not {type(value).__name__}")
+    if not 1 <= value <= SEARCH_LIMIT_MAX:
+        raise InvalidArgument("limit", f"{value} is not between 1 and {SEARCH_LIMIT_MAX}")
+    return value
+
+
+def _value_problem(value: object, depth: int = 0) -> str | None:
+    if depth > 4:
+        return "is nested too deeply"
+    if value is None or isinstance(value, (bool, int)):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "is not a finite number"
+    if isinstance(value, str):
+        return _text_problem(value)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            problem = _value_problem(item, depth + 1)
+            if problem is not None:
+                return problem
+        return None
+    return f"is a {type(value).__name__}, not text, a number, yes/no or a list"
 
 
 def answers(value: object) -> Mapping[str, Any]:
-    """``capture``'s answers: a mapping of question ids (strings) to values."""
+    """A capture's answers: a mapping of field names to plain values (5.3.3)."""
     if not isinstance(value, Mapping):
-        raise _problem(
-            "answers", f"expected a mapping of question id to answer, not {type(value).__name__}"
+        raise InvalidArgument(
+            "answers", f"expected a mapping of field names to answers, not {type(value).__name__}"
         )
-    for key in value:
-        if not isinstance(key, str):
-            raise _problem("answers", f"question ids are strings, not {type(key).__name__}")
+    problems: list[AnswerProblem] = []
+    for field, answer in value.items():
+        if not isinstance(field, str) or _text_problem(field) is not None:
+            problems.append(AnswerProblem(repr(field)[:80], "a field name is text"))
+            continue
+        problem = _value_problem(answer)
+        if problem is not None:
+            problems.append(AnswerProblem(field, f"the answer {problem}"))
+    if problems:
+        raise InvalidAnswers(problems)
     return value
+
+
+@contextmanager
+def transaction(store: Store) -> Iterator[Connection]:
+    """``store.transaction()``, with a concurrent transaction's conflict on PostgreSQL raised
+    as :class:`ConcurrentChange` (retry the step) and a value the database refuses as
+    :class:`InvalidArgument`; either way nothing was written."""
+    try:
+        with store.transaction() as conn:
+            yield conn
+    except DataError as exc:
+        raise InvalidArgument("value", f"the store refused a value ({exc.orig})") from exc
+    except Exception as exc:
+        if is_conflict(exc):
+            raise ConcurrentChange(
+                "another desk or runner changed the same records meanwhile; nothing was "
+                "written: read the call again and retry"
+            ) from exc
+        raise
+
+
+def search_arguments(
+    caller_name: object,
+    address: object,
+    uprn: object,
+    service_option: object,
+    since: object,
+    until: object,
+    limit: object,
+) -> None:
+    """The arguments of :meth:`OrganisationDesk.search` (5.2.7, 7.4.2)."""
+    text("caller_name", caller_name, max_length=NAME_MAX, optional=True)
+    text("address", address, max_length=ADDRESS_MAX, optional=True)
+    text("service_option", service_option, max_length=64, optional=True)
+    if isinstance(uprn, bool) or not (uprn is None or isinstance(uprn, (int, str))):
+        raise InvalidArgument("uprn", f"expected a UPRN (digits), not {type(uprn).__name__}")
+    if isinstance(uprn, str):
+        text("uprn", uprn, max_length=20)
+    instant("since", since)
+    instant("until", until)
+    search_limit(limit)

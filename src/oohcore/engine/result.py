@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 
 from oohcore import audit, outbox, search, timers
 from oohcore.channels import OutboundMessage
+from oohcore.engine import records
 from oohcore.engine.errors import ConcurrentChange
 from oohcore.engine.rows import CALLS, REFERRALS, CallRow, ReferralRow
 
@@ -102,6 +103,25 @@ class StepResult:
         self.referrals.append(write)
 
 
+def _sealed(result: StepResult) -> list[EventOut]:
+    """The step's events, the last one carrying the seal of the call row and the messages the
+    step writes (:mod:`.records`: so that ``audit verify`` also checks those rows)."""
+    written = result.call if result.base is None or result.changes else None
+    sealed = records.seal(written, result.messages)
+    if sealed is None or not result.events:
+        return result.events
+    last = result.events[-1]
+    public, personal = sealed
+    return [
+        *result.events[:-1],
+        EventOut(
+            last.kind,
+            {**last.payload, records.SEALED_KEY: public},
+            {**(last.personal or {}), records.PERSONAL_SEALED_KEY: personal},
+        ),
+    ]
+
+
 def commit(conn: Connection, result: StepResult) -> CallRow | None:
     """Write ``result`` in ``conn``'s transaction; the call's row as committed.
 
@@ -126,7 +146,7 @@ def commit(conn: Connection, result: StepResult) -> CallRow | None:
             raise ConcurrentChange(
                 f"referral {write.after.id} was changed by someone else meanwhile; retry"
             )
-    for ev in result.events:
+    for ev in _sealed(result):
         audit.append_event(
             conn,
             organisation_id=org,

@@ -142,9 +142,14 @@ def read_scenarios(path: Path) -> tuple[Source, ScenarioFile]:
         for err in exc.errors():
             msg = str(err["msg"])
             extra = err["type"] == "extra_forbidden"
+            loc = tuple(err["loc"])
             if extra:
-                msg = f"unknown key {err['loc'][-1]!r}"
-            problems.append(_problem(source, err["loc"], msg, at_key=extra))
+                msg = f"unknown key {loc[-1]!r}"
+            elif err["type"] == "missing" and loc:
+                # located at the mapping that lacks it, naming the key
+                msg = f"missing {loc[-1]!r}"
+                loc = loc[:-1]
+            problems.append(_problem(source, loc, msg, at_key=extra))
         raise RulesetError(problems) from None
     return source, model
 
@@ -281,27 +286,23 @@ def run_scenario(
     return outcome.rule, failures
 
 
-def run_path(path: str | Path, *, catalogue: str | Path | None = None) -> TestRun:
-    """Run every scenario file of the organisation or catalogue folder ``path``. Raises
-    :class:`RulesetError` (located) for a scenario file that is not valid."""
-    folder = Path(path)
+def _options(
+    folder: Path, catalogue: str | Path | None
+) -> tuple[Mapping[str, ServiceOption], Mapping[str, DirectoryEntry], str, UkNation]:
     if (folder / ORGANISATION_FILE).is_file():
         org = load_organisation(folder, catalogue=catalogue)
-        options, directory = org.service_options, org.directory
-        timezone, nation = org.timezone, org.nation
-    else:
-        cat = load_catalogue(folder)
-        options, directory = cat.service_options, cat.directory
-        timezone, nation = "Europe/London", UkNation.ENG
-    run = TestRun()
-    for option in options.values():
-        run.rules[option.id] = len(option.definition.decision.rules)
-        run.covered[option.id] = set()
-        run.versions[option.id] = option.version
+        return org.service_options, org.directory, org.timezone, org.nation
+    cat = load_catalogue(folder)
+    return cat.service_options, cat.directory, "Europe/London", UkNation.ENG
+
+
+def _load(
+    folder: Path, options: Mapping[str, ServiceOption]
+) -> tuple[list[tuple[Source, ScenarioFile, ServiceOption]], list[Problem]]:
+    """Every scenario file of ``folder``, read and checked against its option."""
     problems: list[Problem] = []
-    files = sorted((folder / SCENARIOS_DIR).glob("*.yaml"))
     loaded: list[tuple[Source, ScenarioFile, ServiceOption]] = []
-    for file in files:
+    for file in sorted((folder / SCENARIOS_DIR).glob("*.yaml")):
         try:
             source, model = read_scenarios(file)
         except RulesetError as exc:
@@ -317,6 +318,27 @@ def run_path(path: str | Path, *, catalogue: str | Path | None = None) -> TestRu
         problems += found
         if not found:
             loaded.append((source, model, found_option))
+    return loaded, problems
+
+
+def check_path(path: str | Path, *, catalogue: str | Path | None = None) -> list[Problem]:
+    """The problems of the scenario files of a folder, without running them (``oohcore
+    validate`` checks every file a folder holds)."""
+    folder = Path(path)
+    return _load(folder, _options(folder, catalogue)[0])[1]
+
+
+def run_path(path: str | Path, *, catalogue: str | Path | None = None) -> TestRun:
+    """Run every scenario file of the organisation or catalogue folder ``path``. Raises
+    :class:`RulesetError` (located) for a scenario file that is not valid."""
+    folder = Path(path)
+    options, directory, timezone, nation = _options(folder, catalogue)
+    run = TestRun()
+    for option in options.values():
+        run.rules[option.id] = len(option.definition.decision.rules)
+        run.covered[option.id] = set()
+        run.versions[option.id] = option.version
+    loaded, problems = _load(folder, options)
     if problems:
         raise RulesetError(problems)
     for source, model, option in loaded:

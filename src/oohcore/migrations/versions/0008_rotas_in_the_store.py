@@ -1,7 +1,7 @@
 """rotas in the store and their change log (issue 8)
 
 Revision ID: 0008
-Revises: 0014
+Revises: 0010
 Create Date: 2026-12-02 13:05:00
 
 Keep it portable (SQLite and PostgreSQL), and keep one line of history: ``down_revision`` is the
@@ -18,7 +18,7 @@ from alembic import op
 import oohcore.store
 
 revision: str = "0008"
-down_revision: str | Sequence[str] | None = "0014"
+down_revision: str | Sequence[str] | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
