@@ -18,8 +18,8 @@ import pytest
 from oohcore.channels.local import MemoryChannel
 from oohcore.clock import ManualClock
 from oohcore.engine import Engine
-from oohcore.rota import OnCallOfficer
 from oohcore.errors import RulesetError
+from oohcore.rota import OnCallOfficer
 from oohcore.rulesets.loader import load_organisation
 from oohcore.vocabulary import EventKind
 

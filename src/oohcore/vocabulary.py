@@ -38,7 +38,10 @@ class EventKind(StrEnum):
     TRANSFER_FAILED = "transfer.failed"  # 5.2.3.2: the host reports the transfer failed
     # referrals and their escalation (5.2.3.3, 5.3.2, 6.4b, 6.4e); a referral starts with its
     # "action.refer" event, which says who was alerted, as "referral.escalated" does later
-    REFERRAL_NO_OFFICER = "referral.no_officer"
+    REFERRAL_NO_OFFICER = "referral.no_officer"  # nobody to alert, not even the last resort
+    # issue 7 defect 1: nobody on the rota for any stage; the last resort was alerted instead
+    REFERRAL_UNTAKEN = "referral.untaken"
+    REFERRAL_DECLINED = "referral.declined"  # the officer can't attend: the next stage at once
     REFERRAL_NO_ADDRESS = "referral.no_address"
     REFERRAL_PHONE_DUE = "referral.phone_due"  # the handler must phone the officer now
     REFERRAL_PHONED = "referral.phoned"  # the handler recorded the phone call's outcome

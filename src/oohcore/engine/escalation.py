@@ -30,10 +30,11 @@ from oohcore.channels import OutboundMessage
 from oohcore.engine.context import CallContext
 from oohcore.engine.result import ReferralWrite, StepResult
 from oohcore.engine.rows import REFERRALS, ReferralRow
+from oohcore.rota import OnCallOfficer
 from oohcore.rulesets.models import LoneWorker, Refer
 from oohcore.vocabulary import EventKind, MessagePurpose, TimerKind
 
-__all__ = ["Snapshot", "Stage", "alert", "new_id", "snapshot", "summary"]
+__all__ = ["Snapshot", "Stage", "alert", "last_resort", "new_id", "snapshot", "summary"]
 
 PHONE = "phone"
 
@@ -63,8 +64,22 @@ class Snapshot:
     subject: str
     body: str
     fields: Mapping[str, Any]
-    realert: timedelta  # after the last stage, the wait between re-alerts of the final holder
+    realert: timedelta  # after the last stage, the first wait between re-alerts of the holder
     limit: timedelta | None  # the pass-on time limit (6.4b); None for a lone-worker watch
+    realert_factor: float = 1.0  # each later re-alert's wait is this times the one before
+    realert_max: timedelta | None = None  # and never longer than this
+    last_resort: str | None = None  # the organisation's last resort when the snapshot was taken
+
+    def realert_wait(self, repeat: int) -> timedelta:
+        """The wait after the ``repeat``-th re-alert (0 the first) of the holder: ``realert``
+        times ``realert_factor`` for each earlier re-alert, at most ``realert_max``."""
+        seconds = self.realert.total_seconds()
+        cap = None if self.realert_max is None else self.realert_max.total_seconds()
+        for _ in range(min(max(repeat, 0), 64)):
+            if cap is not None and seconds >= cap:
+                break
+            seconds *= self.realert_factor
+        return timedelta(seconds=seconds if cap is None else min(seconds, cap))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,6 +102,11 @@ class Snapshot:
             "fields": dict(self.fields),
             "realert_s": int(self.realert.total_seconds()),
             "limit_s": None if self.limit is None else int(self.limit.total_seconds()),
+            "realert_factor": self.realert_factor,
+            "realert_max_s": None
+            if self.realert_max is None
+            else int(self.realert_max.total_seconds()),
+            "last_resort": self.last_resort,
         }
 
     @classmethod
@@ -106,6 +126,12 @@ class Snapshot:
             fields=data["fields"],
             realert=timedelta(seconds=data["realert_s"]),
             limit=None if data["limit_s"] is None else timedelta(seconds=data["limit_s"]),
+            # snapshots taken before the backoff re-alert at a constant wait
+            realert_factor=float(data.get("realert_factor", 1.0)),
+            realert_max=None
+            if data.get("realert_max_s") is None
+            else timedelta(seconds=data["realert_max_s"]),
+            last_resort=data.get("last_resort"),
         )
 
 
@@ -179,9 +205,28 @@ def snapshot(
         subject=render("subject") or f"{option.name}: {reference}",
         body=render("body") or text,
         fields=case_fields(values),
-        realert=stages[-1].wait,
+        realert=action.realert.first or stages[-1].wait,
         limit=limit,
+        realert_factor=action.realert.factor,
+        realert_max=action.realert.max,
+        last_resort=ctx.organisation.last_resort or None,
     )
+
+
+def last_resort(ctx: CallContext, snap: Snapshot) -> tuple[str, OnCallOfficer | None]:
+    """The organisation's last resort (issue 7 defect 1) as it stands now: the officer holding
+    its rota role, or its directory contact (numbers are living data, 2.3.3). Its id, and who
+    to alert (None when nobody can be reached)."""
+    org = ctx.organisation
+    rid = snap.last_resort or org.last_resort
+    if not rid:
+        return "", None
+    if rid in org.rota_roles:
+        return rid, ctx.on_call(rid, ctx.now)
+    contact = ctx.directory(rid)
+    if contact is None or (contact.number is None and contact.email is None):
+        return rid, None
+    return rid, OnCallOfficer(rid, contact.name, phone=contact.number, email=contact.email)
 
 
 def alert(
@@ -195,7 +240,12 @@ def alert(
     """Alert stage ``stage`` of ``referral``'s snapshot (or re-alert the final holder when the
     chain is exhausted) and set the wait for its acknowledgement; adds the messages, timer and
     any problem events to ``result``. Returns the referral as it will be, and what the alert
-    was (for the event of the step that caused it: the action, an escalation, an alarm)."""
+    was (for the event of the step that caused it: the action, an escalation, an alarm).
+
+    When nobody holds this stage or any later one, the organisation's last resort is alerted
+    instead and holds the call (issue 7 defect 1, audit item 9): re-alerted on the snapshot's
+    backoff until someone acknowledges. A referral whose first alert finds nobody on the rota
+    at all is recorded as ``referral.untaken`` (once; the KPIs count it)."""
     snap = Snapshot.from_json(referral.snapshot)
     chain = snap.stages
     repeat = stage >= len(chain)
@@ -207,6 +257,17 @@ def alert(
             held = i
             break
     current = chain[held]
+    channels = current.channels
+    role, holder = current.role, "rota"
+    if officer is None:
+        role, officer = last_resort(ctx, snap)
+        holder = "last_resort"
+        # by text and email, over the channels the procedure itself uses
+        used = (c for st in chain for c in st.channels if c in ("sms", "email"))
+        channels = tuple(dict.fromkeys(used)) or ("sms",)
+        new_stage = max(stage, len(chain))
+    else:
+        new_stage = stage if repeat else held
     number = referral.alerts + 1
     purpose = (
         MessagePurpose.LONE_WORKER_ALERT
@@ -218,16 +279,23 @@ def alert(
         "run": referral.run_id,
         "stage": held,
         "alert": number,
-        "role": current.role,
+        "role": role,
         "officer": officer.id if officer else None,
         "repeat": repeat,
         "reason": reason,
+        "holder": holder,
     }
+    if holder == "last_resort" and referral.alerts == 0:
+        # nobody on the rota for any stage: a distinct outcome, reported (issue 7 defect 1)
+        result.event(
+            EventKind.REFERRAL_UNTAKEN,
+            {**info, "roles": [s.role for s in chain], "last_resort": role},
+        )
     if officer is None:
         result.event(EventKind.REFERRAL_NO_OFFICER, {**info, "stage": index})
     else:
         subject = f"UNACKNOWLEDGED {snap.subject}" if repeat else snap.subject
-        for channel in current.channels:
+        for channel in channels:
             field = ctx.contact_field(channel)
             address = officer.contact(field) if field else None
             if channel == PHONE:
@@ -238,13 +306,20 @@ def alert(
                 )
                 continue
             if field is not None and address is None:
-                result.event(
-                    EventKind.REFERRAL_NO_ADDRESS,
-                    {**info, "channel": channel, "contact_field": field},
-                )
+                if holder == "rota":
+                    result.event(
+                        EventKind.REFERRAL_NO_ADDRESS,
+                        {**info, "channel": channel, "contact_field": field},
+                    )
                 continue
             body = snap.sms if channel == "sms" else snap.body
-            if current.say:
+            if holder == "last_resort":
+                roles = ", ".join(dict.fromkeys(s.role for s in chain))
+                body = (
+                    f"NOBODY ON THE ROTA can take this ({roles}): you are "
+                    f"{ctx.organisation.name}'s last resort.\n{body}"
+                )
+            elif current.say:
                 body = f"{current.say}\n{body}"
             result.message(
                 OutboundMessage(
@@ -267,17 +342,17 @@ def alert(
                     },
                 )
             )
-    wait = snap.realert if repeat else current.wait
+    # past the last stage (or with the last resort holding) the wait follows the backoff
+    exhausted = new_stage >= len(chain)
+    wait = snap.realert_wait(new_stage - len(chain)) if exhausted else current.wait
     result.timer(
         TimerKind.ESCALATION_WAIT,
         ctx.now + wait,
         f"{referral.id}:{referral.run_id}:wait:{number}",
-        {"referral": referral.id, "run": referral.run_id, "stage": held, "alert": number},
+        {"referral": referral.id, "run": referral.run_id, "stage": new_stage, "alert": number},
     )
     # a stage skipped for want of anyone on call counts as passed
-    after = change_referral(
-        result, referral, state="alerting", stage=stage if repeat else held, alerts=number
-    )
+    after = change_referral(result, referral, state="alerting", stage=new_stage, alerts=number)
     return after, info
 
 

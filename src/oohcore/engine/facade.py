@@ -466,6 +466,7 @@ class OrganisationDesk:
             information=d.information,
             fallback=d.fallback,
             phone=d.phone,
+            untaken=d.untaken,
         )
 
     def complete(self, call_id: str, *, at: datetime | None = None) -> CallView:

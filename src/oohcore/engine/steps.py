@@ -329,13 +329,21 @@ def _carry_out(
     if action.caller_sms and row.caller_number:
         tpl = option.template("actions", action_id, "caller_sms")
         if tpl is not None:
+            body = tpl.render(values)
+            if payload.get("untaken"):
+                # issue 7 defect 1: the caller is told the truth, not "passed to the contractor"
+                body = (
+                    f"Ref {row.reference}: we could not reach the on-call officer yet. We have "
+                    f"alerted {ctx.organisation.name}'s out-of-hours manager, who will contact "
+                    "you."
+                )
             result.message(
                 OutboundMessage(
                     organisation_id=row.organisation_id,
                     call_id=row.id,
                     channel="sms",
                     recipient=row.caller_number,
-                    body=tpl.render(values),
+                    body=body,
                     idempotency_key=f"{row.id}:caller-sms:{action_id}",
                     purpose=MessagePurpose.CALLER_SMS,
                     reference=row.reference,

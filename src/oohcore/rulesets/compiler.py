@@ -197,6 +197,9 @@ class Organisation:
     priorities apply (7.1.5)."""
     ivr: Mapping[str, CompiledIvrMenu] = field(default_factory=lambda: MappingProxyType({}))
     """Each IVR menu with its choices by key, their compiled ``say`` and the no-choice wait."""
+    last_resort: str = ""
+    """Alerted at once when nobody on the rota can take a referral (issue 7 defect 1): a rota
+    role id or a directory contact id (``last_resort`` in organisation.yaml)."""
     directory: Mapping[str, DirectoryEntry] = field(default_factory=lambda: MappingProxyType({}))
     """The directory as the files give it (the organisation's entries over the catalogue's):
     what :func:`oohcore.directory.seed` puts in the store. At run time the store's entries are
@@ -859,15 +862,48 @@ def check_directory(source: Source, model: DirectoryFile, *, organisation: bool)
 
 
 def check_organisation(
-    source: Source, model: OrganisationFile, option_ids: set[str]
+    source: Source,
+    model: OrganisationFile,
+    option_ids: set[str],
+    *,
+    roles: Mapping[str, RotaRole] | None = None,
+    directory: Mapping[str, DirectoryEntry] | None = None,
 ) -> list[Problem]:
-    """Routing and references of ``organisation.yaml`` (7.1.2–7.1.5)."""
+    """Routing and references of ``organisation.yaml`` (7.1.2–7.1.5), and its last resort
+    (issue 7 defect 1: a rota role or a directory contact that exists)."""
     r = _Report(source)
+    if roles is not None and directory is not None:
+        _check_last_resort(r, model.last_resort, roles, directory)
     _check_timezone(r, model.timezone)
     menus = _check_ivr_menus(r, model.ivr_menus, option_ids)
     _check_access_numbers(r, model.access_numbers, menus, option_ids)
     _check_priorities(r, model.priorities, option_ids)
     return r.problems
+
+
+def _check_last_resort(
+    r: _Report,
+    last_resort: str,
+    roles: Mapping[str, RotaRole],
+    directory: Mapping[str, DirectoryEntry],
+) -> None:
+    if last_resort in roles:
+        return
+    entry = directory.get(last_resort)
+    if entry is None:
+        r.add(
+            ("last_resort",),
+            f"last_resort {last_resort!r} is neither a rota role nor a directory contact; name "
+            "who is alerted when nobody on the rota can take a referral (e.g. duty-manager)",
+            "unknown-last-resort",
+        )
+    elif entry.number is None and entry.email is None:
+        r.add(
+            ("last_resort",),
+            f"last_resort {last_resort!r} has no number or email in the directory: it could "
+            "never be alerted",
+            "unreachable-last-resort",
+        )
 
 
 def _check_timezone(r: _Report, timezone: str) -> None:
@@ -1040,6 +1076,7 @@ def compile_organisation(
         priority_mode=mode,
         high_call_volume=priorities.waiting_calls if isinstance(priorities, Priorities) else None,
         ivr=MappingProxyType({m.id: _compile_menu(m) for m in model.ivr_menus}),
+        last_resort=model.last_resort,
         directory=MappingProxyType(dict(directory)),
     )
 

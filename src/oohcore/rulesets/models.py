@@ -335,6 +335,12 @@ class OrganisationFile(_Model):
         default=timedelta(minutes=10),
         description="Default time to pass on a valid service request (6.4b: 10 minutes).",
     )
+    last_resort: Id = Field(
+        description="Who is alerted at once when nobody on the rota can take a referral, and "
+        "who holds an escalation that runs out of holders (issue 7 defect 1, audit item 9, "
+        "5.3.2): a rota role of this organisation or a contact of its directory, e.g. "
+        "'duty-manager'. Every organisation must name one."
+    )
     rota_roles: list[RotaRole] = Field(default_factory=list)
     access_numbers: list[AccessNumber] = Field(default_factory=list)
     ivr_menus: list[IvrMenu] = Field(default_factory=list)
@@ -501,6 +507,19 @@ class EscalationStage(_Model):
     say: Template | None = None
 
 
+class Backoff(_Model):
+    """How the holder of an exhausted escalation is re-alerted (audit item 9, 5.3.2): the
+    first re-alert ``first`` after the last stage's wait, each later wait ``factor`` times
+    the one before, never longer than ``max`` (not every few minutes all night). Every
+    re-alert is recorded (``referral.escalated`` with ``repeat: true``)."""
+
+    first: Duration | None = Field(
+        default=None, description="The first re-alert's wait; the last stage's wait if absent."
+    )
+    factor: float = Field(default=2.0, ge=1.0, le=10.0)
+    max: Duration = Field(default=timedelta(hours=1))
+
+
 class _Action(_Model):
     name: str | None = None
     say: Template | None = Field(
@@ -561,6 +580,7 @@ class Refer(_Action):
     acknowledge_within: Duration = Field(default=timedelta(minutes=15))
     message: Message = Field(default_factory=Message)
     escalation: list[EscalationStage] = Field(default_factory=list)
+    realert: Backoff = Field(default_factory=Backoff)
 
 
 class Resolve(_Action):
@@ -598,6 +618,7 @@ class LoneWorker(_Action):
     visit_length: Duration = Field(description="The pre-agreed time by which they must call out.")
     grace: Duration = Field(default=timedelta(minutes=5))
     escalation: Annotated[list[EscalationStage], Field(min_length=1)]
+    realert: Backoff = Field(default_factory=Backoff)
 
 
 Action = Annotated[

@@ -27,6 +27,7 @@ from oohcore.rulesets.models import Refer
 from oohcore.vocabulary import TimerKind
 
 kind = "refer"
+LAST_RESORT = "last_resort"  # the role of a Contact that is the organisation's last resort
 
 
 def describe(ctx: CallContext, action_id: str, action: Refer) -> Description:
@@ -39,14 +40,27 @@ def describe(ctx: CallContext, action_id: str, action: Refer) -> Description:
                 name=officer.name, number=officer.phone, email=officer.email, role=role
             )
             break
+    untaken = contact is None
     if contact is None:
-        contact = Contact(name=f"nobody on the rota for {action.rota_role}", role=action.rota_role)
+        # issue 7 defect 1: nobody can take it; the organisation's last resort will be alerted
+        rid = ctx.organisation.last_resort
+        holder = None
+        if rid in ctx.organisation.rota_roles:
+            holder = ctx.on_call(rid, ctx.now)
+        entry = ctx.directory(rid) if rid and holder is None else None
+        if holder is not None:
+            contact = Contact(holder.name, holder.phone, holder.email, role=LAST_RESORT)
+        elif entry is not None:
+            contact = Contact(entry.name, entry.number, entry.email, role=LAST_RESORT)
+        else:
+            contact = Contact(name=f"nobody on the rota for {action.rota_role}", role=LAST_RESORT)
     channels = tuple(c.value for c in action.channels)
     return Description(
         contact=contact,
         channels=channels,
         time_limit=action.time_limit or ctx.organisation.referral_time_limit,
         phone=PHONE in channels,
+        untaken=untaken,
     )
 
 
@@ -71,6 +85,7 @@ def carry_out(
     )
     return {
         **alerted,
+        "untaken": alerted["holder"] == LAST_RESORT and alerted["repeat"] is False,
         "option_version": snap.option_version,
         "stages": [st.role for st in snap.stages],
         "limit_s": int(snap.limit.total_seconds()),
