@@ -19,6 +19,8 @@ from oohcore.channels.local import MemoryChannel
 from oohcore.clock import ManualClock
 from oohcore.engine import Engine
 from oohcore.errors import RulesetError
+from oohcore.kpi.measures import escalation_failures
+from oohcore.kpi.periods import Period
 from oohcore.rota import OnCallOfficer
 from oohcore.rulesets.loader import load_organisation
 from oohcore.vocabulary import EventKind
@@ -126,6 +128,11 @@ def test_the_last_resort_is_alerted_at_once_and_the_caller_is_told_the_truth(
     kinds = [e.kind for e in desk.events(call_id)]
     assert kinds.count(EventKind.REFERRAL_UNTAKEN) == 1  # reported: an event the KPIs count
     assert EventKind.REFERRAL_NO_OFFICER not in kinds
+    with engine.store.read() as conn:
+        failures = escalation_failures(conn, "org-a", Period.month(2026, 11), "Europe/London")
+    assert [(f.kind, f.reference) for f in failures] == [
+        ("referral.untaken", desk.get(call_id).reference)
+    ]
 
 
 def test_no_officer_does_not_repeat_for_ever_and_the_last_resort_is_re_alerted_on_backoff(

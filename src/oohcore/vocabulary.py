@@ -41,6 +41,7 @@ class EventKind(StrEnum):
     REFERRAL_NO_OFFICER = "referral.no_officer"  # nobody to alert, not even the last resort
     # issue 7 defect 1: nobody on the rota for any stage; the last resort was alerted instead
     REFERRAL_UNTAKEN = "referral.untaken"
+    REFERRAL_LINK_USED = "referral.link_used"  # a signed link was opened (its nonce: once)
     REFERRAL_DECLINED = "referral.declined"  # the officer can't attend: the next stage at once
     REFERRAL_NO_ADDRESS = "referral.no_address"
     REFERRAL_PHONE_DUE = "referral.phone_due"  # the handler must phone the officer now
@@ -53,6 +54,8 @@ class EventKind(StrEnum):
     LONE_WORKER_CHECKED_IN = "lone_worker.checked_in"
     LONE_WORKER_CHECKED_OUT = "lone_worker.checked_out"
     LONE_WORKER_ALERT = "lone_worker.alert"
+    # an inbound message from a channel (an SMS reply, issue 8 items 6 and 8), whatever it said
+    INBOUND_RECEIVED = "inbound.received"
     # messages (8.14)
     MESSAGE_SENT = "message.sent"
     MESSAGE_FAILED = "message.failed"

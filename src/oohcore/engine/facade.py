@@ -19,7 +19,7 @@ from oohcore import audit, directory, outbox, search
 from oohcore.addresses import Gazetteer
 from oohcore.channels import Channel, Receipt, ReceiptState
 from oohcore.clock import Clock, SystemClock, as_utc
-from oohcore.engine import steps
+from oohcore.engine import links, replies, steps
 from oohcore.engine.context import CallContext
 from oohcore.engine.errors import (
     CallNotFound,
@@ -52,7 +52,7 @@ from oohcore.rulesets.loader import load_organisations
 from oohcore.runner import Runner, TickReport
 from oohcore.store import Store
 from oohcore.timers import TimerRow
-from oohcore.vocabulary import TimerKind
+from oohcore.vocabulary import EventKind, TimerKind
 
 __all__ = ["Engine", "OrganisationDesk"]
 
@@ -227,6 +227,59 @@ class Engine:
         return desk._view(row)
 
     # -- driving time ----------------------------------------------------------------------
+
+    def receive(
+        self,
+        organisation_id: str,
+        channel: str,
+        sender: str,
+        text: str,
+        *,
+        at: datetime | None = None,
+    ) -> str:
+        """An inbound message on one of ``organisation_id``'s channels: see
+        :meth:`OrganisationDesk.receive`."""
+        return self.organisation(organisation_id).receive(channel, sender, text, at=at)
+
+    def link_key(self, organisation_id: str) -> bytes:
+        """The organisation's key for signed links, from the environment variable its
+        ``ack_links.key_env`` names."""
+        import os
+
+        settings = self.organisation(organisation_id).organisation.ack_links
+        value = os.environ.get(settings.key_env, "") if settings is not None else ""
+        if len(value) < 16:
+            raise EngineError(
+                f"{organisation_id}: signed links need a key of 16 or more characters in the "
+                "environment variable named by ack_links.key_env"
+            )
+        return value.encode()
+
+    def follow_link(self, token: str, *, at: datetime | None = None) -> CallView:
+        """A signed link was opened (issue 8 item 6): its officer acknowledges (or declines)
+        the referral. Refused (:class:`~oohcore.engine.links.LinkRefused`) when the signature
+        does not verify, it has expired, it was used before, or the referral has moved to
+        another run."""
+        now = self._now(at)
+        org_id = links.organisation_of(token)
+        if org_id not in self._desks:
+            raise links.LinkRefused("not an oohcore acknowledgement link")
+        parsed = links.verify(self.link_key(org_id), token, now)
+        desk = self._desks[org_id]
+        with self.store.transaction() as conn:
+            referral = load_referral(conn, org_id, parsed.referral_id)
+            if referral is None or referral.run_id != parsed.run_id:
+                raise links.LinkRefused("the link is of an escalation that is no longer running")
+            used = any(
+                e.kind == EventKind.REFERRAL_LINK_USED and e.payload.get("nonce") == parsed.nonce
+                for e in audit.events_for_call(conn, referral.call_id)
+            )
+            if used:
+                raise links.LinkRefused("the link was used before: a link works once")
+            ctx = desk._context(conn, referral.call_id, now)
+            result = steps.link_used(ctx, referral, parsed.officer, parsed.action, parsed.nonce)
+            row, _ = desk._commit(conn, result, None)
+        return desk._view(row)
 
     def tick(self, now: datetime | None = None) -> TickReport:
         """Fire every due timer and send every due message (deterministic driving)."""
@@ -503,6 +556,64 @@ class OrganisationDesk:
             referral = self._current_referral(conn, ctx, "acknowledge")
             row, _ = self._commit(conn, steps.acknowledge(ctx, referral, by), None)
         return self._view(row)
+
+    def decline(self, call_id: str, *, by: str, at: datetime | None = None) -> CallView:
+        """The alerted officer can't attend (issue 8 item 6): the next stage is alerted at
+        once (5.3.2)."""
+        with self._step(call_id, at) as (conn, ctx):
+            referral = self._current_referral(conn, ctx, "decline", kind="refer")
+            row, _ = self._commit(conn, steps.decline(ctx, referral, by, how="api"), None)
+        return self._view(row)
+
+    def receive(self, channel: str, sender: str, text: str, *, at: datetime | None = None) -> str:
+        """An inbound message from ``channel`` (an SMS reply, issue 8 item 6): parsed
+        (:mod:`oohcore.engine.replies`), matched to the call by the reference it quotes, and
+        recorded (``inbound.received``); the sender is answered. From an officer on the
+        chain, ``ACK <ref>`` acknowledges and ``NO <ref>`` declines; anyone else's reply, or
+        an unknown reference, is recorded and answered politely, never an error. Returns the
+        outcome: ``ack``, ``decline``, ``off_chain``, ``not_open`` or ``unmatched``."""
+        reply = replies.parse(text)
+        now = self.engine._now(at)
+        sender = str(sender)[:64]
+        with self.engine.store.transaction() as conn:
+            row = call_by_reference(conn, self.id, reply.reference) if reply.reference else None
+            if row is None or reply.intent not in ("ack", "decline"):
+                commit(conn, steps.unmatched_reply(self.id, channel, sender, reply.intent, now))
+                return "unmatched"
+            ctx = self._context(conn, row.id, now)
+            refs = [r for r in referrals_of_call(conn, self.id, row.id) if r.kind == "refer"]
+            open_refs = [r for r in refs if r.state in OPEN_STATES]
+            referral = (open_refs or refs)[-1] if refs else None
+            result = steps.replied(
+                ctx, referral, intent=reply.intent, channel=channel, sender=sender
+            )
+            self._commit(conn, result, None)
+        outcome: str = result.events[0].payload["outcome"]
+        return outcome
+
+    def ack_link(
+        self, call_id: str, *, officer: str, action: str = "ack", at: datetime | None = None
+    ) -> str:
+        """A one-time signed token for ``officer`` to acknowledge (or ``decline``) the call's
+        open referral (:mod:`oohcore.engine.links`); the host puts it in the URL it serves
+        and passes it to :meth:`Engine.follow_link`."""
+        now = self.engine._now(at)
+        settings = self.organisation.ack_links
+        if settings is None:
+            raise EngineError(f"{self.id} has no ack_links in organisation.yaml")
+        with self.engine.store.read() as conn:
+            ctx = self._context(conn, call_id, now, need_option=False)
+            referral = self._current_referral(conn, ctx, "link", kind="refer")
+        token = links.LinkToken(
+            organisation_id=self.id,
+            referral_id=referral.id,
+            run_id=referral.run_id,
+            officer=officer,
+            action=action,
+            expires_at=now + settings.valid_for,
+            nonce=links.new_nonce(),
+        )
+        return links.sign(self.engine.link_key(self.id), token)
 
     def phoned(
         self, call_id: str, *, outcome: str, by: str, at: datetime | None = None

@@ -47,17 +47,22 @@ __all__ = [
     "acknowledge",
     "answer",
     "capture",
+    "chain_officers",
     "check_out",
     "choose",
     "close",
     "complete",
     "decide",
+    "decline",
+    "link_used",
     "message_failed",
     "message_sent",
     "offer",
     "phoned",
+    "replied",
     "timer_fired",
     "transfer_failed",
+    "unmatched_reply",
 ]
 
 PHONE_OUTCOMES = ("answered", "no_answer", "voicemail")
@@ -490,6 +495,161 @@ def phoned(ctx: CallContext, referral: ReferralRow | None, outcome: str, by: str
         result.cancel_timers(TimerKind.ESCALATION_WAIT)
         _, info = alert(ctx, result, ref, stage=ref.stage + 1, reason=f"phone {outcome}")
         result.event(EventKind.REFERRAL_ESCALATED, info)
+    return result
+
+
+def decline(ctx: CallContext, referral: ReferralRow | None, by: str, *, how: str) -> StepResult:
+    """The alerted officer can't attend (issue 8 item 6): recorded, and the next stage is
+    alerted at once, not at the end of the wait (5.3.2). Past the last stage the holder's
+    backoff applies (a decline cannot spin the chain)."""
+    ref, _dest = _referral_move(ctx, referral, "alert", "decline")
+    if ref.state != "alerting":
+        raise InvalidTransition(ctx.row.id, ref.state, "decline", allowed=[])
+    result = _unchanged(ctx)
+    _decline(ctx, result, ref, by, how)
+    return result
+
+
+def _decline(ctx: CallContext, result: StepResult, ref: ReferralRow, by: str, how: str) -> None:
+    result.event(
+        EventKind.REFERRAL_DECLINED,
+        {"referral": ref.id, "run": ref.run_id, "stage": ref.stage, "by": by, "how": how},
+    )
+    result.cancel_timers(TimerKind.ESCALATION_WAIT)
+    _, info = alert(ctx, result, ref, stage=ref.stage + 1, reason=f"declined by {by}")
+    result.event(EventKind.REFERRAL_ESCALATED, info)
+
+
+def chain_officers(ctx: CallContext, ref: ReferralRow) -> dict[str, str]:
+    """Who is on ``ref``'s chain now, by normalised phone number: the holders of its stages'
+    roles and the organisation's last resort (an acknowledgement from anyone else does not
+    stop the escalation)."""
+    from oohcore.engine.escalation import Snapshot, last_resort
+
+    snap = Snapshot.from_json(ref.snapshot)
+    people = [ctx.on_call(stage.role, ctx.now) for stage in snap.stages]
+    people.append(last_resort(ctx, snap)[1])
+    out: dict[str, str] = {}
+    for person in people:
+        if person is not None and person.phone:
+            out.setdefault(_digits(person.phone), person.id)
+    return out
+
+
+def _digits(number: str) -> str:
+    digits = "".join(c for c in number if c.isdigit())
+    return "0" + digits[2:] if digits.startswith("44") else digits
+
+
+def replied(
+    ctx: CallContext,
+    referral: ReferralRow | None,
+    *,
+    intent: str,
+    channel: str,
+    sender: str,
+) -> StepResult:
+    """A text reply quoting this call's reference (issue 8 item 6): from an officer on the
+    chain it acknowledges or declines the open referral; from anyone else, or for a referral
+    no longer open, it is recorded and answered, and the escalation goes on."""
+    result = _unchanged(ctx)
+    officer = chain_officers(ctx, referral).get(_digits(sender)) if referral else None
+    is_open = referral is not None and referral.state == "alerting"
+    outcome = intent if officer and is_open else "off_chain" if is_open else "not_open"
+    result.event(
+        EventKind.INBOUND_RECEIVED,
+        {
+            "channel": channel,
+            "intent": intent,
+            "outcome": outcome,
+            "referral": referral.id if referral else None,
+            "officer": officer,
+        },
+        personal={"sender": sender},
+    )
+    if outcome == "ack" and referral is not None and officer is not None:
+        _finish_acknowledged(ctx, result, referral, "acknowledged", officer, how=channel)
+        answer = f"Thank you: {ctx.row.reference} is acknowledged."
+    elif outcome == "decline" and referral is not None and officer is not None:
+        _decline(ctx, result, referral, officer, channel)
+        answer = f"Thank you: {ctx.row.reference} has gone to the next on-call stage."
+    elif outcome == "off_chain":
+        answer = (
+            f"Thank you. {ctx.row.reference} is with the on-call officer; your message has been "
+            "recorded."
+        )
+    else:
+        answer = f"Thank you. {ctx.row.reference} needs no reply now; your message is recorded."
+    result.message(
+        reply_message(ctx.row.organisation_id, ctx.row.id, channel, sender, answer, ctx.now)
+    )
+    return result
+
+
+def link_used(
+    ctx: CallContext, referral: ReferralRow, officer: str, action: str, nonce: str
+) -> StepResult:
+    """A verified signed link was opened (issue 8 item 6; :mod:`oohcore.engine.links`): its
+    use is recorded with its nonce (so it works once); for an officer on the chain of a
+    referral still alerting it acknowledges or declines, otherwise it changes nothing."""
+    result = _unchanged(ctx)
+    on_chain = officer in chain_officers(ctx, referral).values()
+    is_open = referral.state == "alerting"
+    outcome = action if on_chain and is_open else "off_chain" if is_open else "not_open"
+    result.event(
+        EventKind.REFERRAL_LINK_USED,
+        {
+            "referral": referral.id,
+            "officer": officer,
+            "action": action,
+            "nonce": nonce,
+            "outcome": outcome,
+        },
+    )
+    if outcome == "ack":
+        _finish_acknowledged(ctx, result, referral, "acknowledged", officer, how="link")
+    elif outcome == "decline":
+        _decline(ctx, result, referral, officer, "link")
+    return result
+
+
+def reply_message(
+    organisation_id: str, call_id: str | None, channel: str, sender: str, body: str, at: datetime
+) -> OutboundMessage:
+    """The polite answer to an inbound message."""
+    return OutboundMessage(
+        organisation_id=organisation_id,
+        call_id=call_id,
+        channel=channel,
+        recipient=sender,
+        body=body,
+        idempotency_key=f"reply:{call_id or '-'}:{_digits(sender)}:{at.isoformat()}",
+        purpose=MessagePurpose.REPLY,
+    )
+
+
+def unmatched_reply(
+    organisation_id: str, channel: str, sender: str, intent: str, now: datetime
+) -> StepResult:
+    """A message that names no call of the organisation (unknown reference, or not understood):
+    recorded and answered politely, never an error."""
+    result = StepResult(call=None, at=now, organisation_id=organisation_id, call_id="")
+    result.event(
+        EventKind.INBOUND_RECEIVED,
+        {"channel": channel, "intent": intent, "outcome": "unmatched", "referral": None},
+        personal={"sender": sender},
+    )
+    result.message(
+        reply_message(
+            organisation_id,
+            None,
+            channel,
+            sender,
+            "Sorry, we could not match your message to a referral. Reply ACK or NO with the "
+            "reference, e.g. ACK K7M-3QX-F.",
+            now,
+        )
+    )
     return result
 
 

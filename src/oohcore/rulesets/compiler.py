@@ -35,6 +35,7 @@ from oohcore.rulesets.models import (
     MAX_NO_CHOICE_WAIT,
     WEEKDAYS,
     AccessNumber,
+    AckLinks,
     Action,
     DirectoryEntry,
     DirectoryFile,
@@ -198,6 +199,8 @@ class Organisation:
     ivr: Mapping[str, CompiledIvrMenu] = field(default_factory=lambda: MappingProxyType({}))
     """Each IVR menu with its choices by key, their compiled ``say`` and the no-choice wait."""
     last_resort: str = ""
+    ack_links: AckLinks | None = None
+    """Where the key of its signed acknowledgement links is, and how long they last."""
     """Alerted at once when nobody on the rota can take a referral (issue 7 defect 1): a rota
     role id or a directory contact id (``last_resort`` in organisation.yaml)."""
     directory: Mapping[str, DirectoryEntry] = field(default_factory=lambda: MappingProxyType({}))
@@ -1077,6 +1080,7 @@ def compile_organisation(
         high_call_volume=priorities.waiting_calls if isinstance(priorities, Priorities) else None,
         ivr=MappingProxyType({m.id: _compile_menu(m) for m in model.ivr_menus}),
         last_resort=model.last_resort,
+        ack_links=model.ack_links,
         directory=MappingProxyType(dict(directory)),
     )
 

@@ -323,6 +323,15 @@ class Priorities(_Model):
     )
 
 
+class AckLinks(_Model):
+    """One-time signed acknowledgement links (issue 8 item 6): the key is read from the
+    environment variable ``key_env`` (never written in the ruleset); a link is valid for
+    ``valid_for`` and once only."""
+
+    key_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]{0,63}$")]
+    valid_for: Duration = Field(default=timedelta(hours=12))
+
+
 class OrganisationFile(_Model):
     """``organisation.yaml``: one Participating Organisation (13.3)."""
 
@@ -340,6 +349,9 @@ class OrganisationFile(_Model):
         "who holds an escalation that runs out of holders (issue 7 defect 1, audit item 9, "
         "5.3.2): a rota role of this organisation or a contact of its directory, e.g. "
         "'duty-manager'. Every organisation must name one."
+    )
+    ack_links: AckLinks | None = Field(
+        default=None, description="Signed acknowledgement links in alerts (issue 8 item 6)."
     )
     rota_roles: list[RotaRole] = Field(default_factory=list)
     access_numbers: list[AccessNumber] = Field(default_factory=list)
@@ -509,12 +521,13 @@ class EscalationStage(_Model):
 
 class Backoff(_Model):
     """How the holder of an exhausted escalation is re-alerted (audit item 9, 5.3.2): the
-    first re-alert ``first`` after the last stage's wait, each later wait ``factor`` times
-    the one before, never longer than ``max`` (not every few minutes all night). Every
-    re-alert is recorded (``referral.escalated`` with ``repeat: true``)."""
+    first re-alert comes after the last stage's wait, the second ``first`` after it, each
+    later wait ``factor`` times the one before, never longer than ``max`` (not every few
+    minutes all night). Every re-alert is recorded (``referral.escalated``, ``repeat: true``)."""
 
     first: Duration | None = Field(
-        default=None, description="The first re-alert's wait; the last stage's wait if absent."
+        default=None,
+        description="The wait after the first re-alert; the last stage's wait if absent.",
     )
     factor: float = Field(default=2.0, ge=1.0, le=10.0)
     max: Duration = Field(default=timedelta(hours=1))
