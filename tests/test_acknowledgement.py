@@ -9,6 +9,7 @@ Friday (GMT)."""
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -154,7 +155,7 @@ def test_the_exhausted_holder_is_re_alerted_on_the_backoff_each_recorded(
             seen.append(minute)
     # stages at 0, 15, 30; Dina's stage waits 15m, then her re-alerts wait 15m, 30m, 1h, 1h...
     assert seen[:6] == [15, 30, 45, 60, 90, 150]
-    assert all(b - a == 60 for a, b in zip(seen[5:], seen[6:], strict=False))
+    assert all(b - a == 60 for a, b in itertools.pairwise(seen[5:]))
     assert _alerted(channels)[2:] == [DINA] * (len(seen) - 1)
     repeats = [
         e
