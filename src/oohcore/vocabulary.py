@@ -53,7 +53,10 @@ class EventKind(StrEnum):
     # lone-worker watches (5.2.3.6)
     LONE_WORKER_CHECKED_IN = "lone_worker.checked_in"
     LONE_WORKER_CHECKED_OUT = "lone_worker.checked_out"
-    LONE_WORKER_ALERT = "lone_worker.alert"
+    LONE_WORKER_ALERT = "lone_worker.alert"  # red: the escalation starts
+    LONE_WORKER_REMINDER = "lone_worker.reminder"  # the visit ends soon: reply OK or EXTEND
+    LONE_WORKER_AMBER = "lone_worker.amber"  # overdue: the worker (and buddy) alerted
+    LONE_WORKER_EXTENDED = "lone_worker.extended"
     # an inbound message from a channel (an SMS reply, issue 8 items 6 and 8), whatever it said
     INBOUND_RECEIVED = "inbound.received"
     # messages (8.14)
@@ -77,6 +80,8 @@ class TimerKind(StrEnum):
     REFERRAL_DEADLINE = "referral.deadline"  # 6.4b: pass-on time limit
     ESCALATION_WAIT = "referral.escalation_wait"  # 5.3.2: the wait for an acknowledgement
     LONE_WORKER_EXPIRY = "lone_worker.expiry"  # 5.2.3.6: the visit's end plus grace
+    LONE_WORKER_REMINDER = "lone_worker.reminder"  # before the visit's end
+    LONE_WORKER_RED = "lone_worker.red"  # the amber alert's wait is over
 
 
 class MessagePurpose(StrEnum):

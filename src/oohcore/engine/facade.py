@@ -575,6 +575,10 @@ class OrganisationDesk:
         reply = replies.parse(text)
         now = self.engine._now(at)
         sender = str(sender)[:64]
+        if reply.intent in ("ok", "extend"):
+            done = self._lone_worker_reply(channel, sender, reply, now)
+            if done is not None:
+                return done
         with self.engine.store.transaction() as conn:
             row = call_by_reference(conn, self.id, reply.reference) if reply.reference else None
             if row is None or reply.intent not in ("ack", "decline"):
@@ -590,6 +594,70 @@ class OrganisationDesk:
             self._commit(conn, result, None)
         outcome: str = result.events[0].payload["outcome"]
         return outcome
+
+    def _lone_worker_reply(
+        self, channel: str, sender: str, reply: replies.Reply, now: datetime
+    ) -> str | None:
+        """``OK`` (check out) or ``EXTEND n`` from the phone a lone worker checked in with
+        (issue 8 item 8); None when no open session has that number."""
+        from sqlalchemy import select
+
+        from oohcore.engine.rows import REFERRALS
+        from oohcore.referrals import referrals as referrals_table
+
+        digits = steps.digits(sender)
+        t = referrals_table.c
+        with self.engine.store.transaction() as conn:
+            rows = conn.execute(
+                select(referrals_table).where(
+                    t.organisation_id == self.id,
+                    t.kind == "lone_worker",
+                    t.state == "watching",
+                )
+            )
+            watches = [REFERRALS.row(r) for r in rows]
+            mine = [
+                w
+                for w in watches
+                if isinstance(w.snapshot.get("worker_phone"), str)
+                and steps.digits(w.snapshot["worker_phone"]) == digits
+            ]
+            if not mine:
+                return None
+            watch = max(mine, key=lambda w: w.started_at)
+            ctx = self._context(conn, watch.call_id, now)
+            if reply.intent == "ok":
+                result = steps.check_out(ctx, watch, watch.snapshot.get("staff"), manager=None)
+                answer = f"Thank you: you are checked out of {ctx.row.reference}. Stay safe."
+            else:
+                assert reply.minutes is not None
+                result = steps.extend(ctx, watch, reply.minutes, by=channel)
+                answer = f"Thank you: {ctx.row.reference} is extended by {reply.minutes} minutes."
+            result.event(
+                EventKind.INBOUND_RECEIVED,
+                {
+                    "channel": channel,
+                    "intent": reply.intent,
+                    "outcome": reply.intent,
+                    "referral": watch.id,
+                },
+                personal={"sender": sender},
+            )
+            result.message(
+                steps.reply_message(self.id, watch.call_id, channel, sender, answer, now)
+            )
+            self._commit(conn, result, None)
+        return reply.intent
+
+    def extend(
+        self, call_id: str, *, minutes: int, by: str = "api", at: datetime | None = None
+    ) -> CallView:
+        """The lone worker needs ``minutes`` more (issue 8 item 8): the session's reminder and
+        expiry move on."""
+        with self._step(call_id, at) as (conn, ctx):
+            watch = self._current_referral(conn, ctx, "extend", kind="lone_worker")
+            row, _ = self._commit(conn, steps.extend(ctx, watch, minutes, by), None)
+        return self._view(row)
 
     def ack_link(
         self, call_id: str, *, officer: str, action: str = "ack", at: datetime | None = None

@@ -54,6 +54,8 @@ __all__ = [
     "complete",
     "decide",
     "decline",
+    "digits",
+    "extend",
     "link_used",
     "message_failed",
     "message_sent",
@@ -532,11 +534,12 @@ def chain_officers(ctx: CallContext, ref: ReferralRow) -> dict[str, str]:
     out: dict[str, str] = {}
     for person in people:
         if person is not None and person.phone:
-            out.setdefault(_digits(person.phone), person.id)
+            out.setdefault(digits(person.phone), person.id)
     return out
 
 
-def _digits(number: str) -> str:
+def digits(number: str) -> str:
+    """A phone number's digits, +44 read as 0 (to match a sender to a contact)."""
     digits = "".join(c for c in number if c.isdigit())
     return "0" + digits[2:] if digits.startswith("44") else digits
 
@@ -553,7 +556,7 @@ def replied(
     chain it acknowledges or declines the open referral; from anyone else, or for a referral
     no longer open, it is recorded and answered, and the escalation goes on."""
     result = _unchanged(ctx)
-    officer = chain_officers(ctx, referral).get(_digits(sender)) if referral else None
+    officer = chain_officers(ctx, referral).get(digits(sender)) if referral else None
     is_open = referral is not None and referral.state == "alerting"
     outcome = intent if officer and is_open else "off_chain" if is_open else "not_open"
     result.event(
@@ -623,7 +626,7 @@ def reply_message(
         channel=channel,
         recipient=sender,
         body=body,
-        idempotency_key=f"reply:{call_id or '-'}:{_digits(sender)}:{at.isoformat()}",
+        idempotency_key=f"reply:{call_id or '-'}:{digits(sender)}:{at.isoformat()}",
         purpose=MessagePurpose.REPLY,
     )
 
@@ -725,14 +728,122 @@ def timer_fired(
         _, info = alert(ctx, result, referral, stage=referral.stage + 1, reason="not acknowledged")
         result.event(EventKind.REFERRAL_ESCALATED, info)
         return result
-    if timer.kind == TimerKind.LONE_WORKER_EXPIRY:
+    if timer.kind in _LONE_WORKER_TIMERS:
         if referral.state != "watching":
             return _stale(ctx, timer, f"the watch is {referral.state}")
-        result = _unchanged(ctx)
-        _, info = alert(ctx, result, referral, stage=0, reason="overdue")
-        result.event(EventKind.LONE_WORKER_ALERT, info)
-        return result
+        return _lone_worker_timer(ctx, timer, referral)
     return _stale(ctx, timer, f"unknown timer kind {timer.kind}")
+
+
+_LONE_WORKER_TIMERS = (
+    TimerKind.LONE_WORKER_REMINDER,
+    TimerKind.LONE_WORKER_EXPIRY,
+    TimerKind.LONE_WORKER_RED,
+)
+
+
+def _to_worker(
+    ctx: CallContext, result: StepResult, watch: ReferralRow, what: str, body: str
+) -> list[str]:
+    """A text to the lone worker (and, for the amber alert, their buddy)."""
+    snap = watch.snapshot
+    people = [snap.get("worker_phone")]
+    if what == "amber":
+        people.append(snap.get("buddy_phone"))
+    sent = []
+    for number in people:
+        if not isinstance(number, str) or not number:
+            continue
+        sent.append(number)
+        result.message(
+            OutboundMessage(
+                organisation_id=watch.organisation_id,
+                call_id=watch.call_id,
+                channel="sms",
+                recipient=number,
+                body=body,
+                idempotency_key=f"{watch.id}:{watch.run_id}:{what}:{number}:{ctx.now.isoformat()}",
+                purpose=MessagePurpose.LONE_WORKER_ALERT,
+                reference=ctx.row.reference,
+                meta={"referral": watch.id, "run": watch.run_id, "level": what},
+            )
+        )
+    return sent
+
+
+def _lone_worker_timer(ctx: CallContext, timer: TimerRow, watch: ReferralRow) -> StepResult:
+    """A lone-worker session's timers (5.2.3.6, issue 8 item 8): the reminder before the
+    visit's end; at the end plus grace the amber alert to the worker (and buddy) when the
+    option asks one, else at once the red alert; the red alert starts the escalation."""
+    result = _unchanged(ctx)
+    ref = ctx.row.reference
+    ends = watch.deadline_at
+    if timer.kind == TimerKind.LONE_WORKER_REMINDER:
+        sent = _to_worker(
+            ctx,
+            result,
+            watch,
+            "reminder",
+            f"Ref {ref}: your visit is due to end soon. Reply OK when you are safe, or "
+            "EXTEND 30 for more time.",
+        )
+        result.event(
+            EventKind.LONE_WORKER_REMINDER,
+            {"referral": watch.id, "ends_at": ends.isoformat() if ends else None},
+            personal={"to": sent},
+        )
+        return result
+    amber = watch.snapshot.get("amber_s")
+    if timer.kind == TimerKind.LONE_WORKER_EXPIRY and amber is not None:
+        sent = _to_worker(
+            ctx,
+            result,
+            watch,
+            "amber",
+            f"AMBER Ref {ref}: you have not checked out. Reply OK now if you are safe; the "
+            "urgent escalation starts soon.",
+        )
+        result.timer(
+            TimerKind.LONE_WORKER_RED,
+            ctx.now + timedelta(seconds=amber),
+            f"{watch.id}:{watch.run_id}:red:{ctx.now.isoformat()}",
+            {"referral": watch.id, "run": watch.run_id},
+        )
+        result.event(
+            EventKind.LONE_WORKER_AMBER,
+            {"referral": watch.id, "red_at": (ctx.now + timedelta(seconds=amber)).isoformat()},
+            personal={"to": sent},
+        )
+        return result
+    _, info = alert(ctx, result, watch, stage=0, reason="overdue")
+    result.event(EventKind.LONE_WORKER_ALERT, {**info, "level": "red"})
+    return result
+
+
+def extend(ctx: CallContext, watch: ReferralRow | None, minutes: int, by: str) -> StepResult:
+    """The lone worker needs more time (issue 8 item 8): the visit's end moves ``minutes``
+    on from now or from its end, whichever is later; its reminder and expiry are set again.
+    A watch already alerting cannot be extended (a manager acknowledges or checks out)."""
+    from oohcore.engine.actions.lone_worker import set_watch_timers
+    from oohcore.engine.errors import EngineError
+
+    if watch is None or watch.kind != "lone_worker" or watch.state != "watching":
+        state = watch.state if watch is not None else ctx.row.state
+        raise InvalidTransition(ctx.row.id, state, "extend", allowed=[])
+    if not 0 < minutes <= 240:
+        raise EngineError(f"extend by 1 to 240 minutes, not {minutes}")
+    grace = timedelta(seconds=watch.snapshot.get("grace_s", 0))
+    old_end = (watch.deadline_at or ctx.now) - grace
+    ends = max(old_end, ctx.now) + timedelta(minutes=minutes)
+    result = _unchanged(ctx)
+    result.cancel_timers(None)
+    after = change_referral(result, watch, deadline_at=ends + grace)
+    set_watch_timers(result, after, ctx.now, ends)
+    result.event(
+        EventKind.LONE_WORKER_EXTENDED,
+        {"referral": watch.id, "minutes": minutes, "ends_at": ends.isoformat(), "by": by},
+    )
+    return result
 
 
 def _ivr_no_choice(ctx: CallContext, timer: TimerRow) -> StepResult:

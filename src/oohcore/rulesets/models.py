@@ -632,6 +632,17 @@ class LoneWorker(_Action):
     grace: Duration = Field(default=timedelta(minutes=5))
     escalation: Annotated[list[EscalationStage], Field(min_length=1)]
     realert: Backoff = Field(default_factory=Backoff)
+    reminder: Duration | None = Field(
+        default=None,
+        description="A text to the worker this long before the visit's end: reply OK to "
+        "check out or EXTEND 30 (issue 8 item 8).",
+    )
+    amber: Duration | None = Field(
+        default=None,
+        description="With it, the visit's end plus grace sends an amber alert to the worker "
+        "(and buddy), and the red alert (the escalation) follows this long after; without it "
+        "the escalation starts at the end plus grace.",
+    )
 
 
 Action = Annotated[
