@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,7 +31,14 @@ from oohcore.engine.context import CallContext
 from oohcore.engine.result import ReferralWrite, StepResult
 from oohcore.engine.rows import REFERRALS, ReferralRow
 from oohcore.rota import OnCallOfficer
-from oohcore.rulesets.models import LoneWorker, Refer
+from oohcore.rulesets.models import (
+    EscalationPolicy,
+    LoneWorker,
+    PolicyNotify,
+    PolicyRepeat,
+    PolicyWait,
+    Refer,
+)
 from oohcore.vocabulary import EventKind, MessagePurpose, TimerKind
 
 __all__ = ["Snapshot", "Stage", "alert", "last_resort", "new_id", "snapshot", "summary"]
@@ -49,6 +56,9 @@ class Stage:
     channels: tuple[str, ...]
     wait: timedelta  # to acknowledge before the next stage
     say: str | None  # this stage's extra line, rendered
+    who: str = "in_turn"  # or "everyone" on the rota stage (a policy's notify step)
+    number: int = 1  # which stage of the role's rota
+    contact: str | None = None  # a directory contact instead of a rota role
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +103,9 @@ class Snapshot:
                     "channels": list(s.channels),
                     "wait_s": int(s.wait.total_seconds()),
                     "say": s.say,
+                    "who": s.who,
+                    "number": s.number,
+                    "contact": s.contact,
                 }
                 for s in self.stages
             ],
@@ -117,7 +130,15 @@ class Snapshot:
             kind=data["kind"],
             option_name=data["option_name"],
             stages=tuple(
-                Stage(s["role"], tuple(s["channels"]), timedelta(seconds=s["wait_s"]), s["say"])
+                Stage(
+                    s["role"],
+                    tuple(s["channels"]),
+                    timedelta(seconds=s["wait_s"]),
+                    s["say"],
+                    s.get("who", "in_turn"),
+                    s.get("number", 1),
+                    s.get("contact"),
+                )
                 for s in data["stages"]
             ),
             sms=data["sms"],
@@ -133,6 +154,35 @@ class Snapshot:
             else timedelta(seconds=data["realert_max_s"]),
             last_resort=data.get("last_resort"),
         )
+
+
+MIN_REALERT = timedelta(minutes=1)
+
+
+def policy_stages(policy: EscalationPolicy) -> list[Stage]:
+    """The chain of stages a policy's steps give (issue 8 item 5): each notify step is a stage
+    whose wait is the sum of the wait steps after it; ``repeat: n`` goes through the stages
+    before it n more times."""
+    stages: list[Stage] = []
+    for step in policy.steps:
+        if isinstance(step, PolicyNotify):
+            stages.append(
+                Stage(
+                    step.notify or step.contact or "",
+                    tuple(c.value for c in step.channels),
+                    timedelta(0),
+                    None,
+                    step.who,
+                    step.stage,
+                    step.contact,
+                )
+            )
+        elif isinstance(step, PolicyWait) and stages:
+            last = stages[-1]
+            stages[-1] = replace(last, wait=last.wait + step.wait)
+        elif isinstance(step, PolicyRepeat):
+            stages = stages + stages * step.repeat
+    return stages
 
 
 def summary(values: Mapping[str, Any]) -> str:
@@ -175,7 +225,17 @@ def snapshot(
     default_limit = ctx.organisation.referral_time_limit
     reference = ctx.row.reference
     stages: list[Stage] = []
-    if isinstance(action, Refer):
+    backoff = action.realert
+    policy = (
+        ctx.organisation.escalation_policies.get(action.policy)
+        if isinstance(action, Refer) and action.policy is not None
+        else None
+    )
+    if policy is not None:
+        stages.extend(policy_stages(policy))
+        backoff = policy.realert if "realert" in policy.model_fields_set else action.realert
+    elif isinstance(action, Refer):
+        assert action.rota_role is not None
         channels = tuple(c.value for c in action.channels)
         stages.append(Stage(action.rota_role, channels, action.acknowledge_within, None))
     for i, stage in enumerate(action.escalation):
@@ -205,12 +265,31 @@ def snapshot(
         subject=render("subject") or f"{option.name}: {reference}",
         body=render("body") or text,
         fields=case_fields(values),
-        realert=action.realert.first or stages[-1].wait,
+        # never a zero wait: an exhausted chain must not re-alert within one tick
+        realert=max(backoff.first or stages[-1].wait, MIN_REALERT),
         limit=limit,
-        realert_factor=action.realert.factor,
-        realert_max=action.realert.max,
+        realert_factor=backoff.factor,
+        realert_max=backoff.max,
         last_resort=ctx.organisation.last_resort or None,
     )
+
+
+def holders(ctx: CallContext, stage: Stage) -> list[OnCallOfficer]:
+    """Who a stage alerts now: a directory contact; or the officer in turn on the role's first
+    rota stage; or (a policy's notify step) the officers of rota stage ``number``, the one in
+    turn only or everyone on it."""
+    if stage.contact is not None:
+        contact = ctx.directory(stage.contact)
+        if contact is None or (contact.number is None and contact.email is None):
+            return []
+        return [
+            OnCallOfficer(stage.contact, contact.name, phone=contact.number, email=contact.email)
+        ]
+    if stage.number == 1 and stage.who == "in_turn":
+        officer = ctx.on_call(stage.role, ctx.now)
+        return [officer] if officer is not None else []
+    officers = list(ctx.on_call_stage(stage.role, stage.number, ctx.now))
+    return officers if stage.who == "everyone" else officers[:1]
 
 
 def last_resort(ctx: CallContext, snap: Snapshot) -> tuple[str, OnCallOfficer | None]:
@@ -250,17 +329,20 @@ def alert(
     chain = snap.stages
     repeat = stage >= len(chain)
     index = min(stage, len(chain) - 1)
-    officer, held = None, index
+    people: list[OnCallOfficer] = []
+    held = index
     for i in range(index, len(chain)):
-        officer = ctx.on_call(chain[i].role, ctx.now)
-        if officer is not None:
+        people = holders(ctx, chain[i])
+        if people:
             held = i
             break
+    officer = people[0] if people else None
     current = chain[held]
     channels = current.channels
     role, holder = current.role, "rota"
     if officer is None:
         role, officer = last_resort(ctx, snap)
+        people = [officer] if officer is not None else []
         holder = "last_resort"
         # by text and email, over the channels the procedure itself uses
         used = (c for st in chain for c in st.channels if c in ("sms", "email"))
@@ -281,6 +363,7 @@ def alert(
         "alert": number,
         "role": role,
         "officer": officer.id if officer else None,
+        "officers": [p.id for p in people],
         "repeat": repeat,
         "reason": reason,
         "holder": holder,
@@ -295,7 +378,7 @@ def alert(
         result.event(EventKind.REFERRAL_NO_OFFICER, {**info, "stage": index})
     else:
         subject = f"UNACKNOWLEDGED {snap.subject}" if repeat else snap.subject
-        for channel in channels:
+        for officer, channel in ((o, c) for o in people for c in channels):
             field = ctx.contact_field(channel)
             address = officer.contact(field) if field else None
             if channel == PHONE:
@@ -328,7 +411,8 @@ def alert(
                     channel=channel,
                     recipient=address or referral.organisation_id,
                     body=body,
-                    idempotency_key=f"{referral.id}:{referral.run_id}:alert:{number}:{channel}",
+                    idempotency_key=f"{referral.id}:{referral.run_id}:alert:{number}:{channel}"
+                    + ("" if officer is people[0] else f":{officer.id}"),
                     subject=subject,
                     purpose=purpose,
                     reference=ctx.row.reference,

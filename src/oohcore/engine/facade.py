@@ -372,6 +372,16 @@ class OrganisationDesk:
 
         self._on_call: Callable[[str, datetime], OnCallOfficer | None] = on_call
 
+        def on_call_stage(role: str, number: int, at: datetime) -> tuple[OnCallOfficer, ...]:
+            ask = getattr(rota, "who_is_on_call", None)
+            if ask is None:  # a host's rota that answers only on_call
+                officer = rota.on_call(org_id, role, at) if number == 1 else None
+                return (officer,) if officer is not None else ()
+            stage = ask(org_id, role, at).stage(number)
+            return tuple(stage.officers) if stage is not None else ()
+
+        self._on_call_stage = on_call_stage
+
     # -- reading -----------------------------------------------------------------------------
 
     def get(self, call_id: str) -> CallView:
@@ -742,6 +752,7 @@ class OrganisationDesk:
             on_call=self._on_call,
             contact_fields=self.engine.contact_fields,
             directory=lookup,
+            on_call_stage=self._on_call_stage,
         )
 
     def _referral_for(self, conn: Connection, referral_id: object) -> ReferralRow | None:

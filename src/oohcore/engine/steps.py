@@ -526,11 +526,13 @@ def chain_officers(ctx: CallContext, ref: ReferralRow) -> dict[str, str]:
     """Who is on ``ref``'s chain now, by normalised phone number: the holders of its stages'
     roles and the organisation's last resort (an acknowledgement from anyone else does not
     stop the escalation)."""
-    from oohcore.engine.escalation import Snapshot, last_resort
+    from oohcore.engine.escalation import Snapshot, holders, last_resort
 
     snap = Snapshot.from_json(ref.snapshot)
-    people = [ctx.on_call(stage.role, ctx.now) for stage in snap.stages]
-    people.append(last_resort(ctx, snap)[1])
+    people = [p for stage in snap.stages for p in holders(ctx, stage)]
+    final = last_resort(ctx, snap)[1]
+    if final is not None:
+        people.append(final)
     out: dict[str, str] = {}
     for person in people:
         if person is not None and person.phone:

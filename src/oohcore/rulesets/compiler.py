@@ -39,10 +39,12 @@ from oohcore.rulesets.models import (
     Action,
     DirectoryEntry,
     DirectoryFile,
+    EscalationPolicy,
     EscalationStage,
     Hours,
     IvrMenu,
     LoneWorker,
+    PolicyNotify,
     Message,
     OrganisationFile,
     OutOfScope,
@@ -199,6 +201,10 @@ class Organisation:
     ivr: Mapping[str, CompiledIvrMenu] = field(default_factory=lambda: MappingProxyType({}))
     """Each IVR menu with its choices by key, their compiled ``say`` and the no-choice wait."""
     last_resort: str = ""
+    escalation_policies: Mapping[str, EscalationPolicy] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """Named escalation policies (issue 8 item 5), snapshotted into each referral using one."""
     ack_links: AckLinks | None = None
     """Where the key of its signed acknowledgement links is, and how long they last."""
     """Alerted at once when nobody on the rota can take a referral (issue 7 defect 1): a rota
@@ -308,6 +314,8 @@ class OptionContext:
     option names must be reachable (a catalogue may leave a number to each organisation)."""
     out_of_scope_categories: frozenset[str]
     address_fields: frozenset[str]  # fields of type address: their UPRN may be known (7.11)
+    policies: Mapping[str, EscalationPolicy] | None = None
+    """The organisation's escalation policies (None: not known here, not checked)."""
 
 
 def _field_type(q: Question) -> FieldType:
@@ -332,6 +340,7 @@ def compile_service_option(
     version: str,
     directory: Mapping[str, DirectoryEntry] | None = None,
     organisation_directory: str | None = None,
+    policies: Mapping[str, EscalationPolicy] | None = None,
 ) -> tuple[ServiceOption | None, list[Problem]]:
     """Check ``model`` (from ``source``) in its organisation and compile it.
 
@@ -345,6 +354,7 @@ def compile_service_option(
         roles=roles,
         directory=directory,
         organisation_directory=organisation_directory,
+        policies=policies,
         out_of_scope_categories=out_of_scope_categories,
         address_fields=frozenset(
             q.field for q in model.script.questions if q.type is QuestionType.address
@@ -635,8 +645,19 @@ def _check_transfer(ctx: OptionContext, path: PathKey, action: Transfer) -> None
 
 def _check_refer(ctx: OptionContext, path: PathKey, action: Refer) -> None:
     """5.2.3.3: a role of the rota, an escalation ending at an officer, the UPRN (7.11)."""
-    _check_role(ctx.report, (*path, "rota_role"), action.rota_role, ctx.roles)
-    _check_escalation(ctx.report, path, action.escalation, ctx.roles)
+    if action.policy is not None:
+        if ctx.policies is not None and action.policy not in ctx.policies:
+            known = ", ".join(sorted(ctx.policies)) or "none"
+            ctx.report.add(
+                (*path, "policy"),
+                f"unknown escalation policy {action.policy!r}; declare it under "
+                f"escalation_policies in organisation.yaml (known: {known})",
+                "unknown-policy",
+            )
+    else:
+        assert action.rota_role is not None
+        _check_role(ctx.report, (*path, "rota_role"), action.rota_role, ctx.roles)
+        _check_escalation(ctx.report, path, action.escalation, ctx.roles)
     _check_uprn(ctx, path, action.message, ("sms", "body"))
 
 
@@ -877,6 +898,8 @@ def check_organisation(
     r = _Report(source)
     if roles is not None and directory is not None:
         _check_last_resort(r, model.last_resort, roles, directory)
+        for name, policy in model.escalation_policies.items():
+            _check_policy(r, ("escalation_policies", name), policy, roles, directory)
     _check_timezone(r, model.timezone)
     menus = _check_ivr_menus(r, model.ivr_menus, option_ids)
     _check_access_numbers(r, model.access_numbers, menus, option_ids)
@@ -906,6 +929,54 @@ def _check_last_resort(
             f"last_resort {last_resort!r} has no number or email in the directory: it could "
             "never be alerted",
             "unreachable-last-resort",
+        )
+
+
+def _check_policy(
+    r: _Report,
+    path: PathKey,
+    policy: EscalationPolicy,
+    roles: Mapping[str, RotaRole],
+    directory: Mapping[str, DirectoryEntry],
+) -> None:
+    """Issue 8 item 5, audit item 9: every role and contact a policy names exists, and its
+    last notify step names someone who holds the call (a rota role of kind officer or manager,
+    or a directory contact with a number or email): it can never end with nobody told."""
+    last: tuple[int, PolicyNotify] | None = None
+    for i, step in enumerate(policy.steps):
+        if not isinstance(step, PolicyNotify):
+            continue
+        last = (i, step)
+        if step.notify is not None:
+            _check_role(r, (*path, "steps", i, "notify"), step.notify, roles)
+        elif step.contact not in directory:
+            r.add(
+                (*path, "steps", i, "contact"),
+                f"unknown contact {step.contact!r}; add it to directory.yaml",
+                "unknown-contact",
+            )
+    if last is None:
+        r.add(
+            (*path, "steps"),
+            "this policy notifies nobody: it needs a notify step naming who holds the call",
+            "policy-nobody-told",
+        )
+        return
+    i, step = last
+    role = roles.get(step.notify) if step.notify is not None else None
+    entry = directory.get(step.contact) if step.contact is not None else None
+    holds = (role is not None and role.kind in (RoleKind.officer, RoleKind.manager)) or (
+        entry is not None and (entry.number is not None or entry.email is not None)
+    )
+    known = role is not None or entry is not None
+    if known and not holds:
+        what = f"{role.id!r}, a {role.kind.value}" if role is not None else repr(step.contact)
+        r.add(
+            (*path, "steps", i),
+            f"the policy's last notify step goes to {what}; it must name someone who holds the "
+            "call (an officer or manager role, or a directory contact with a number or email), "
+            "so the policy never ends with nobody told (audit item 9)",
+            "policy-end",
         )
 
 
@@ -1081,6 +1152,7 @@ def compile_organisation(
         ivr=MappingProxyType({m.id: _compile_menu(m) for m in model.ivr_menus}),
         last_resort=model.last_resort,
         ack_links=model.ack_links,
+        escalation_policies=MappingProxyType(dict(model.escalation_policies)),
         directory=MappingProxyType(dict(directory)),
     )
 

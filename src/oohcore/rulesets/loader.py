@@ -568,6 +568,7 @@ def _load_option(
         version=version,
         directory=header.directory,
         organisation_directory=str(folder / DIRECTORY_FILE) if org_model else None,
+        policies=org_model.escalation_policies if org_model else None,
     )
     session.problems.extend(problems)
     return option

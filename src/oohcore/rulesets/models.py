@@ -21,6 +21,7 @@ from pydantic import (
     GetCoreSchemaHandler,
     PlainSerializer,
     WithJsonSchema,
+    model_validator,
 )
 from pydantic_core import core_schema
 
@@ -350,6 +351,10 @@ class OrganisationFile(_Model):
         "5.3.2): a rota role of this organisation or a contact of its directory, e.g. "
         "'duty-manager'. Every organisation must name one."
     )
+    escalation_policies: dict[Id, EscalationPolicy] = Field(
+        default_factory=dict,
+        description="Named escalation procedures any refer action may use (issue 8 item 5).",
+    )
     ack_links: AckLinks | None = Field(
         default=None, description="Signed acknowledgement links in alerts (issue 8 item 6)."
     )
@@ -580,12 +585,61 @@ class Transfer(_Action):
     )
 
 
+class PolicyNotify(_Model):
+    """A step of an escalation policy: alert a stage of a rota role (the next person in turn,
+    or everyone on it), or a directory contact (issue 8 item 5)."""
+
+    notify: Id | None = Field(default=None, description="A rota role.")
+    contact: ContactId | None = Field(default=None, description="A directory contact instead.")
+    stage: int = Field(default=1, ge=1, le=9, description="Which stage of the role's rota.")
+    who: Literal["in_turn", "everyone"] = "in_turn"
+    channels: Annotated[list[Channel], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _one_target(self) -> PolicyNotify:
+        if (self.notify is None) == (self.contact is None):
+            raise ValueError("a notify step names either 'notify' (a rota role) or 'contact'")
+        return self
+
+
+class PolicyWait(_Model):
+    """Wait this long for an acknowledgement before the next step."""
+
+    wait: Duration
+
+
+class PolicyRepeat(_Model):
+    """Go through the steps before this one again, ``repeat`` more times."""
+
+    repeat: int = Field(ge=1, le=10)
+
+
+class EscalationPolicy(_Model):
+    """A named escalation procedure of the organisation, reusable by any refer action
+    (``policy: <name>``; 5.3.2, 6.4e, audit items 8-9, issue 8 item 5). Its last notify step
+    must name someone who holds the call: a rota role of kind officer or manager, or a
+    directory contact."""
+
+    description: str | None = None
+    steps: Annotated[list[PolicyNotify | PolicyWait | PolicyRepeat], Field(min_length=1)]
+    realert: Backoff = Field(default_factory=Backoff)
+
+
 class Refer(_Action):
     """Refer to the on-call officer found from the rota (5.2.3.3, 7.5)."""
 
     kind: Literal["refer"]
-    rota_role: Id
-    channels: Annotated[list[Channel], Field(min_length=1)]
+    rota_role: Id | None = Field(
+        default=None, description="The role alerted first; or name a 'policy' instead."
+    )
+    policy: Id | None = Field(
+        default=None,
+        description="An escalation policy of organisation.yaml (escalation_policies) that "
+        "gives the whole chain instead of rota_role and escalation.",
+    )
+    channels: list[Channel] = Field(
+        default_factory=list, description="For rota_role: how it is alerted (one at least)."
+    )
     time_limit: Duration | None = Field(
         default=None,
         description="Time to pass on the request; the organisation's default when absent (6.4b).",
@@ -594,6 +648,18 @@ class Refer(_Action):
     message: Message = Field(default_factory=Message)
     escalation: list[EscalationStage] = Field(default_factory=list)
     realert: Backoff = Field(default_factory=Backoff)
+
+    @model_validator(mode="after")
+    def _role_or_policy(self) -> Refer:
+        if (self.rota_role is None) == (self.policy is None):
+            raise ValueError(
+                "a refer action names either 'rota_role' (with 'escalation') or 'policy'"
+            )
+        if self.policy is not None and self.escalation:
+            raise ValueError("'escalation' stages come from the policy; give one or the other")
+        if self.rota_role is not None and not self.channels:
+            raise ValueError("a refer action with 'rota_role' needs 'channels' (one at least)")
+        return self
 
 
 class Resolve(_Action):

@@ -16,9 +16,12 @@ from oohcore.engine.actions.base import Description
 from oohcore.engine.context import CallContext
 from oohcore.engine.escalation import (
     PHONE,
+    Stage,
     add_referral,
     alert,
+    holders,
     open_referral,
+    policy_stages,
     snapshot,
 )
 from oohcore.engine.result import StepResult
@@ -30,14 +33,24 @@ kind = "refer"
 LAST_RESORT = "last_resort"  # the role of a Contact that is the organisation's last resort
 
 
+def chain_of(ctx: CallContext, action: Refer) -> list[Stage]:
+    """The stages the referral would alert (before it is snapshotted)."""
+    if action.policy is not None:
+        policy = ctx.organisation.escalation_policies.get(action.policy)
+        return policy_stages(policy) if policy is not None else []
+    assert action.rota_role is not None
+    first = Stage(action.rota_role, (), action.acknowledge_within, None)
+    return [first, *(Stage(s.rota_role, (), s.wait, None) for s in action.escalation)]
+
+
 def describe(ctx: CallContext, action_id: str, action: Refer) -> Description:
-    roles = [action.rota_role, *(s.rota_role for s in action.escalation)]
     contact: Contact | None = None
-    for role in roles:
-        officer = ctx.on_call(role, ctx.now)
-        if officer is not None:
+    for stage in chain_of(ctx, action):
+        people = holders(ctx, stage)
+        if people:
+            officer = people[0]
             contact = Contact(
-                name=officer.name, number=officer.phone, email=officer.email, role=role
+                name=officer.name, number=officer.phone, email=officer.email, role=stage.role
             )
             break
     untaken = contact is None
@@ -53,7 +66,7 @@ def describe(ctx: CallContext, action_id: str, action: Refer) -> Description:
         elif entry is not None:
             contact = Contact(entry.name, entry.number, entry.email, role=LAST_RESORT)
         else:
-            contact = Contact(name=f"nobody on the rota for {action.rota_role}", role=LAST_RESORT)
+            contact = Contact(name="nobody on the rota", role=LAST_RESORT)
     channels = tuple(c.value for c in action.channels)
     return Description(
         contact=contact,
