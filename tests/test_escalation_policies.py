@@ -268,3 +268,30 @@ def test_a_policy_ending_at_a_contractor_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(RulesetError, match="must name someone who holds the call"):
         load_organisation(orgs / "org-a")
+
+
+def test_a_policy_changed_mid_escalation_changes_nothing_for_a_referral_in_flight(
+    tmp_path: Path, clock: ManualClock, channels: dict[str, MemoryChannel]
+) -> None:
+    """The policy is frozen in the referral's snapshot (DESIGN principle 9): edit it and
+    restart; the referral goes on as it started, and a new referral uses the new policy."""
+    orgs = _orgs(tmp_path)
+    engine = _engine(orgs, tmp_path, clock, channels)
+    call_id, _ = _refer(engine)
+    engine.close()
+    path = orgs / "org-a" / "organisation.yaml"
+    changed = path.read_text().replace("{wait: 10m}", "{wait: 2h}")
+    changed = changed.replace("{repeat: 1}", "{notify: duty-director, channels: [sms]}")
+    path.write_text(changed)
+    assert _alerts(channels) == [RITA]
+    again = {name: MemoryChannel() for name in CHANNELS}
+    with _engine(orgs, tmp_path, clock, again) as engine:
+        minutes = _run(engine, clock, 40)
+        assert minutes == [10, 20, 35]  # the frozen policy: Rita again, Max, the OOH manager
+        assert _alerts(again) == [RITA, MAX, OOH]
+        new_call, _ = _refer(engine)
+        assert _alerts(again)[3:] == [RITA]
+        assert _run(engine, clock, 60) == [15, 45]  # the old referral's holder, on its backoff
+        assert _alerts(again)[4:] == [OOH, OOH]  # the new one waits 2 hours (its new policy)
+        assert engine.organisation("org-a").referrals(call_id)[-1].stage >= 3
+        assert new_call != call_id
