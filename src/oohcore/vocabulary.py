@@ -42,6 +42,8 @@ class EventKind(StrEnum):
     # issue 7 defect 1: nobody on the rota for any stage; the last resort was alerted instead
     REFERRAL_UNTAKEN = "referral.untaken"
     REFERRAL_LINK_USED = "referral.link_used"  # a signed link was opened (its nonce: once)
+    REFERRAL_ATTENDED = "referral.attended"  # the contractor attended (audit item 7)
+    REFERRAL_COMPLETED = "referral.completed"  # the contractor completed the job
     REFERRAL_DECLINED = "referral.declined"  # the officer can't attend: the next stage at once
     REFERRAL_NO_ADDRESS = "referral.no_address"
     REFERRAL_PHONE_DUE = "referral.phone_due"  # the handler must phone the officer now

@@ -69,6 +69,7 @@ class CallContext:
     contact_fields: Mapping[str, str | None] = field(default_factory=lambda: DEFAULT_CONTACT_FIELDS)
     directory: Directory = field(default=_no_directory)
     on_call_stage: OnCallStageOf = field(default=_no_stages)
+    attendance_overdue: bool = False  # the earlier call's attendance target passed (audit 7)
 
     @property
     def call_id(self) -> str:
@@ -99,6 +100,7 @@ class CallContext:
             received_at=when.strftime("%H:%M %a %d %b %Y"),
             time_limit=format_duration(option.time_limit),
             handler=row.handler,
+            attendance_overdue=self.attendance_overdue,
         )
         return values
 

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -513,6 +513,9 @@ class OrganisationDesk:
         """Decide what to do (the first rule that holds, 5.2.3) and say how to do it."""
         with self._step(call_id, at) as (conn, ctx):
             duplicate = self._duplicate(conn, ctx.row)
+            if duplicate is not None:
+                overdue = self._attendance_overdue(conn, duplicate, ctx.now)
+                ctx = replace(ctx, attendance_overdue=overdue)
             result, decision = steps.decide(ctx, duplicate)
             row, _ = self._commit(conn, result, None)
         d = decision.description
@@ -566,6 +569,32 @@ class OrganisationDesk:
             referral = self._current_referral(conn, ctx, "acknowledge")
             row, _ = self._commit(conn, steps.acknowledge(ctx, referral, by), None)
         return self._view(row)
+
+    def attendance(
+        self, call_id: str, *, what: str = "attended", by: str, at: datetime | None = None
+    ) -> CallView:
+        """The contractor ``attended`` (or ``completed``) the call's referral (audit item 7),
+        recorded against it; a call back after its ``attendance_target`` with no attendance
+        recorded reads ``attendance_overdue``."""
+        with self._step(call_id, at) as (conn, ctx):
+            refs = [r for r in referrals_of_call(conn, self.id, call_id) if r.kind == "refer"]
+            referral = refs[-1] if refs else None
+            row, _ = self._commit(conn, steps.attendance(ctx, referral, what, by), None)
+        return self._view(row)
+
+    def _attendance_overdue(self, conn: Connection, call_id: str, now: datetime) -> bool:
+        attended = {
+            e.payload.get("referral")
+            for e in audit.events_for_call(conn, call_id)
+            if e.kind in (EventKind.REFERRAL_ATTENDED, EventKind.REFERRAL_COMPLETED)
+        }
+        for ref in referrals_of_call(conn, self.id, call_id):
+            target = ref.snapshot.get("attendance_target_s")
+            if not isinstance(target, int) or ref.id in attended:
+                continue
+            if now > ref.started_at + timedelta(seconds=target):
+                return True
+        return False
 
     def decline(self, call_id: str, *, by: str, at: datetime | None = None) -> CallView:
         """The alerted officer can't attend (issue 8 item 6): the next stage is alerted at

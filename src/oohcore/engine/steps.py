@@ -45,6 +45,7 @@ __all__ = [
     "Decision",
     "abandon",
     "acknowledge",
+    "attendance",
     "answer",
     "capture",
     "chain_officers",
@@ -520,6 +521,21 @@ def _decline(ctx: CallContext, result: StepResult, ref: ReferralRow, by: str, ho
     result.cancel_timers(TimerKind.ESCALATION_WAIT)
     _, info = alert(ctx, result, ref, stage=ref.stage + 1, reason=f"declined by {by}")
     result.event(EventKind.REFERRAL_ESCALATED, info)
+
+
+def attendance(ctx: CallContext, referral: ReferralRow | None, what: str, by: str) -> StepResult:
+    """The contractor attended (``attended``) or completed (``completed``) the job of a
+    referral (audit item 7): recorded against it, whatever state its escalation is in."""
+    if referral is None or referral.kind != "refer" or what not in ("attended", "completed"):
+        raise InvalidTransition(ctx.row.id, ctx.row.state, f"record {what}", allowed=[])
+    result = _unchanged(ctx)
+    kind = EventKind.REFERRAL_ATTENDED if what == "attended" else EventKind.REFERRAL_COMPLETED
+    late = None
+    target = referral.snapshot.get("attendance_target_s")
+    if isinstance(target, int):
+        late = ctx.now > referral.started_at + timedelta(seconds=target)
+    result.event(kind, {"referral": referral.id, "by": by, "late": late})
+    return result
 
 
 def chain_officers(ctx: CallContext, ref: ReferralRow) -> dict[str, str]:

@@ -81,6 +81,11 @@ BUILTIN_FIELDS: Mapping[str, FieldType] = MappingProxyType(
         "duplicate": FieldType(
             Type.BOOL, description="an earlier call about the same issue was found (5.2.7)"
         ),
+        "attendance_overdue": FieldType(
+            Type.BOOL,
+            description="the earlier call's referral is past its attendance_target with no "
+            "attendance recorded (audit item 7)",
+        ),
     }
 )
 # Placeholders every template may use besides the option's fields and settings.

@@ -648,6 +648,11 @@ class Refer(_Action):
     message: Message = Field(default_factory=Message)
     escalation: list[EscalationStage] = Field(default_factory=list)
     realert: Backoff = Field(default_factory=Backoff)
+    attendance_target: Duration | None = Field(
+        default=None,
+        description="The contractor's attendance target (e.g. 4h for housing repairs, audit "
+        "item 7): a call back after it with no attendance recorded reads attendance_overdue.",
+    )
 
     @model_validator(mode="after")
     def _role_or_policy(self) -> Refer:

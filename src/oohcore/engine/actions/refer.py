@@ -10,6 +10,7 @@ set again when the call is closed (:func:`oohcore.engine.steps.close`).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from oohcore.engine.actions.base import Description
@@ -88,6 +89,9 @@ def carry_out(
     assert snap.limit is not None
     deadline = ctx.now + snap.limit
     referral = open_referral(ctx, "refer", action_id, snap, state="alerting", deadline=deadline)
+    if action.attendance_target is not None:
+        target = int(action.attendance_target.total_seconds())
+        referral = replace(referral, snapshot={**referral.snapshot, "attendance_target_s": target})
     add_referral(result, referral)
     _, alerted = alert(ctx, result, referral, stage=0, reason="referred")
     result.timer(
