@@ -137,7 +137,11 @@ def _cmd_flowchart(args: argparse.Namespace) -> int:
         known = ", ".join(sorted(source.service_options))
         raise OohcoreError(f"no service option {args.option!r} in {source.id} (it has: {known})")
     chart = build_chart(
-        option, roles=source.rota_roles, directory=source.directory, generated=date.today()
+        option,
+        roles=source.rota_roles,
+        directory=source.directory,
+        generated=date.today(),
+        policies=getattr(source, "escalation_policies", None),
     )
     data: bytes
     if args.format == "mermaid":

@@ -38,7 +38,13 @@ class EventKind(StrEnum):
     TRANSFER_FAILED = "transfer.failed"  # 5.2.3.2: the host reports the transfer failed
     # referrals and their escalation (5.2.3.3, 5.3.2, 6.4b, 6.4e); a referral starts with its
     # "action.refer" event, which says who was alerted, as "referral.escalated" does later
-    REFERRAL_NO_OFFICER = "referral.no_officer"
+    REFERRAL_NO_OFFICER = "referral.no_officer"  # nobody to alert, not even the last resort
+    # issue 7 defect 1: nobody on the rota for any stage; the last resort was alerted instead
+    REFERRAL_UNTAKEN = "referral.untaken"
+    REFERRAL_LINK_USED = "referral.link_used"  # a signed link was opened (its nonce: once)
+    REFERRAL_ATTENDED = "referral.attended"  # the contractor attended (audit item 7)
+    REFERRAL_COMPLETED = "referral.completed"  # the contractor completed the job
+    REFERRAL_DECLINED = "referral.declined"  # the officer can't attend: the next stage at once
     REFERRAL_NO_ADDRESS = "referral.no_address"
     REFERRAL_PHONE_DUE = "referral.phone_due"  # the handler must phone the officer now
     REFERRAL_PHONED = "referral.phoned"  # the handler recorded the phone call's outcome
@@ -49,7 +55,12 @@ class EventKind(StrEnum):
     # lone-worker watches (5.2.3.6)
     LONE_WORKER_CHECKED_IN = "lone_worker.checked_in"
     LONE_WORKER_CHECKED_OUT = "lone_worker.checked_out"
-    LONE_WORKER_ALERT = "lone_worker.alert"
+    LONE_WORKER_ALERT = "lone_worker.alert"  # red: the escalation starts
+    LONE_WORKER_REMINDER = "lone_worker.reminder"  # the visit ends soon: reply OK or EXTEND
+    LONE_WORKER_AMBER = "lone_worker.amber"  # overdue: the worker (and buddy) alerted
+    LONE_WORKER_EXTENDED = "lone_worker.extended"
+    # an inbound message from a channel (an SMS reply, issue 8 items 6 and 8), whatever it said
+    INBOUND_RECEIVED = "inbound.received"
     # messages (8.14)
     MESSAGE_SENT = "message.sent"
     MESSAGE_FAILED = "message.failed"
@@ -72,6 +83,8 @@ class TimerKind(StrEnum):
     REFERRAL_DEADLINE = "referral.deadline"  # 6.4b: pass-on time limit
     ESCALATION_WAIT = "referral.escalation_wait"  # 5.3.2: the wait for an acknowledgement
     LONE_WORKER_EXPIRY = "lone_worker.expiry"  # 5.2.3.6: the visit's end plus grace
+    LONE_WORKER_REMINDER = "lone_worker.reminder"  # before the visit's end
+    LONE_WORKER_RED = "lone_worker.red"  # the amber alert's wait is over
 
 
 class MessagePurpose(StrEnum):

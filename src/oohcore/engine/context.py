@@ -28,6 +28,10 @@ __all__ = ["DEFAULT_CONTACT_FIELDS", "CallContext", "OnCall", "hours_at"]
 OnCall = Callable[[str, datetime], OnCallOfficer | None]
 """``on_call(role, at)``: the officer holding ``role`` at ``at``, or None."""
 
+OnCallStageOf = Callable[[str, int, datetime], tuple[OnCallOfficer, ...]]
+"""``on_call_stage(role, number, at)``: the officers on rota stage ``number`` of ``role``, the
+one in turn first (an escalation policy's notify step, issue 8 item 5)."""
+
 Directory = Callable[[str], DirectoryContact | None]
 """``directory(contact_id)``: the organisation's directory entry as it stands now (2.3.3)."""
 
@@ -45,6 +49,10 @@ def _nobody(role: str, at: datetime) -> OnCallOfficer | None:
     return None
 
 
+def _no_stages(role: str, number: int, at: datetime) -> tuple[OnCallOfficer, ...]:
+    return ()
+
+
 def _no_directory(contact_id: str) -> DirectoryContact | None:
     return None
 
@@ -60,6 +68,8 @@ class CallContext:
     on_call: OnCall = field(default=_nobody)
     contact_fields: Mapping[str, str | None] = field(default_factory=lambda: DEFAULT_CONTACT_FIELDS)
     directory: Directory = field(default=_no_directory)
+    on_call_stage: OnCallStageOf = field(default=_no_stages)
+    attendance_overdue: bool = False  # the earlier call's attendance target passed (audit 7)
 
     @property
     def call_id(self) -> str:
@@ -90,6 +100,7 @@ class CallContext:
             received_at=when.strftime("%H:%M %a %d %b %Y"),
             time_limit=format_duration(option.time_limit),
             handler=row.handler,
+            attendance_overdue=self.attendance_overdue,
         )
         return values
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,10 +30,18 @@ from oohcore.channels import OutboundMessage
 from oohcore.engine.context import CallContext
 from oohcore.engine.result import ReferralWrite, StepResult
 from oohcore.engine.rows import REFERRALS, ReferralRow
-from oohcore.rulesets.models import LoneWorker, Refer
+from oohcore.rota import OnCallOfficer
+from oohcore.rulesets.models import (
+    EscalationPolicy,
+    LoneWorker,
+    PolicyNotify,
+    PolicyRepeat,
+    PolicyWait,
+    Refer,
+)
 from oohcore.vocabulary import EventKind, MessagePurpose, TimerKind
 
-__all__ = ["Snapshot", "Stage", "alert", "new_id", "snapshot", "summary"]
+__all__ = ["Snapshot", "Stage", "alert", "last_resort", "new_id", "snapshot", "summary"]
 
 PHONE = "phone"
 
@@ -48,6 +56,9 @@ class Stage:
     channels: tuple[str, ...]
     wait: timedelta  # to acknowledge before the next stage
     say: str | None  # this stage's extra line, rendered
+    who: str = "in_turn"  # or "everyone" on the rota stage (a policy's notify step)
+    number: int = 1  # which stage of the role's rota
+    contact: str | None = None  # a directory contact instead of a rota role
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +74,22 @@ class Snapshot:
     subject: str
     body: str
     fields: Mapping[str, Any]
-    realert: timedelta  # after the last stage, the wait between re-alerts of the final holder
+    realert: timedelta  # after the last stage, the first wait between re-alerts of the holder
     limit: timedelta | None  # the pass-on time limit (6.4b); None for a lone-worker watch
+    realert_factor: float = 1.0  # each later re-alert's wait is this times the one before
+    realert_max: timedelta | None = None  # and never longer than this
+    last_resort: str | None = None  # the organisation's last resort when the snapshot was taken
+
+    def realert_wait(self, repeat: int) -> timedelta:
+        """The wait after the ``repeat``-th re-alert (0 the first) of the holder: ``realert``
+        times ``realert_factor`` for each earlier re-alert, at most ``realert_max``."""
+        seconds = self.realert.total_seconds()
+        cap = None if self.realert_max is None else self.realert_max.total_seconds()
+        for _ in range(min(max(repeat, 0), 64)):
+            if cap is not None and seconds >= cap:
+                break
+            seconds *= self.realert_factor
+        return timedelta(seconds=seconds if cap is None else min(seconds, cap))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -78,6 +103,9 @@ class Snapshot:
                     "channels": list(s.channels),
                     "wait_s": int(s.wait.total_seconds()),
                     "say": s.say,
+                    "who": s.who,
+                    "number": s.number,
+                    "contact": s.contact,
                 }
                 for s in self.stages
             ],
@@ -87,6 +115,11 @@ class Snapshot:
             "fields": dict(self.fields),
             "realert_s": int(self.realert.total_seconds()),
             "limit_s": None if self.limit is None else int(self.limit.total_seconds()),
+            "realert_factor": self.realert_factor,
+            "realert_max_s": None
+            if self.realert_max is None
+            else int(self.realert_max.total_seconds()),
+            "last_resort": self.last_resort,
         }
 
     @classmethod
@@ -97,7 +130,15 @@ class Snapshot:
             kind=data["kind"],
             option_name=data["option_name"],
             stages=tuple(
-                Stage(s["role"], tuple(s["channels"]), timedelta(seconds=s["wait_s"]), s["say"])
+                Stage(
+                    s["role"],
+                    tuple(s["channels"]),
+                    timedelta(seconds=s["wait_s"]),
+                    s["say"],
+                    s.get("who", "in_turn"),
+                    s.get("number", 1),
+                    s.get("contact"),
+                )
                 for s in data["stages"]
             ),
             sms=data["sms"],
@@ -106,7 +147,42 @@ class Snapshot:
             fields=data["fields"],
             realert=timedelta(seconds=data["realert_s"]),
             limit=None if data["limit_s"] is None else timedelta(seconds=data["limit_s"]),
+            # snapshots taken before the backoff re-alert at a constant wait
+            realert_factor=float(data.get("realert_factor", 1.0)),
+            realert_max=None
+            if data.get("realert_max_s") is None
+            else timedelta(seconds=data["realert_max_s"]),
+            last_resort=data.get("last_resort"),
         )
+
+
+MIN_REALERT = timedelta(minutes=1)
+
+
+def policy_stages(policy: EscalationPolicy) -> list[Stage]:
+    """The chain of stages a policy's steps give (issue 8 item 5): each notify step is a stage
+    whose wait is the sum of the wait steps after it; ``repeat: n`` goes through the stages
+    before it n more times."""
+    stages: list[Stage] = []
+    for step in policy.steps:
+        if isinstance(step, PolicyNotify):
+            stages.append(
+                Stage(
+                    step.notify or step.contact or "",
+                    tuple(c.value for c in step.channels),
+                    timedelta(0),
+                    None,
+                    step.who,
+                    step.stage,
+                    step.contact,
+                )
+            )
+        elif isinstance(step, PolicyWait) and stages:
+            last = stages[-1]
+            stages[-1] = replace(last, wait=last.wait + step.wait)
+        elif isinstance(step, PolicyRepeat):
+            stages = stages + stages * step.repeat
+    return stages
 
 
 def summary(values: Mapping[str, Any]) -> str:
@@ -149,7 +225,17 @@ def snapshot(
     default_limit = ctx.organisation.referral_time_limit
     reference = ctx.row.reference
     stages: list[Stage] = []
-    if isinstance(action, Refer):
+    backoff = action.realert
+    policy = (
+        ctx.organisation.escalation_policies.get(action.policy)
+        if isinstance(action, Refer) and action.policy is not None
+        else None
+    )
+    if policy is not None:
+        stages.extend(policy_stages(policy))
+        backoff = policy.realert if "realert" in policy.model_fields_set else action.realert
+    elif isinstance(action, Refer):
+        assert action.rota_role is not None
         channels = tuple(c.value for c in action.channels)
         stages.append(Stage(action.rota_role, channels, action.acknowledge_within, None))
     for i, stage in enumerate(action.escalation):
@@ -179,9 +265,47 @@ def snapshot(
         subject=render("subject") or f"{option.name}: {reference}",
         body=render("body") or text,
         fields=case_fields(values),
-        realert=stages[-1].wait,
+        # never a zero wait: an exhausted chain must not re-alert within one tick
+        realert=max(backoff.first or stages[-1].wait, MIN_REALERT),
         limit=limit,
+        realert_factor=backoff.factor,
+        realert_max=backoff.max,
+        last_resort=ctx.organisation.last_resort or None,
     )
+
+
+def holders(ctx: CallContext, stage: Stage) -> list[OnCallOfficer]:
+    """Who a stage alerts now: a directory contact; or the officer in turn on the role's first
+    rota stage; or (a policy's notify step) the officers of rota stage ``number``, the one in
+    turn only or everyone on it."""
+    if stage.contact is not None:
+        contact = ctx.directory(stage.contact)
+        if contact is None or (contact.number is None and contact.email is None):
+            return []
+        return [
+            OnCallOfficer(stage.contact, contact.name, phone=contact.number, email=contact.email)
+        ]
+    if stage.number == 1 and stage.who == "in_turn":
+        officer = ctx.on_call(stage.role, ctx.now)
+        return [officer] if officer is not None else []
+    officers = list(ctx.on_call_stage(stage.role, stage.number, ctx.now))
+    return officers if stage.who == "everyone" else officers[:1]
+
+
+def last_resort(ctx: CallContext, snap: Snapshot) -> tuple[str, OnCallOfficer | None]:
+    """The organisation's last resort (issue 7 defect 1) as it stands now: the officer holding
+    its rota role, or its directory contact (numbers are living data, 2.3.3). Its id, and who
+    to alert (None when nobody can be reached)."""
+    org = ctx.organisation
+    rid = snap.last_resort or org.last_resort
+    if not rid:
+        return "", None
+    if rid in org.rota_roles:
+        return rid, ctx.on_call(rid, ctx.now)
+    contact = ctx.directory(rid)
+    if contact is None or (contact.number is None and contact.email is None):
+        return rid, None
+    return rid, OnCallOfficer(rid, contact.name, phone=contact.number, email=contact.email)
 
 
 def alert(
@@ -195,18 +319,37 @@ def alert(
     """Alert stage ``stage`` of ``referral``'s snapshot (or re-alert the final holder when the
     chain is exhausted) and set the wait for its acknowledgement; adds the messages, timer and
     any problem events to ``result``. Returns the referral as it will be, and what the alert
-    was (for the event of the step that caused it: the action, an escalation, an alarm)."""
+    was (for the event of the step that caused it: the action, an escalation, an alarm).
+
+    When nobody holds this stage or any later one, the organisation's last resort is alerted
+    instead and holds the call (issue 7 defect 1, audit item 9): re-alerted on the snapshot's
+    backoff until someone acknowledges. A referral whose first alert finds nobody on the rota
+    at all is recorded as ``referral.untaken`` (once; the KPIs count it)."""
     snap = Snapshot.from_json(referral.snapshot)
     chain = snap.stages
     repeat = stage >= len(chain)
     index = min(stage, len(chain) - 1)
-    officer, held = None, index
+    people: list[OnCallOfficer] = []
+    held = index
     for i in range(index, len(chain)):
-        officer = ctx.on_call(chain[i].role, ctx.now)
-        if officer is not None:
+        people = holders(ctx, chain[i])
+        if people:
             held = i
             break
+    officer = people[0] if people else None
     current = chain[held]
+    channels = current.channels
+    role, holder = current.role, "rota"
+    if officer is None:
+        role, officer = last_resort(ctx, snap)
+        people = [officer] if officer is not None else []
+        holder = "last_resort"
+        # by text and email, over the channels the procedure itself uses
+        used = (c for st in chain for c in st.channels if c in ("sms", "email"))
+        channels = tuple(dict.fromkeys(used)) or ("sms",)
+        new_stage = max(stage, len(chain))
+    else:
+        new_stage = stage if repeat else held
     number = referral.alerts + 1
     purpose = (
         MessagePurpose.LONE_WORKER_ALERT
@@ -218,16 +361,24 @@ def alert(
         "run": referral.run_id,
         "stage": held,
         "alert": number,
-        "role": current.role,
+        "role": role,
         "officer": officer.id if officer else None,
+        "officers": [p.id for p in people],
         "repeat": repeat,
         "reason": reason,
+        "holder": holder,
     }
+    if holder == "last_resort" and referral.alerts == 0:
+        # nobody on the rota for any stage: a distinct outcome, reported (issue 7 defect 1)
+        result.event(
+            EventKind.REFERRAL_UNTAKEN,
+            {**info, "roles": [s.role for s in chain], "last_resort": role},
+        )
     if officer is None:
         result.event(EventKind.REFERRAL_NO_OFFICER, {**info, "stage": index})
     else:
         subject = f"UNACKNOWLEDGED {snap.subject}" if repeat else snap.subject
-        for channel in current.channels:
+        for officer, channel in ((o, c) for o in people for c in channels):
             field = ctx.contact_field(channel)
             address = officer.contact(field) if field else None
             if channel == PHONE:
@@ -238,13 +389,20 @@ def alert(
                 )
                 continue
             if field is not None and address is None:
-                result.event(
-                    EventKind.REFERRAL_NO_ADDRESS,
-                    {**info, "channel": channel, "contact_field": field},
-                )
+                if holder == "rota":
+                    result.event(
+                        EventKind.REFERRAL_NO_ADDRESS,
+                        {**info, "channel": channel, "contact_field": field},
+                    )
                 continue
             body = snap.sms if channel == "sms" else snap.body
-            if current.say:
+            if holder == "last_resort":
+                roles = ", ".join(dict.fromkeys(s.role for s in chain))
+                body = (
+                    f"NOBODY ON THE ROTA can take this ({roles}): you are "
+                    f"{ctx.organisation.name}'s last resort.\n{body}"
+                )
+            elif current.say:
                 body = f"{current.say}\n{body}"
             result.message(
                 OutboundMessage(
@@ -253,7 +411,8 @@ def alert(
                     channel=channel,
                     recipient=address or referral.organisation_id,
                     body=body,
-                    idempotency_key=f"{referral.id}:{referral.run_id}:alert:{number}:{channel}",
+                    idempotency_key=f"{referral.id}:{referral.run_id}:alert:{number}:{channel}"
+                    + ("" if officer is people[0] else f":{officer.id}"),
                     subject=subject,
                     purpose=purpose,
                     reference=ctx.row.reference,
@@ -267,17 +426,17 @@ def alert(
                     },
                 )
             )
-    wait = snap.realert if repeat else current.wait
+    # past the last stage (or with the last resort holding) the wait follows the backoff
+    exhausted = new_stage >= len(chain)
+    wait = snap.realert_wait(new_stage - len(chain)) if exhausted else current.wait
     result.timer(
         TimerKind.ESCALATION_WAIT,
         ctx.now + wait,
         f"{referral.id}:{referral.run_id}:wait:{number}",
-        {"referral": referral.id, "run": referral.run_id, "stage": held, "alert": number},
+        {"referral": referral.id, "run": referral.run_id, "stage": new_stage, "alert": number},
     )
     # a stage skipped for want of anyone on call counts as passed
-    after = change_referral(
-        result, referral, state="alerting", stage=stage if repeat else held, alerts=number
-    )
+    after = change_referral(result, referral, state="alerting", stage=new_stage, alerts=number)
     return after, info
 
 

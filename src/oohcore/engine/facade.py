@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -19,7 +19,7 @@ from oohcore import audit, directory, outbox, search
 from oohcore.addresses import Gazetteer
 from oohcore.channels import Channel, Receipt, ReceiptState
 from oohcore.clock import Clock, SystemClock, as_utc
-from oohcore.engine import inputs, steps
+from oohcore.engine import inputs, links, replies, steps
 from oohcore.engine.context import CallContext
 from oohcore.engine.errors import (
     CallNotFound,
@@ -52,7 +52,7 @@ from oohcore.rulesets.loader import load_organisations
 from oohcore.runner import Runner, TickReport
 from oohcore.store import Store
 from oohcore.timers import TimerRow
-from oohcore.vocabulary import TimerKind
+from oohcore.vocabulary import EventKind, TimerKind
 
 __all__ = ["Engine", "OrganisationDesk"]
 
@@ -243,6 +243,59 @@ class Engine:
 
     # -- driving time ----------------------------------------------------------------------
 
+    def receive(
+        self,
+        organisation_id: str,
+        channel: str,
+        sender: str,
+        text: str,
+        *,
+        at: datetime | None = None,
+    ) -> str:
+        """An inbound message on one of ``organisation_id``'s channels: see
+        :meth:`OrganisationDesk.receive`."""
+        return self.organisation(organisation_id).receive(channel, sender, text, at=at)
+
+    def link_key(self, organisation_id: str) -> bytes:
+        """The organisation's key for signed links, from the environment variable its
+        ``ack_links.key_env`` names."""
+        import os
+
+        settings = self.organisation(organisation_id).organisation.ack_links
+        value = os.environ.get(settings.key_env, "") if settings is not None else ""
+        if len(value) < 16:
+            raise EngineError(
+                f"{organisation_id}: signed links need a key of 16 or more characters in the "
+                "environment variable named by ack_links.key_env"
+            )
+        return value.encode()
+
+    def follow_link(self, token: str, *, at: datetime | None = None) -> CallView:
+        """A signed link was opened (issue 8 item 6): its officer acknowledges (or declines)
+        the referral. Refused (:class:`~oohcore.engine.links.LinkRefused`) when the signature
+        does not verify, it has expired, it was used before, or the referral has moved to
+        another run."""
+        now = self._now(at)
+        org_id = links.organisation_of(token)
+        if org_id not in self._desks:
+            raise links.LinkRefused("not an oohcore acknowledgement link")
+        parsed = links.verify(self.link_key(org_id), token, now)
+        desk = self._desks[org_id]
+        with self.store.transaction() as conn:
+            referral = load_referral(conn, org_id, parsed.referral_id)
+            if referral is None or referral.run_id != parsed.run_id:
+                raise links.LinkRefused("the link is of an escalation that is no longer running")
+            used = any(
+                e.kind == EventKind.REFERRAL_LINK_USED and e.payload.get("nonce") == parsed.nonce
+                for e in audit.events_for_call(conn, referral.call_id)
+            )
+            if used:
+                raise links.LinkRefused("the link was used before: a link works once")
+            ctx = desk._context(conn, referral.call_id, now)
+            result = steps.link_used(ctx, referral, parsed.officer, parsed.action, parsed.nonce)
+            row, _ = desk._commit(conn, result, None)
+        return desk._view(row)
+
     def tick(self, now: datetime | None = None) -> TickReport:
         """Fire every due timer and send every due message (deterministic driving)."""
         return self.runner.tick(self._now(now))
@@ -333,6 +386,11 @@ class OrganisationDesk:
             return rota.on_call(org_id, role, at)
 
         self._on_call: Callable[[str, datetime], OnCallOfficer | None] = on_call
+
+        def on_call_stage(role: str, number: int, at: datetime) -> tuple[OnCallOfficer, ...]:
+            return _stage(rota, org_id, role, number, at)
+
+        self._on_call_stage = on_call_stage
 
     @property
     def rota(self) -> RotaStore:
@@ -474,6 +532,9 @@ class OrganisationDesk:
         """Decide what to do (the first rule that holds, 5.2.3) and say how to do it."""
         with self._step(call_id, at) as (conn, ctx):
             duplicate = self._duplicate(conn, ctx.row)
+            if duplicate is not None:
+                overdue = self._attendance_overdue(conn, duplicate, ctx.now)
+                ctx = replace(ctx, attendance_overdue=overdue)
             result, decision = steps.decide(ctx, duplicate)
             row, _ = self._commit(conn, result, None)
         d = decision.description
@@ -490,6 +551,7 @@ class OrganisationDesk:
             information=d.information,
             fallback=d.fallback,
             phone=d.phone,
+            untaken=d.untaken,
         )
 
     def complete(self, call_id: str, *, at: datetime | None = None) -> CallView:
@@ -528,6 +590,158 @@ class OrganisationDesk:
             referral = self._current_referral(conn, ctx, "acknowledge")
             row, _ = self._commit(conn, steps.acknowledge(ctx, referral, by), None)
         return self._view(row)
+
+    def attendance(
+        self, call_id: str, *, what: str = "attended", by: str, at: datetime | None = None
+    ) -> CallView:
+        """The contractor ``attended`` (or ``completed``) the call's referral (audit item 7),
+        recorded against it; a call back after its ``attendance_target`` with no attendance
+        recorded reads ``attendance_overdue``."""
+        with self._step(call_id, at) as (conn, ctx):
+            refs = [r for r in referrals_of_call(conn, self.id, call_id) if r.kind == "refer"]
+            referral = refs[-1] if refs else None
+            row, _ = self._commit(conn, steps.attendance(ctx, referral, what, by), None)
+        return self._view(row)
+
+    def _attendance_overdue(self, conn: Connection, call_id: str, now: datetime) -> bool:
+        attended = {
+            e.payload.get("referral")
+            for e in audit.events_for_call(conn, call_id)
+            if e.kind in (EventKind.REFERRAL_ATTENDED, EventKind.REFERRAL_COMPLETED)
+        }
+        for ref in referrals_of_call(conn, self.id, call_id):
+            target = ref.snapshot.get("attendance_target_s")
+            if not isinstance(target, int) or ref.id in attended:
+                continue
+            if now > ref.started_at + timedelta(seconds=target):
+                return True
+        return False
+
+    def decline(self, call_id: str, *, by: str, at: datetime | None = None) -> CallView:
+        """The alerted officer can't attend (issue 8 item 6): the next stage is alerted at
+        once (5.3.2)."""
+        with self._step(call_id, at) as (conn, ctx):
+            referral = self._current_referral(conn, ctx, "decline", kind="refer")
+            row, _ = self._commit(conn, steps.decline(ctx, referral, by, how="api"), None)
+        return self._view(row)
+
+    def receive(self, channel: str, sender: str, text: str, *, at: datetime | None = None) -> str:
+        """An inbound message from ``channel`` (an SMS reply, issue 8 item 6): parsed
+        (:mod:`oohcore.engine.replies`), matched to the call by the reference it quotes, and
+        recorded (``inbound.received``); the sender is answered. From an officer on the
+        chain, ``ACK <ref>`` acknowledges and ``NO <ref>`` declines; anyone else's reply, or
+        an unknown reference, is recorded and answered politely, never an error. Returns the
+        outcome: ``ack``, ``decline``, ``off_chain``, ``not_open`` or ``unmatched``."""
+        reply = replies.parse(text)
+        now = self.engine._now(at)
+        sender = str(sender)[:64]
+        if reply.intent in ("ok", "extend"):
+            done = self._lone_worker_reply(channel, sender, reply, now)
+            if done is not None:
+                return done
+        with self.engine.store.transaction() as conn:
+            row = call_by_reference(conn, self.id, reply.reference) if reply.reference else None
+            if row is None or reply.intent not in ("ack", "decline"):
+                commit(conn, steps.unmatched_reply(self.id, channel, sender, reply.intent, now))
+                return "unmatched"
+            ctx = self._context(conn, row.id, now)
+            refs = [r for r in referrals_of_call(conn, self.id, row.id) if r.kind == "refer"]
+            open_refs = [r for r in refs if r.state in OPEN_STATES]
+            referral = (open_refs or refs)[-1] if refs else None
+            result = steps.replied(
+                ctx, referral, intent=reply.intent, channel=channel, sender=sender
+            )
+            self._commit(conn, result, None)
+        outcome: str = result.events[0].payload["outcome"]
+        return outcome
+
+    def _lone_worker_reply(
+        self, channel: str, sender: str, reply: replies.Reply, now: datetime
+    ) -> str | None:
+        """``OK`` (check out) or ``EXTEND n`` from the phone a lone worker checked in with
+        (issue 8 item 8); None when no open session has that number."""
+        from sqlalchemy import select
+
+        from oohcore.engine.rows import REFERRALS
+        from oohcore.referrals import referrals as referrals_table
+
+        digits = steps.digits(sender)
+        t = referrals_table.c
+        with self.engine.store.transaction() as conn:
+            rows = conn.execute(
+                select(referrals_table).where(
+                    t.organisation_id == self.id,
+                    t.kind == "lone_worker",
+                    t.state == "watching",
+                )
+            )
+            watches = [REFERRALS.row(r) for r in rows]
+            mine = [
+                w
+                for w in watches
+                if isinstance(w.snapshot.get("worker_phone"), str)
+                and steps.digits(w.snapshot["worker_phone"]) == digits
+            ]
+            if not mine:
+                return None
+            watch = max(mine, key=lambda w: w.started_at)
+            ctx = self._context(conn, watch.call_id, now)
+            if reply.intent == "ok":
+                result = steps.check_out(ctx, watch, watch.snapshot.get("staff"), manager=None)
+                answer = f"Thank you: you are checked out of {ctx.row.reference}. Stay safe."
+            else:
+                assert reply.minutes is not None
+                result = steps.extend(ctx, watch, reply.minutes, by=channel)
+                answer = f"Thank you: {ctx.row.reference} is extended by {reply.minutes} minutes."
+            result.event(
+                EventKind.INBOUND_RECEIVED,
+                {
+                    "channel": channel,
+                    "intent": reply.intent,
+                    "outcome": reply.intent,
+                    "referral": watch.id,
+                },
+                personal={"sender": sender},
+            )
+            result.message(
+                steps.reply_message(self.id, watch.call_id, channel, sender, answer, now)
+            )
+            self._commit(conn, result, None)
+        return reply.intent
+
+    def extend(
+        self, call_id: str, *, minutes: int, by: str = "api", at: datetime | None = None
+    ) -> CallView:
+        """The lone worker needs ``minutes`` more (issue 8 item 8): the session's reminder and
+        expiry move on."""
+        with self._step(call_id, at) as (conn, ctx):
+            watch = self._current_referral(conn, ctx, "extend", kind="lone_worker")
+            row, _ = self._commit(conn, steps.extend(ctx, watch, minutes, by), None)
+        return self._view(row)
+
+    def ack_link(
+        self, call_id: str, *, officer: str, action: str = "ack", at: datetime | None = None
+    ) -> str:
+        """A one-time signed token for ``officer`` to acknowledge (or ``decline``) the call's
+        open referral (:mod:`oohcore.engine.links`); the host puts it in the URL it serves
+        and passes it to :meth:`Engine.follow_link`."""
+        now = self.engine._now(at)
+        settings = self.organisation.ack_links
+        if settings is None:
+            raise EngineError(f"{self.id} has no ack_links in organisation.yaml")
+        with self.engine.store.read() as conn:
+            ctx = self._context(conn, call_id, now, need_option=False)
+            referral = self._current_referral(conn, ctx, "link", kind="refer")
+        token = links.LinkToken(
+            organisation_id=self.id,
+            referral_id=referral.id,
+            run_id=referral.run_id,
+            officer=officer,
+            action=action,
+            expires_at=now + settings.valid_for,
+            nonce=links.new_nonce(),
+        )
+        return links.sign(self.engine.link_key(self.id), token)
 
     def phoned(
         self, call_id: str, *, outcome: str, by: str, at: datetime | None = None
@@ -586,12 +800,17 @@ class OrganisationDesk:
         def lookup(contact_id: str) -> directory.Contact | None:
             return directory.get(conn, org_id, contact_id)
 
-        on_call = self._on_call
+        on_call, on_call_stage = self._on_call, self._on_call_stage
         rota = self.engine.rota
         if isinstance(rota, StoreRota):  # the store's rota, read in this step's transaction
 
             def on_call(role: str, at: datetime) -> OnCallOfficer | None:
                 return rota.on_call(org_id, role, at, conn)
+
+            def on_call_stage(role: str, number: int, at: datetime) -> tuple[OnCallOfficer, ...]:
+                answer = rota.who_is_on_call(org_id, role, at, conn=conn)
+                stage = answer.stage(number)
+                return tuple(stage.officers) if stage is not None else ()
 
         return CallContext(
             organisation=self.organisation,
@@ -601,6 +820,7 @@ class OrganisationDesk:
             on_call=on_call,
             contact_fields=self.engine.contact_fields,
             directory=lookup,
+            on_call_stage=on_call_stage,
         )
 
     def _referral_for(self, conn: Connection, referral_id: object) -> ReferralRow | None:
@@ -749,3 +969,15 @@ def _referral_view(r: ReferralRow) -> ReferralView:
         late_reason=r.late_reason,
         stages=tuple((s.role, s.channels, s.wait) for s in snap.stages),
     )
+
+
+def _stage(
+    rota: Rota, organisation_id: str, role: str, number: int, at: datetime
+) -> tuple[OnCallOfficer, ...]:
+    """The officers on stage ``number`` of ``role`` (the one in turn first)."""
+    ask = getattr(rota, "who_is_on_call", None)
+    if ask is None:  # a host's rota that answers only on_call
+        officer = rota.on_call(organisation_id, role, at) if number == 1 else None
+        return (officer,) if officer is not None else ()
+    stage = ask(organisation_id, role, at).stage(number)
+    return tuple(stage.officers) if stage is not None else ()

@@ -46,18 +46,26 @@ __all__ = [
     "abandon",
     "acknowledge",
     "answer",
+    "attendance",
     "capture",
+    "chain_officers",
     "check_out",
     "choose",
     "close",
     "complete",
     "decide",
+    "decline",
+    "digits",
+    "extend",
+    "link_used",
     "message_failed",
     "message_sent",
     "offer",
     "phoned",
+    "replied",
     "timer_fired",
     "transfer_failed",
+    "unmatched_reply",
 ]
 
 PHONE_OUTCOMES = ("answered", "no_answer", "voicemail")
@@ -329,13 +337,21 @@ def _carry_out(
     if action.caller_sms and row.caller_number:
         tpl = option.template("actions", action_id, "caller_sms")
         if tpl is not None:
+            body = tpl.render(values)
+            if payload.get("untaken"):
+                # issue 7 defect 1: the caller is told the truth, not "passed to the contractor"
+                body = (
+                    f"Ref {row.reference}: we could not reach the on-call officer yet. We have "
+                    f"alerted {ctx.organisation.name}'s out-of-hours manager, who will contact "
+                    "you."
+                )
             result.message(
                 OutboundMessage(
                     organisation_id=row.organisation_id,
                     call_id=row.id,
                     channel="sms",
                     recipient=row.caller_number,
-                    body=tpl.render(values),
+                    body=body,
                     idempotency_key=f"{row.id}:caller-sms:{action_id}",
                     purpose=MessagePurpose.CALLER_SMS,
                     reference=row.reference,
@@ -524,6 +540,179 @@ def phoned(ctx: CallContext, referral: ReferralRow | None, outcome: str, by: str
     return result
 
 
+def decline(ctx: CallContext, referral: ReferralRow | None, by: str, *, how: str) -> StepResult:
+    """The alerted officer can't attend (issue 8 item 6): recorded, and the next stage is
+    alerted at once, not at the end of the wait (5.3.2). Past the last stage the holder's
+    backoff applies (a decline cannot spin the chain)."""
+    ref, _dest = _referral_move(ctx, referral, "alert", "decline")
+    if ref.state != "alerting":
+        raise InvalidTransition(ctx.row.id, ref.state, "decline", allowed=[])
+    result = _unchanged(ctx)
+    _decline(ctx, result, ref, by, how)
+    return result
+
+
+def _decline(ctx: CallContext, result: StepResult, ref: ReferralRow, by: str, how: str) -> None:
+    result.event(
+        EventKind.REFERRAL_DECLINED,
+        {"referral": ref.id, "run": ref.run_id, "stage": ref.stage, "by": by, "how": how},
+    )
+    result.cancel_timers(TimerKind.ESCALATION_WAIT)
+    _, info = alert(ctx, result, ref, stage=ref.stage + 1, reason=f"declined by {by}")
+    result.event(EventKind.REFERRAL_ESCALATED, info)
+
+
+def attendance(ctx: CallContext, referral: ReferralRow | None, what: str, by: str) -> StepResult:
+    """The contractor attended (``attended``) or completed (``completed``) the job of a
+    referral (audit item 7): recorded against it, whatever state its escalation is in."""
+    if referral is None or referral.kind != "refer" or what not in ("attended", "completed"):
+        raise InvalidTransition(ctx.row.id, ctx.row.state, f"record {what}", allowed=[])
+    result = _unchanged(ctx)
+    kind = EventKind.REFERRAL_ATTENDED if what == "attended" else EventKind.REFERRAL_COMPLETED
+    late = None
+    target = referral.snapshot.get("attendance_target_s")
+    if isinstance(target, int):
+        late = ctx.now > referral.started_at + timedelta(seconds=target)
+    result.event(kind, {"referral": referral.id, "by": by, "late": late})
+    return result
+
+
+def chain_officers(ctx: CallContext, ref: ReferralRow) -> dict[str, str]:
+    """Who is on ``ref``'s chain now, by normalised phone number: the holders of its stages'
+    roles and the organisation's last resort (an acknowledgement from anyone else does not
+    stop the escalation)."""
+    from oohcore.engine.escalation import Snapshot, holders, last_resort
+
+    snap = Snapshot.from_json(ref.snapshot)
+    people = [p for stage in snap.stages for p in holders(ctx, stage)]
+    final = last_resort(ctx, snap)[1]
+    if final is not None:
+        people.append(final)
+    out: dict[str, str] = {}
+    for person in people:
+        if person is not None and person.phone:
+            out.setdefault(digits(person.phone), person.id)
+    return out
+
+
+def digits(number: str) -> str:
+    """A phone number's digits, +44 read as 0 (to match a sender to a contact)."""
+    digits = "".join(c for c in number if c.isdigit())
+    return "0" + digits[2:] if digits.startswith("44") else digits
+
+
+def replied(
+    ctx: CallContext,
+    referral: ReferralRow | None,
+    *,
+    intent: str,
+    channel: str,
+    sender: str,
+) -> StepResult:
+    """A text reply quoting this call's reference (issue 8 item 6): from an officer on the
+    chain it acknowledges or declines the open referral; from anyone else, or for a referral
+    no longer open, it is recorded and answered, and the escalation goes on."""
+    result = _unchanged(ctx)
+    officer = chain_officers(ctx, referral).get(digits(sender)) if referral else None
+    is_open = referral is not None and referral.state == "alerting"
+    outcome = intent if officer and is_open else "off_chain" if is_open else "not_open"
+    result.event(
+        EventKind.INBOUND_RECEIVED,
+        {
+            "channel": channel,
+            "intent": intent,
+            "outcome": outcome,
+            "referral": referral.id if referral else None,
+            "officer": officer,
+        },
+        personal={"sender": sender},
+    )
+    if outcome == "ack" and referral is not None and officer is not None:
+        _finish_acknowledged(ctx, result, referral, "acknowledged", officer, how=channel)
+        answer = f"Thank you: {ctx.row.reference} is acknowledged."
+    elif outcome == "decline" and referral is not None and officer is not None:
+        _decline(ctx, result, referral, officer, channel)
+        answer = f"Thank you: {ctx.row.reference} has gone to the next on-call stage."
+    elif outcome == "off_chain":
+        answer = (
+            f"Thank you. {ctx.row.reference} is with the on-call officer; your message has been "
+            "recorded."
+        )
+    else:
+        answer = f"Thank you. {ctx.row.reference} needs no reply now; your message is recorded."
+    result.message(
+        reply_message(ctx.row.organisation_id, ctx.row.id, channel, sender, answer, ctx.now)
+    )
+    return result
+
+
+def link_used(
+    ctx: CallContext, referral: ReferralRow, officer: str, action: str, nonce: str
+) -> StepResult:
+    """A verified signed link was opened (issue 8 item 6; :mod:`oohcore.engine.links`): its
+    use is recorded with its nonce (so it works once); for an officer on the chain of a
+    referral still alerting it acknowledges or declines, otherwise it changes nothing."""
+    result = _unchanged(ctx)
+    on_chain = officer in chain_officers(ctx, referral).values()
+    is_open = referral.state == "alerting"
+    outcome = action if on_chain and is_open else "off_chain" if is_open else "not_open"
+    result.event(
+        EventKind.REFERRAL_LINK_USED,
+        {
+            "referral": referral.id,
+            "officer": officer,
+            "action": action,
+            "nonce": nonce,
+            "outcome": outcome,
+        },
+    )
+    if outcome == "ack":
+        _finish_acknowledged(ctx, result, referral, "acknowledged", officer, how="link")
+    elif outcome == "decline":
+        _decline(ctx, result, referral, officer, "link")
+    return result
+
+
+def reply_message(
+    organisation_id: str, call_id: str | None, channel: str, sender: str, body: str, at: datetime
+) -> OutboundMessage:
+    """The polite answer to an inbound message."""
+    return OutboundMessage(
+        organisation_id=organisation_id,
+        call_id=call_id,
+        channel=channel,
+        recipient=sender,
+        body=body,
+        idempotency_key=f"reply:{call_id or '-'}:{digits(sender)}:{at.isoformat()}",
+        purpose=MessagePurpose.REPLY,
+    )
+
+
+def unmatched_reply(
+    organisation_id: str, channel: str, sender: str, intent: str, now: datetime
+) -> StepResult:
+    """A message that names no call of the organisation (unknown reference, or not understood):
+    recorded and answered politely, never an error."""
+    result = StepResult(call=None, at=now, organisation_id=organisation_id, call_id="")
+    result.event(
+        EventKind.INBOUND_RECEIVED,
+        {"channel": channel, "intent": intent, "outcome": "unmatched", "referral": None},
+        personal={"sender": sender},
+    )
+    result.message(
+        reply_message(
+            organisation_id,
+            None,
+            channel,
+            sender,
+            "Sorry, we could not match your message to a referral. Reply ACK or NO with the "
+            "reference, e.g. ACK K7M-3QX-F.",
+            now,
+        )
+    )
+    return result
+
+
 def _stage_role(ref: ReferralRow) -> str:
     stages = ref.snapshot["stages"]
     role: str = stages[min(max(ref.stage, 0), len(stages) - 1)]["role"]
@@ -596,14 +785,122 @@ def timer_fired(
         _, info = alert(ctx, result, referral, stage=referral.stage + 1, reason="not acknowledged")
         result.event(EventKind.REFERRAL_ESCALATED, info)
         return result
-    if timer.kind == TimerKind.LONE_WORKER_EXPIRY:
+    if timer.kind in _LONE_WORKER_TIMERS:
         if referral.state != "watching":
             return _stale(ctx, timer, f"the watch is {referral.state}")
-        result = _unchanged(ctx)
-        _, info = alert(ctx, result, referral, stage=0, reason="overdue")
-        result.event(EventKind.LONE_WORKER_ALERT, info)
-        return result
+        return _lone_worker_timer(ctx, timer, referral)
     return _stale(ctx, timer, f"unknown timer kind {timer.kind}")
+
+
+_LONE_WORKER_TIMERS = (
+    TimerKind.LONE_WORKER_REMINDER,
+    TimerKind.LONE_WORKER_EXPIRY,
+    TimerKind.LONE_WORKER_RED,
+)
+
+
+def _to_worker(
+    ctx: CallContext, result: StepResult, watch: ReferralRow, what: str, body: str
+) -> list[str]:
+    """A text to the lone worker (and, for the amber alert, their buddy)."""
+    snap = watch.snapshot
+    people = [snap.get("worker_phone")]
+    if what == "amber":
+        people.append(snap.get("buddy_phone"))
+    sent = []
+    for number in people:
+        if not isinstance(number, str) or not number:
+            continue
+        sent.append(number)
+        result.message(
+            OutboundMessage(
+                organisation_id=watch.organisation_id,
+                call_id=watch.call_id,
+                channel="sms",
+                recipient=number,
+                body=body,
+                idempotency_key=f"{watch.id}:{watch.run_id}:{what}:{number}:{ctx.now.isoformat()}",
+                purpose=MessagePurpose.LONE_WORKER_ALERT,
+                reference=ctx.row.reference,
+                meta={"referral": watch.id, "run": watch.run_id, "level": what},
+            )
+        )
+    return sent
+
+
+def _lone_worker_timer(ctx: CallContext, timer: TimerRow, watch: ReferralRow) -> StepResult:
+    """A lone-worker session's timers (5.2.3.6, issue 8 item 8): the reminder before the
+    visit's end; at the end plus grace the amber alert to the worker (and buddy) when the
+    option asks one, else at once the red alert; the red alert starts the escalation."""
+    result = _unchanged(ctx)
+    ref = ctx.row.reference
+    ends = watch.deadline_at
+    if timer.kind == TimerKind.LONE_WORKER_REMINDER:
+        sent = _to_worker(
+            ctx,
+            result,
+            watch,
+            "reminder",
+            f"Ref {ref}: your visit is due to end soon. Reply OK when you are safe, or "
+            "EXTEND 30 for more time.",
+        )
+        result.event(
+            EventKind.LONE_WORKER_REMINDER,
+            {"referral": watch.id, "ends_at": ends.isoformat() if ends else None},
+            personal={"to": sent},
+        )
+        return result
+    amber = watch.snapshot.get("amber_s")
+    if timer.kind == TimerKind.LONE_WORKER_EXPIRY and amber is not None:
+        sent = _to_worker(
+            ctx,
+            result,
+            watch,
+            "amber",
+            f"AMBER Ref {ref}: you have not checked out. Reply OK now if you are safe; the "
+            "urgent escalation starts soon.",
+        )
+        result.timer(
+            TimerKind.LONE_WORKER_RED,
+            ctx.now + timedelta(seconds=amber),
+            f"{watch.id}:{watch.run_id}:red:{ctx.now.isoformat()}",
+            {"referral": watch.id, "run": watch.run_id},
+        )
+        result.event(
+            EventKind.LONE_WORKER_AMBER,
+            {"referral": watch.id, "red_at": (ctx.now + timedelta(seconds=amber)).isoformat()},
+            personal={"to": sent},
+        )
+        return result
+    _, info = alert(ctx, result, watch, stage=0, reason="overdue")
+    result.event(EventKind.LONE_WORKER_ALERT, {**info, "level": "red"})
+    return result
+
+
+def extend(ctx: CallContext, watch: ReferralRow | None, minutes: int, by: str) -> StepResult:
+    """The lone worker needs more time (issue 8 item 8): the visit's end moves ``minutes``
+    on from now or from its end, whichever is later; its reminder and expiry are set again.
+    A watch already alerting cannot be extended (a manager acknowledges or checks out)."""
+    from oohcore.engine.actions.lone_worker import set_watch_timers
+    from oohcore.engine.errors import EngineError
+
+    if watch is None or watch.kind != "lone_worker" or watch.state != "watching":
+        state = watch.state if watch is not None else ctx.row.state
+        raise InvalidTransition(ctx.row.id, state, "extend", allowed=[])
+    if not 0 < minutes <= 240:
+        raise EngineError(f"extend by 1 to 240 minutes, not {minutes}")
+    grace = timedelta(seconds=watch.snapshot.get("grace_s", 0))
+    old_end = (watch.deadline_at or ctx.now) - grace
+    ends = max(old_end, ctx.now) + timedelta(minutes=minutes)
+    result = _unchanged(ctx)
+    result.cancel_timers(None)
+    after = change_referral(result, watch, deadline_at=ends + grace)
+    set_watch_timers(result, after, ctx.now, ends)
+    result.event(
+        EventKind.LONE_WORKER_EXTENDED,
+        {"referral": watch.id, "minutes": minutes, "ends_at": ends.isoformat(), "by": by},
+    )
+    return result
 
 
 def _ivr_no_choice(ctx: CallContext, timer: TimerRow) -> StepResult:

@@ -74,6 +74,9 @@ class NextStep:
     information: str | None = None
     fallback: str | None = None  # a transfer's fallback action, if the transfer fails (5.2.3.2)
     phone: bool = False  # the handler phones the officer and records the outcome (5.2.3.3)
+    untaken: bool = False
+    """Nobody on the rota holds any stage of the referral (issue 7 defect 1): completing it
+    alerts the organisation's last resort (``contact``) at once and tells the caller so."""
 
 
 @dataclass(frozen=True, slots=True)

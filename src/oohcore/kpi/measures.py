@@ -694,12 +694,17 @@ _DETAIL_KEYS = ("reason", "error", "role", "stage", "channel")
 def escalation_failures(
     conn: Connection, organisation_id: str, period: Period, timezone: str
 ) -> list[EscalationFailure]:
-    """No officer found, or a message that failed for good (11.7.6, 6.4e)."""
+    """No officer found, a referral nobody on the rota could take (its last resort alerted),
+    or a message that failed for good (11.7.6, 6.4e)."""
     import json
 
     start, end = period.utc_bounds(timezone)
     e = events.c
-    kinds = (str(EventKind.REFERRAL_NO_OFFICER), str(EventKind.MESSAGE_FAILED))
+    kinds = (
+        str(EventKind.REFERRAL_NO_OFFICER),
+        str(EventKind.MESSAGE_FAILED),
+        str(EventKind.REFERRAL_UNTAKEN),  # nobody on the rota could take it (issue 7 defect 1)
+    )
     query = (
         select(e.at, e.kind, e.payload, calls.c.reference, calls.c.service_option)
         .select_from(events.outerjoin(calls, calls.c.id == e.call_id))

@@ -31,9 +31,13 @@ from oohcore.rulesets import conditions as c
 from oohcore.rulesets.compiler import ServiceOption
 from oohcore.rulesets.models import (
     Action,
+    EscalationPolicy,
     Hours,
     LoneWorker,
     OutOfScope,
+    PolicyNotify,
+    PolicyRepeat,
+    PolicyWait,
     Refer,
     Resolve,
     RotaRole,
@@ -119,33 +123,77 @@ class EscalationStep:
 
 
 def escalation_steps(
-    action: Refer | LoneWorker, roles: Mapping[str, RotaRole]
+    action: Refer | LoneWorker,
+    roles: Mapping[str, RotaRole],
+    policies: Mapping[str, EscalationPolicy] | None = None,
 ) -> tuple[EscalationStep, ...]:
     """The chain an action's referral runs through, first holder first (5.3.2, 6.4e).
 
     A referral's chain is its own rota role (acknowledge within ``acknowledge_within``), then
-    its escalation stages; a lone worker's is its escalation stages (5.2.3.6). The last step's
-    holder keeps the call (audit item 9). This is the one place that reads today's compiled
-    escalation (stage lists on the action), so a named escalation policy can replace it here.
+    its escalation stages — or, for a refer action naming a ``policy``, that named escalation
+    policy's steps (issue 8 item 5: notify a stage or a contact, wait, repeat); a lone
+    worker's is its escalation stages (5.2.3.6). The last step's holder keeps the call (audit
+    item 9), and after it the policy's re-alert backoff applies.
     """
     out: list[EscalationStep] = []
 
-    def step(role_id: str, channels: Sequence[str], wait: timedelta, say: str | None) -> None:
+    def step(
+        role_id: str, channels: Sequence[str], wait: timedelta, say: str | None, who: str = ""
+    ) -> None:
         role = roles.get(role_id)
+        kind = role.kind.value if role else "contact"
         out.append(
             EscalationStep(
                 role_id,
-                role.name if role else role_id,
-                role.kind.value if role else "unknown",
+                (role.name if role else role_id) + who,
+                kind,
                 tuple(channels),
                 wait,
                 say,
             )
         )
 
-    if isinstance(action, Refer):
+    policy = (
+        (policies or {}).get(action.policy) if isinstance(action, Refer) and action.policy else None
+    )
+    if policy is not None:
+        for item in policy.steps:
+            if isinstance(item, PolicyNotify):
+                target = item.notify or item.contact or ""
+                who = (
+                    f", stage {item.stage}, {'everyone on it' if item.who == 'everyone' else 'next in turn'}"
+                    if item.notify
+                    else ""
+                )
+                step(target, [ch.value for ch in item.channels], timedelta(0), None, who)
+            elif isinstance(item, PolicyWait) and out:
+                last = out[-1]
+                out[-1] = EscalationStep(
+                    last.role_id,
+                    last.role_name,
+                    last.role_kind,
+                    last.channels,
+                    last.wait + item.wait,
+                    last.say,
+                )
+            elif isinstance(item, PolicyRepeat):
+                out.append(
+                    EscalationStep(
+                        "repeat",
+                        f"the steps above, {item.repeat} more time(s)",
+                        "repeat",
+                        (),
+                        timedelta(0),
+                        None,
+                    )
+                )
+        return tuple(out)
+    if isinstance(action, Refer) and action.rota_role is not None:
         step(
-            action.rota_role, [ch.value for ch in action.channels], action.acknowledge_within, None
+            action.rota_role,
+            [ch.value for ch in action.channels or ()],
+            action.acknowledge_within,
+            None,
         )
     for stage in action.escalation:
         step(stage.rota_role, [ch.value for ch in stage.channels], stage.wait, stage.say)
@@ -288,6 +336,7 @@ def build_chart(
     roles: Mapping[str, RotaRole],
     directory: Mapping[str, ContactDetails],
     generated: date,
+    policies: Mapping[str, EscalationPolicy] | None = None,
 ) -> Chart:
     """The flowchart of ``option``: hours, script, decision, actions and escalations."""
     nodes: list[Node] = []
@@ -345,7 +394,7 @@ def build_chart(
         body = "\n".join(_wrap(line) for line in action_lines(action, directory, option.time_limit))
         node(f"action_{_safe(aid)}", f"{head}\n{body}", "action")
         if isinstance(action, Refer | LoneWorker):
-            _escalation(option, aid, action, roles, node, edges)
+            _escalation(option, aid, action, roles, node, edges, policies)
         if isinstance(action, Transfer) and action.fallback:
             edges.append(
                 Edge(
@@ -381,9 +430,10 @@ def _escalation(
     roles: Mapping[str, RotaRole],
     add: Callable[[str, str, Shape], str],
     edges: list[Edge],
+    policies: Mapping[str, EscalationPolicy] | None = None,
 ) -> None:
     """The escalation of ``aid`` as stage nodes, ending at its last holder (audit item 9)."""
-    steps = escalation_steps(action, roles)
+    steps = escalation_steps(action, roles, policies)
     prev = f"action_{_safe(aid)}"
     first_label = "refer to" if isinstance(action, Refer) else "no call-out in time"
     for j, s in enumerate(steps):

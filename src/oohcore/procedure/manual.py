@@ -87,6 +87,7 @@ def _inline_svg(option: ServiceOption, organisation: Organisation, generated: da
         roles=organisation.rota_roles,
         directory=organisation.directory,
         generated=generated,
+        policies=organisation.escalation_policies,
     )
     svg = render(chart, "svg").decode("utf-8")
     return svg[svg.index("<svg") :]
@@ -162,7 +163,9 @@ def _option_section(
         )
         out.append("</ul>")
         if isinstance(action, Refer | LoneWorker):
-            steps = escalation_steps(action, organisation.rota_roles)
+            steps = escalation_steps(
+                action, organisation.rota_roles, organisation.escalation_policies
+            )
             out.append(
                 "<table><tr><th>Step</th><th>Who</th><th>How</th><th>Acknowledge within</th>"
             )

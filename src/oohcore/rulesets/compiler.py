@@ -35,9 +35,11 @@ from oohcore.rulesets.models import (
     MAX_NO_CHOICE_WAIT,
     WEEKDAYS,
     AccessNumber,
+    AckLinks,
     Action,
     DirectoryEntry,
     DirectoryFile,
+    EscalationPolicy,
     EscalationStage,
     Hours,
     IvrMenu,
@@ -46,6 +48,7 @@ from oohcore.rulesets.models import (
     OrganisationFile,
     OutOfScope,
     OutOfScopeResponse,
+    PolicyNotify,
     Priorities,
     PriorityMode,
     Question,
@@ -78,6 +81,11 @@ BUILTIN_FIELDS: Mapping[str, FieldType] = MappingProxyType(
         "caller_number": FieldType(Type.STRING, description="the number the caller rang from"),
         "duplicate": FieldType(
             Type.BOOL, description="an earlier call about the same issue was found (5.2.7)"
+        ),
+        "attendance_overdue": FieldType(
+            Type.BOOL,
+            description="the earlier call's referral is past its attendance_target with no "
+            "attendance recorded (audit item 7)",
         ),
     }
 )
@@ -201,6 +209,15 @@ class Organisation:
     feed_options: frozenset[str] = frozenset()
     """The service options whose requests go to the organisation's feed when a call closes
     (7.8); empty: no feed."""
+    last_resort: str = ""
+    """Alerted at once when nobody on the rota can take a referral (issue 7 defect 1): a rota
+    role id or a directory contact id (``last_resort`` in organisation.yaml)."""
+    escalation_policies: Mapping[str, EscalationPolicy] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """Named escalation policies (issue 8 item 5), snapshotted into each referral using one."""
+    ack_links: AckLinks | None = None
+    """Where the key of its signed acknowledgement links is, and how long they last."""
     directory: Mapping[str, DirectoryEntry] = field(default_factory=lambda: MappingProxyType({}))
     """The directory as the files give it (the organisation's entries over the catalogue's):
     what :func:`oohcore.directory.seed` puts in the store. At run time the store's entries are
@@ -306,6 +323,8 @@ class OptionContext:
     option names must be reachable (a catalogue may leave a number to each organisation)."""
     out_of_scope_categories: frozenset[str]
     address_fields: frozenset[str]  # fields of type address: their UPRN may be known (7.11)
+    policies: Mapping[str, EscalationPolicy] | None = None
+    """The organisation's escalation policies (None: not known here, not checked)."""
 
 
 def _field_type(q: Question) -> FieldType:
@@ -330,6 +349,7 @@ def compile_service_option(
     version: str,
     directory: Mapping[str, DirectoryEntry] | None = None,
     organisation_directory: str | None = None,
+    policies: Mapping[str, EscalationPolicy] | None = None,
 ) -> tuple[ServiceOption | None, list[Problem]]:
     """Check ``model`` (from ``source``) in its organisation and compile it.
 
@@ -343,6 +363,7 @@ def compile_service_option(
         roles=roles,
         directory=directory,
         organisation_directory=organisation_directory,
+        policies=policies,
         out_of_scope_categories=out_of_scope_categories,
         address_fields=frozenset(
             q.field for q in model.script.questions if q.type is QuestionType.address
@@ -629,8 +650,19 @@ def _check_transfer(ctx: OptionContext, path: PathKey, action: Transfer) -> None
 
 def _check_refer(ctx: OptionContext, path: PathKey, action: Refer) -> None:
     """5.2.3.3: a role of the rota, an escalation ending at an officer, the UPRN (7.11)."""
-    _check_role(ctx.report, (*path, "rota_role"), action.rota_role, ctx.roles)
-    _check_escalation(ctx.report, path, action.escalation, ctx.roles)
+    if action.policy is not None:
+        if ctx.policies is not None and action.policy not in ctx.policies:
+            known = ", ".join(sorted(ctx.policies)) or "none"
+            ctx.report.add(
+                (*path, "policy"),
+                f"unknown escalation policy {action.policy!r}; declare it under "
+                f"escalation_policies in organisation.yaml (known: {known})",
+                "unknown-policy",
+            )
+    else:
+        assert action.rota_role is not None
+        _check_role(ctx.report, (*path, "rota_role"), action.rota_role, ctx.roles)
+        _check_escalation(ctx.report, path, action.escalation, ctx.roles)
     _check_uprn(ctx, path, action.message, ("sms", "body"))
 
 
@@ -859,10 +891,20 @@ def check_directory(source: Source, model: DirectoryFile, *, organisation: bool)
 
 
 def check_organisation(
-    source: Source, model: OrganisationFile, option_ids: set[str]
+    source: Source,
+    model: OrganisationFile,
+    option_ids: set[str],
+    *,
+    roles: Mapping[str, RotaRole] | None = None,
+    directory: Mapping[str, DirectoryEntry] | None = None,
 ) -> list[Problem]:
-    """Routing and references of ``organisation.yaml`` (7.1.2–7.1.5)."""
+    """Routing and references of ``organisation.yaml`` (7.1.2–7.1.5), and its last resort
+    (issue 7 defect 1: a rota role or a directory contact that exists)."""
     r = _Report(source)
+    if roles is not None and directory is not None:
+        _check_last_resort(r, model.last_resort, roles, directory)
+        for name, policy in model.escalation_policies.items():
+            _check_policy(r, ("escalation_policies", name), policy, roles, directory)
     _check_timezone(r, model.timezone)
     menus = _check_ivr_menus(r, model.ivr_menus, option_ids)
     _check_access_numbers(r, model.access_numbers, menus, option_ids)
@@ -871,6 +913,79 @@ def check_organisation(
         for i, option_id in enumerate(model.feed.service_options):
             _check_option_ref(r, ("feed", "service_options", i), option_id, option_ids)
     return r.problems
+
+
+def _check_last_resort(
+    r: _Report,
+    last_resort: str,
+    roles: Mapping[str, RotaRole],
+    directory: Mapping[str, DirectoryEntry],
+) -> None:
+    if last_resort in roles:
+        return
+    entry = directory.get(last_resort)
+    if entry is None:
+        r.add(
+            ("last_resort",),
+            f"last_resort {last_resort!r} is neither a rota role nor a directory contact; name "
+            "who is alerted when nobody on the rota can take a referral (e.g. duty-manager)",
+            "unknown-last-resort",
+        )
+    elif entry.number is None and entry.email is None:
+        r.add(
+            ("last_resort",),
+            f"last_resort {last_resort!r} has no number or email in the directory: it could "
+            "never be alerted",
+            "unreachable-last-resort",
+        )
+
+
+def _check_policy(
+    r: _Report,
+    path: PathKey,
+    policy: EscalationPolicy,
+    roles: Mapping[str, RotaRole],
+    directory: Mapping[str, DirectoryEntry],
+) -> None:
+    """Issue 8 item 5, audit item 9: every role and contact a policy names exists, and its
+    last notify step names someone who holds the call (a rota role of kind officer or manager,
+    or a directory contact with a number or email): it can never end with nobody told."""
+    last: tuple[int, PolicyNotify] | None = None
+    for i, step in enumerate(policy.steps):
+        if not isinstance(step, PolicyNotify):
+            continue
+        last = (i, step)
+        if step.notify is not None:
+            _check_role(r, (*path, "steps", i, "notify"), step.notify, roles)
+        elif step.contact not in directory:
+            r.add(
+                (*path, "steps", i, "contact"),
+                f"unknown contact {step.contact!r}; add it to directory.yaml",
+                "unknown-contact",
+            )
+    if last is None:
+        r.add(
+            (*path, "steps"),
+            "this policy notifies nobody: it needs a notify step naming who holds the call",
+            "policy-nobody-told",
+        )
+        return
+    i, step = last
+    role = roles.get(step.notify) if step.notify is not None else None
+    entry = directory.get(step.contact) if step.contact is not None else None
+    holds = (role is not None and role.kind in (RoleKind.officer, RoleKind.manager)) or (
+        entry is not None and (entry.number is not None or entry.email is not None)
+    )
+    known = role is not None or entry is not None
+    if known and not holds:
+        what = f"{role.id!r}, a {role.kind.value}" if role is not None else repr(step.contact)
+        r.add(
+            (*path, "steps", i),
+            f"the policy's last notify step goes to {what}; it must name someone who holds the "
+            "call (an officer or manager role, or a directory contact with a number or email), "
+            "so the policy never ends with nobody told (audit item 9)",
+            "policy-end",
+        )
 
 
 def _check_timezone(r: _Report, timezone: str) -> None:
@@ -1044,6 +1159,9 @@ def compile_organisation(
         high_call_volume=priorities.waiting_calls if isinstance(priorities, Priorities) else None,
         ivr=MappingProxyType({m.id: _compile_menu(m) for m in model.ivr_menus}),
         feed_options=_feed_options(model, service_options),
+        last_resort=model.last_resort,
+        ack_links=model.ack_links,
+        escalation_policies=MappingProxyType(dict(model.escalation_policies)),
         directory=MappingProxyType(dict(directory)),
     )
 

@@ -618,6 +618,7 @@ def _load_option(
         version=version,
         directory=header.directory,
         organisation_directory=str(folder / DIRECTORY_FILE) if org_model else None,
+        policies=org_model.escalation_policies if org_model else None,
     )
     session.problems.extend(problems)
     return option
@@ -672,7 +673,13 @@ def _load_folder(
     if header.source is not None and org_model is not None:
         # an option file with its own errors still exists: routing to it is not also an error
         option_ids = set(files) | {p.stem for p in option_files}
-        routing = check_organisation(header.source, org_model, option_ids)
+        routing = check_organisation(
+            header.source,
+            org_model,
+            option_ids,
+            roles=header.roles or {},
+            directory=header.directory,
+        )
         session.problems.extend(routing)
         if any(p.severity == "error" for p in routing):
             return None

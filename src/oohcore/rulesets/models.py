@@ -21,6 +21,7 @@ from pydantic import (
     GetCoreSchemaHandler,
     PlainSerializer,
     WithJsonSchema,
+    model_validator,
 )
 from pydantic_core import core_schema
 
@@ -330,6 +331,15 @@ class Priorities(_Model):
     )
 
 
+class AckLinks(_Model):
+    """One-time signed acknowledgement links (issue 8 item 6): the key is read from the
+    environment variable ``key_env`` (never written in the ruleset); a link is valid for
+    ``valid_for`` and once only."""
+
+    key_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]{0,63}$")]
+    valid_for: Duration = Field(default=timedelta(hours=12))
+
+
 class OrganisationFile(_Model):
     """``organisation.yaml``: one Participating Organisation (13.3)."""
 
@@ -341,6 +351,19 @@ class OrganisationFile(_Model):
     referral_time_limit: Duration = Field(
         default=timedelta(minutes=10),
         description="Default time to pass on a valid service request (6.4b: 10 minutes).",
+    )
+    last_resort: Id = Field(
+        description="Who is alerted at once when nobody on the rota can take a referral, and "
+        "who holds an escalation that runs out of holders (issue 7 defect 1, audit item 9, "
+        "5.3.2): a rota role of this organisation or a contact of its directory, e.g. "
+        "'duty-manager'. Every organisation must name one."
+    )
+    escalation_policies: dict[Id, EscalationPolicy] = Field(
+        default_factory=dict,
+        description="Named escalation procedures any refer action may use (issue 8 item 5).",
+    )
+    ack_links: AckLinks | None = Field(
+        default=None, description="Signed acknowledgement links in alerts (issue 8 item 6)."
     )
     rota_roles: list[RotaRole] = Field(default_factory=list)
     access_numbers: list[AccessNumber] = Field(default_factory=list)
@@ -536,6 +559,20 @@ class EscalationStage(_Model):
     say: Template | None = None
 
 
+class Backoff(_Model):
+    """How the holder of an exhausted escalation is re-alerted (audit item 9, 5.3.2): the
+    first re-alert comes after the last stage's wait, the second ``first`` after it, each
+    later wait ``factor`` times the one before, never longer than ``max`` (not every few
+    minutes all night). Every re-alert is recorded (``referral.escalated``, ``repeat: true``)."""
+
+    first: Duration | None = Field(
+        default=None,
+        description="The wait after the first re-alert; the last stage's wait if absent.",
+    )
+    factor: float = Field(default=2.0, ge=1.0, le=10.0)
+    max: Duration = Field(default=timedelta(hours=1))
+
+
 class _Action(_Model):
     name: str | None = None
     say: Template | None = Field(
@@ -583,12 +620,61 @@ class Transfer(_Action):
     )
 
 
+class PolicyNotify(_Model):
+    """A step of an escalation policy: alert a stage of a rota role (the next person in turn,
+    or everyone on it), or a directory contact (issue 8 item 5)."""
+
+    notify: Id | None = Field(default=None, description="A rota role.")
+    contact: ContactId | None = Field(default=None, description="A directory contact instead.")
+    stage: int = Field(default=1, ge=1, le=9, description="Which stage of the role's rota.")
+    who: Literal["in_turn", "everyone"] = "in_turn"
+    channels: Annotated[list[Channel], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _one_target(self) -> PolicyNotify:
+        if (self.notify is None) == (self.contact is None):
+            raise ValueError("a notify step names either 'notify' (a rota role) or 'contact'")
+        return self
+
+
+class PolicyWait(_Model):
+    """Wait this long for an acknowledgement before the next step."""
+
+    wait: Duration
+
+
+class PolicyRepeat(_Model):
+    """Go through the steps before this one again, ``repeat`` more times."""
+
+    repeat: int = Field(ge=1, le=10)
+
+
+class EscalationPolicy(_Model):
+    """A named escalation procedure of the organisation, reusable by any refer action
+    (``policy: <name>``; 5.3.2, 6.4e, audit items 8-9, issue 8 item 5). Its last notify step
+    must name someone who holds the call: a rota role of kind officer or manager, or a
+    directory contact."""
+
+    description: str | None = None
+    steps: Annotated[list[PolicyNotify | PolicyWait | PolicyRepeat], Field(min_length=1)]
+    realert: Backoff = Field(default_factory=Backoff)
+
+
 class Refer(_Action):
     """Refer to the on-call officer found from the rota (5.2.3.3, 7.5)."""
 
     kind: Literal["refer"]
-    rota_role: Id
-    channels: Annotated[list[Channel], Field(min_length=1)]
+    rota_role: Id | None = Field(
+        default=None, description="The role alerted first; or name a 'policy' instead."
+    )
+    policy: Id | None = Field(
+        default=None,
+        description="An escalation policy of organisation.yaml (escalation_policies) that "
+        "gives the whole chain instead of rota_role and escalation.",
+    )
+    channels: list[Channel] = Field(
+        default_factory=list, description="For rota_role: how it is alerted (one at least)."
+    )
     time_limit: Duration | None = Field(
         default=None,
         description="Time to pass on the request; the organisation's default when absent (6.4b).",
@@ -596,6 +682,24 @@ class Refer(_Action):
     acknowledge_within: Duration = Field(default=timedelta(minutes=15))
     message: Message = Field(default_factory=Message)
     escalation: list[EscalationStage] = Field(default_factory=list)
+    realert: Backoff = Field(default_factory=Backoff)
+    attendance_target: Duration | None = Field(
+        default=None,
+        description="The contractor's attendance target (e.g. 4h for housing repairs, audit "
+        "item 7): a call back after it with no attendance recorded reads attendance_overdue.",
+    )
+
+    @model_validator(mode="after")
+    def _role_or_policy(self) -> Refer:
+        if (self.rota_role is None) == (self.policy is None):
+            raise ValueError(
+                "a refer action names either 'rota_role' (with 'escalation') or 'policy'"
+            )
+        if self.policy is not None and self.escalation:
+            raise ValueError("'escalation' stages come from the policy; give one or the other")
+        if self.rota_role is not None and not self.channels:
+            raise ValueError("a refer action with 'rota_role' needs 'channels' (one at least)")
+        return self
 
 
 class Resolve(_Action):
@@ -633,6 +737,18 @@ class LoneWorker(_Action):
     visit_length: Duration = Field(description="The pre-agreed time by which they must call out.")
     grace: Duration = Field(default=timedelta(minutes=5))
     escalation: Annotated[list[EscalationStage], Field(min_length=1)]
+    realert: Backoff = Field(default_factory=Backoff)
+    reminder: Duration | None = Field(
+        default=None,
+        description="A text to the worker this long before the visit's end: reply OK to "
+        "check out or EXTEND 30 (issue 8 item 8).",
+    )
+    amber: Duration | None = Field(
+        default=None,
+        description="With it, the visit's end plus grace sends an amber alert to the worker "
+        "(and buddy), and the red alert (the escalation) follows this long after; without it "
+        "the escalation starts at the end plus grace.",
+    )
 
 
 Action = Annotated[

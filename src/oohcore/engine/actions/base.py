@@ -24,6 +24,7 @@ class Description:
     information: str | None = None
     fallback: str | None = None
     phone: bool = False
+    untaken: bool = False  # nobody on the rota can take it: the last resort is the contact
 
 
 class ActionHandler(Protocol):

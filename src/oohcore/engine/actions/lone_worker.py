@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from oohcore.engine.actions.base import Description
 from oohcore.engine.context import CallContext
 from oohcore.engine.escalation import add_referral, open_referral, snapshot
 from oohcore.engine.result import StepResult
+from oohcore.engine.rows import ReferralRow
 from oohcore.rulesets.models import LoneWorker
 from oohcore.vocabulary import EventKind, TimerKind
 
@@ -30,6 +32,27 @@ def staff_of(values: Mapping[str, Any]) -> str | None:
     return str(staff).strip().casefold() if staff else None
 
 
+def set_watch_timers(result: StepResult, watch: ReferralRow, now: datetime, ends: datetime) -> None:
+    """The session's timers for a visit ending at ``ends``: the reminder before it (when the
+    option asks one and it is still ahead) and the expiry at the end plus grace."""
+    snap = watch.snapshot
+    tag = ends.isoformat()
+    reminder = snap.get("reminder_s")
+    if reminder is not None and ends - timedelta(seconds=reminder) > now:
+        result.timer(
+            TimerKind.LONE_WORKER_REMINDER,
+            ends - timedelta(seconds=reminder),
+            f"{watch.id}:{watch.run_id}:reminder:{tag}",
+            {"referral": watch.id, "run": watch.run_id},
+        )
+    result.timer(
+        TimerKind.LONE_WORKER_EXPIRY,
+        ends + timedelta(seconds=snap.get("grace_s", 0)),
+        f"{watch.id}:{watch.run_id}:expiry:{tag}",
+        {"referral": watch.id, "run": watch.run_id},
+    )
+
+
 def carry_out(
     ctx: CallContext,
     action_id: str,
@@ -41,14 +64,18 @@ def carry_out(
     due = ctx.now + action.visit_length + action.grace
     watch = open_referral(ctx, "lone_worker", action_id, snap, state="watching", deadline=due)
     staff = staff_of(values)
-    watch = replace(watch, snapshot={**watch.snapshot, "staff": staff})
+    session = {
+        "staff": staff,
+        # the session (issue 8 item 8): the worker's contact, an optional buddy, its timings
+        "worker_phone": values.get("contact_phone") or values.get("phone") or ctx.row.caller_number,
+        "buddy_phone": values.get("buddy_phone"),
+        "grace_s": int(action.grace.total_seconds()),
+        "reminder_s": None if action.reminder is None else int(action.reminder.total_seconds()),
+        "amber_s": None if action.amber is None else int(action.amber.total_seconds()),
+    }
+    watch = replace(watch, snapshot={**watch.snapshot, **session})
     add_referral(result, watch)
-    result.timer(
-        TimerKind.LONE_WORKER_EXPIRY,
-        due,
-        f"{watch.id}:{watch.run_id}:expiry",
-        {"referral": watch.id, "run": watch.run_id},
-    )
+    set_watch_timers(result, watch, ctx.now, ctx.now + action.visit_length)
     result.event(
         EventKind.LONE_WORKER_CHECKED_IN,
         {"referral": watch.id, "run": watch.run_id, "expires_at": due.isoformat()},

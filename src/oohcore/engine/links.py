@@ -1,0 +1,118 @@
+"""One-time signed acknowledgement links (issue 8 item 6, 5.3.2).
+
+A link lets an alerted officer acknowledge (or decline) a referral from the alert itself. The
+host serves the URL and passes the token it carries to
+:meth:`~oohcore.engine.facade.Engine.follow_link`. The token is
+``<payload>.<signature>``, both base64url: the payload names the organisation, referral, run,
+officer, what the link does (``ack`` or ``decline``), its expiry and a random nonce; the
+signature is HMAC-SHA256 over the payload with the organisation's key (the environment variable
+named by ``ack_links.key_env`` in organisation.yaml: the key is never in the ruleset).
+
+A token is refused (:class:`LinkRefused`) when its signature does not verify, when it has
+expired, or when it was used before: its nonce is recorded in the event of its use, and a
+second use of the same nonce is refused (single use). A link of an earlier run of the referral
+(a restarted escalation) is stale and refused too.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from oohcore.engine.errors import EngineError
+
+__all__ = ["ACTIONS", "LinkRefused", "LinkToken", "sign", "verify"]
+
+ACTIONS = ("ack", "decline")
+MAX_TOKEN = 2048  # a token longer than this is refused before anything is decoded
+
+
+class LinkRefused(EngineError):
+    """The link is not valid: bad signature, expired, used before, or of another run."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkToken:
+    organisation_id: str
+    referral_id: str
+    run_id: str
+    officer: str
+    action: str
+    expires_at: datetime
+    nonce: str
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(key: bytes, payload: str) -> str:
+    return _b64(hmac.new(key, payload.encode("ascii"), hashlib.sha256).digest())
+
+
+def sign(key: bytes, token: LinkToken) -> str:
+    """The signed token for ``token`` (a new nonce is the caller's: see :func:`new_token`)."""
+    if token.action not in ACTIONS:
+        raise EngineError(f"a link does {' or '.join(ACTIONS)}, not {token.action!r}")
+    body = {
+        "o": token.organisation_id,
+        "r": token.referral_id,
+        "u": token.run_id,
+        "b": token.officer,
+        "a": token.action,
+        "e": int(token.expires_at.timestamp()),
+        "n": token.nonce,
+    }
+    payload = _b64(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
+    return f"{payload}.{_mac(key, payload)}"
+
+
+def new_nonce() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def organisation_of(token: str) -> str:
+    """The organisation a token claims (unverified: to choose the key to verify it with)."""
+    return _decode(token)[1].organisation_id
+
+
+def _decode(token: str) -> tuple[str, LinkToken, str]:
+    if not isinstance(token, str) or len(token) > MAX_TOKEN or token.count(".") != 1:
+        raise LinkRefused("not an oohcore acknowledgement link")
+    payload, mac = token.split(".")
+    try:
+        body = json.loads(_unb64(payload))
+        parsed = LinkToken(
+            organisation_id=str(body["o"]),
+            referral_id=str(body["r"]),
+            run_id=str(body["u"]),
+            officer=str(body["b"]),
+            action=str(body["a"]),
+            expires_at=datetime.fromtimestamp(int(body["e"]), UTC),
+            nonce=str(body["n"]),
+        )
+    except (ValueError, KeyError, TypeError, OverflowError, OSError):
+        raise LinkRefused("not an oohcore acknowledgement link") from None
+    return payload, parsed, mac
+
+
+def verify(key: bytes, token: str, now: datetime) -> LinkToken:
+    """The token's content if its signature verifies with ``key`` and it has not expired
+    (whether it was used before is the engine's check, against the store)."""
+    payload, parsed, mac = _decode(token)
+    if not hmac.compare_digest(_mac(key, payload), mac):
+        raise LinkRefused("the link's signature does not verify")
+    if parsed.action not in ACTIONS:
+        raise LinkRefused("not an oohcore acknowledgement link")
+    if now >= parsed.expires_at:
+        raise LinkRefused(f"the link expired at {parsed.expires_at.isoformat()}")
+    return parsed

@@ -1,0 +1,199 @@
+"""Escalation to a named holder: a referral nobody can take (issue 7 defect 1), the last-resort
+contact every organisation names (``last_resort`` in organisation.yaml), the re-alert backoff
+after the last stage (audit item 9, 5.3.2) and declining a referral.
+
+Fixture organisations: tests/fixtures/engine (org-a's last resort is its directory contact
+``out-of-hours-manager``). Times are Europe/London; 20 Nov 2026 is a Friday (GMT)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from oohcore.channels.local import MemoryChannel
+from oohcore.clock import ManualClock
+from oohcore.engine import Engine
+from oohcore.errors import RulesetError
+from oohcore.kpi.measures import escalation_failures
+from oohcore.kpi.periods import Period
+from oohcore.rota import OnCallOfficer
+from oohcore.rulesets.loader import load_organisation
+from oohcore.vocabulary import EventKind
+
+FIXTURES = Path(__file__).parent / "fixtures" / "engine"
+LONDON = ZoneInfo("Europe/London")
+FRIDAY_EVENING = datetime(2026, 11, 20, 22, 0, tzinfo=LONDON)
+REPAIRS = "0100 000 0002"
+HEATING = {
+    "caller_name": "Ann Lee",
+    "address": "12a High St.",
+    "postcode": "se1 1aa",
+    "repair": "no_heating",
+    "vulnerable": True,
+    "outside_temp": 3,
+}
+CHANNELS = ("sms", "email", "pager", "feed", "crm")
+LAST_RESORT_PHONE = "07700 900099"  # org-a's directory: out-of-hours-manager
+
+
+class EmptyRota:
+    """Nobody holds any role tonight: a referral nobody can take."""
+
+    def on_call(self, organisation_id: str, role: str, at: datetime) -> OnCallOfficer | None:
+        return None
+
+
+class OneRota:
+    """Only the first stage (repairs-duty) is held."""
+
+    def on_call(self, organisation_id: str, role: str, at: datetime) -> OnCallOfficer | None:
+        if role == "repairs-duty":
+            return OnCallOfficer("rita", "Rita Duty", phone="07700 900001")
+        return None
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(FRIDAY_EVENING)
+
+
+@pytest.fixture
+def channels() -> dict[str, MemoryChannel]:
+    return {name: MemoryChannel() for name in CHANNELS}
+
+
+def _engine(
+    tmp_path: Path, clock: ManualClock, channels: dict[str, MemoryChannel], rota: object
+) -> Engine:
+    url = f"sqlite:///{tmp_path / 'esc.sqlite'}"
+    return Engine.open(FIXTURES, url, clock=clock, channels=channels, rota=rota)  # type: ignore[arg-type]
+
+
+def _call(engine: Engine) -> str:
+    call = engine.offer(REPAIRS, caller_number="07700900123")
+    desk = engine.organisation(call.organisation_id)
+    desk.answer(call.id, handler="amy")
+    desk.capture(call.id, HEATING)
+    return call.id
+
+
+def _sms(channels: dict[str, MemoryChannel], purpose: str) -> list[tuple[str, str]]:
+    return [(m.recipient, m.body) for m in channels["sms"].messages if m.purpose == purpose]
+
+
+@pytest.fixture
+def untaken(
+    tmp_path: Path, clock: ManualClock, channels: dict[str, MemoryChannel]
+) -> Iterator[tuple[Engine, str]]:
+    with _engine(tmp_path, clock, channels, EmptyRota()) as eng:
+        yield eng, _call(eng)
+
+
+def test_a_referral_nobody_can_take_is_a_distinct_outcome_before_completing(
+    untaken: tuple[Engine, str],
+) -> None:
+    """Issue 7 defect 1: NextStep says nobody on the rota can take it, and names the last
+    resort the handler's referral goes to instead (5.3.2)."""
+    engine, call_id = untaken
+    step = engine.organisation("org-a").next_step(call_id)
+    assert step.untaken is True
+    assert step.contact is not None
+    assert (step.contact.name, step.contact.number) == (
+        "Out-of-hours duty manager",
+        LAST_RESORT_PHONE,
+    )
+    assert step.contact.role == "last_resort"
+
+
+def test_the_last_resort_is_alerted_at_once_and_the_caller_is_told_the_truth(
+    untaken: tuple[Engine, str], clock: ManualClock, channels: dict[str, MemoryChannel]
+) -> None:
+    engine, call_id = untaken
+    desk = engine.organisation("org-a")
+    desk.next_step(call_id)
+    desk.complete(call_id)
+    engine.tick()
+    alerts = _sms(channels, "referral.alert")
+    assert [r for r, _ in alerts] == [LAST_RESORT_PHONE]
+    assert "nobody on the rota" in alerts[0][1].lower()
+    (caller,) = _sms(channels, "caller.sms")
+    assert caller[0] == "07700900123"
+    assert "engineer will call you back" not in caller[1]
+    assert "could not reach" in caller[1]
+    kinds = [e.kind for e in desk.events(call_id)]
+    assert kinds.count(EventKind.REFERRAL_UNTAKEN) == 1  # reported: an event the KPIs count
+    assert EventKind.REFERRAL_NO_OFFICER not in kinds
+    with engine.store.read() as conn:
+        failures = escalation_failures(conn, "org-a", Period.month(2026, 11), "Europe/London")
+    assert [(f.kind, f.reference) for f in failures] == [
+        ("referral.untaken", desk.get(call_id).reference)
+    ]
+
+
+def test_no_officer_does_not_repeat_for_ever_and_the_last_resort_is_re_alerted_on_backoff(
+    untaken: tuple[Engine, str], clock: ManualClock, channels: dict[str, MemoryChannel]
+) -> None:
+    """All night with nobody on the rota: the last resort holds the call and is re-alerted on
+    the backoff (each re-alert recorded), never every few minutes, never a no_officer loop."""
+    engine, call_id = untaken
+    desk = engine.organisation("org-a")
+    desk.next_step(call_id)
+    desk.complete(call_id)
+    engine.tick()
+    for _ in range(12 * 8):  # eight hours in 5-minute ticks
+        clock.advance(timedelta(minutes=5))
+        engine.tick()
+    alerts = _sms(channels, "referral.alert")
+    assert {r for r, _ in alerts} == {LAST_RESORT_PHONE}
+    # backoff from 15 minutes doubling to at most an hour: 15m, 30m, 1h, 1h, ... in 8 hours
+    assert 5 <= len(alerts) <= 10
+    events = desk.events(call_id)
+    kinds = [e.kind for e in events]
+    assert EventKind.REFERRAL_NO_OFFICER not in kinds
+    repeats = [e for e in events if e.kind == EventKind.REFERRAL_ESCALATED]
+    assert len(repeats) == len(alerts) - 1
+    assert all(e.payload["holder"] == "last_resort" for e in repeats)
+    desk.acknowledge(call_id, by="ooh-manager")
+    before = len(_sms(channels, "referral.alert"))
+    clock.advance(timedelta(hours=3))
+    engine.tick()
+    assert len(_sms(channels, "referral.alert")) == before
+
+
+def test_an_escalation_that_runs_out_of_holders_reaches_the_last_resort(
+    tmp_path: Path, clock: ManualClock, channels: dict[str, MemoryChannel]
+) -> None:
+    """Only stage 1 is held: after its wait the later stages have nobody, so the last resort
+    is alerted (a named holder), not a no_officer event."""
+    with _engine(tmp_path, clock, channels, OneRota()) as engine:
+        call_id = _call(engine)
+        desk = engine.organisation("org-a")
+        assert desk.next_step(call_id).untaken is False
+        desk.complete(call_id)
+        engine.tick()
+        clock.advance(timedelta(minutes=16))
+        engine.tick()
+        recipients = [r for r, _ in _sms(channels, "referral.alert")]
+        assert recipients == ["07700 900001", LAST_RESORT_PHONE]
+        kinds = [e.kind for e in desk.events(call_id)]
+        assert EventKind.REFERRAL_NO_OFFICER not in kinds
+        assert EventKind.REFERRAL_UNTAKEN not in kinds  # somebody was told first
+
+
+def test_every_organisation_must_name_its_last_resort(tmp_path: Path) -> None:
+    org = tmp_path / "org-a"
+    shutil.copytree(FIXTURES / "org-a", org)
+    path = org / "organisation.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("last_resort: out-of-hours-manager", "last_resort: nobody-here"))
+    with pytest.raises(RulesetError, match="last_resort") as bad:
+        load_organisation(org)
+    assert "organisation.yaml:" in str(bad.value)
+    path.write_text(text.replace("last_resort: out-of-hours-manager\n", ""))
+    with pytest.raises(RulesetError, match="last_resort"):
+        load_organisation(org)
