@@ -31,7 +31,9 @@ def test_the_demo_simulates_an_evening_and_everything_it_stored_checks_out(tmp_p
     assert "audit chain: verified" in text
     lines = (workdir / "messages.jsonl").read_text(encoding="utf-8").splitlines()
     keys = [json.loads(line)["idempotency_key"] for line in lines]
-    assert len(keys) == counts["messages sent"] + 1 == len(set(keys))  # each once; + the summary
+    assert len(keys) == len(set(keys))  # each message once
+    # the evening's, the morning's summary, then the next evening's scenes
+    assert len(keys) > counts["messages sent"] + 1
     # the evening's telephony and reports (issue 10, item 5): CDRs from the simulation imported,
     # the daily summary printed and sent by email by 10am (11.5.1), HTML and xlsx written
     assert (workdir / "cdrs.csv").read_text(encoding="utf-8").count("\n") == 81  # header + 80
@@ -41,6 +43,17 @@ def test_the_demo_simulates_an_evening_and_everything_it_stored_checks_out(tmp_p
     assert [m["recipient"] for m in summaries] == ["ooh-contract@example-borough.example"]
     assert (workdir / "reports" / "example-borough-2026-11-20.html").stat().st_size > 1000
     assert (workdir / "reports" / "example-borough-2026-11-20.xlsx").stat().st_size > 1000
+    # the next evening's scenes (issue 8, item 9)
+    scenes = text.split("The next evening:")[1].split("\n== ")[0]
+    assert re.search(r"18:00 rota override .*housing-duty-officer was (.+), now (?!\1)", scenes)
+    assert re.search(r"not acknowledged overnight: escalated to \S+", scenes)
+    assert re.search(
+        r"an SMS reply 'ACK [0-9A-Z-]+' from [0-9 +]+: ack \(referral acknowledged\)", scenes
+    )
+    assert re.search(
+        r"never out: 18:00 checked_in, \d\d:\d\d reminder, \d\d:\d\d amber, \d\d:\d\d alert", scenes
+    )
+    assert "coverage gaps in the next 7 days" in scenes
     # the first alerts of referrals, as the local channel wrote them
     shown = text.split("as the local channel wrote them ==")[1]
     assert shown.count("\n  [") >= 1

@@ -22,13 +22,16 @@ import random
 import shutil
 from collections import Counter
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
+
 from oohcore import audit, directory
 from oohcore.calendar import ServiceCalendar
+from oohcore.calls import calls
 from oohcore.channels import Channel
 from oohcore.channels.local import LocalChannel
 from oohcore.clock import ManualClock
@@ -39,6 +42,7 @@ from oohcore.rulesets.loader import load_organisation
 from oohcore.rulesets.models import Question, QuestionType
 from oohcore.runner import TickReport
 from oohcore.telephony import cdrs_from_calls, write_cdr_csv
+from oohcore.vocabulary import EventKind
 
 LONDON = ZoneInfo("Europe/London")
 CHANNELS = ("sms", "email", "pager", "phone", "feed", "crm")
@@ -292,6 +296,107 @@ def _count(stats: Counter[str], report: TickReport) -> None:
         stats["runner errors"] += len(report.errors)
 
 
+def _scenes(engine: Engine, org: Organisation, clock: ManualClock, out: TextIO) -> None:
+    """The next evening, in five scenes (issue 8): a rota override, a referral nobody
+    acknowledged, acknowledged by an SMS reply, a lone worker who does not check out, and the
+    coverage gaps of the week ahead."""
+    desk = engine.organisation(org.id)
+    with engine.store.read() as conn:
+        referred = list(
+            conn.execute(
+                select(calls.c.id)
+                .where(calls.c.organisation_id == org.id, calls.c.action_kind == "refer")
+                .order_by(calls.c.received_at)
+            ).scalars()
+        )
+    clock.set(datetime.combine(clock.now().astimezone(LONDON).date(), time(18, 0), LONDON))
+    now = clock.now()
+    role = "housing-duty-officer"
+    before = engine.rota.who_is_on_call(org.id, role, now).officer
+    data = desk.rota.data()
+    standby = next(o for o in data.officers.values() if before is None or o.id != before.id)
+    desk.rota.add_override(
+        role,
+        standby.id,
+        now,
+        now + timedelta(hours=14),
+        by="duty manager",
+        reason="the rostered officer is unwell",
+    )
+    after = engine.rota.who_is_on_call(org.id, role, now).officer
+    out.write(
+        f"  18:00 rota override (2.3.3, 14.4): {role} was "
+        f"{before.name if before else 'nobody'}, now {after.name if after else 'nobody'}\n"
+    )
+    # a referral from last night that nobody acknowledged: its escalation, stage by stage,
+    # and its holder's SMS reply "ACK <reference>" (issue 8 item 6)
+    for call_id in referred:
+        trail = [e for e in desk.events(call_id) if e.kind.startswith("referral.")]
+        kinds = [e.kind for e in trail]
+        alerts = [m for m in desk.messages(call_id) if m.message.channel == "sms" and m.sent_at]
+        if EventKind.REFERRAL_ACKNOWLEDGED in kinds or not alerts:
+            continue
+        if kinds.count(EventKind.REFERRAL_ESCALATED) < 2:
+            continue
+        call = desk.get(call_id)
+        roles = [
+            str(e.payload.get("role", "")) for e in trail if e.kind == EventKind.REFERRAL_ESCALATED
+        ]
+        out.write(
+            f"  referral {call.reference}, not acknowledged overnight: escalated to "
+            f"{' then '.join(dict.fromkeys(r for r in roles if r))}\n"
+        )
+        holder = alerts[-1].message.recipient
+        outcome = engine.receive(org.id, "sms", holder, f"ACK {call.reference}", at=now)
+        out.write(
+            f"  18:05 an SMS reply 'ACK {call.reference}' from {holder}: {outcome} "
+            f"(referral {desk.referrals(call_id)[-1].state})\n"
+        )
+        break
+    # a lone worker who does not check out: reminder, amber, red, the escalation (5.2.3.6)
+    visit = engine.offer(org.access_numbers[_lone_worker_number(org)].number, at=now)
+    desk.answer(visit.id, handler="amy", at=now)
+    desk.capture(
+        visit.id,
+        {
+            "call_type": "check_in",
+            "caller_name": "Sam Evans",
+            "staff_id": "EB10234",
+            "team": "housing",
+            "contact_phone": "07700 900777",
+            "address": "14 Mill Lane",
+            "visit_length": "short",
+            "known_risk": False,
+            "vehicle": "EB21 XYZ",
+        },
+        at=now,
+    )
+    desk.next_step(visit.id, at=now)
+    desk.complete(visit.id, at=now)
+    for _ in range(120):  # two hours, the runner ticking every minute
+        clock.advance(timedelta(minutes=1))
+        engine.tick(clock.now())
+    steps = [
+        f"{e.at.astimezone(LONDON):%H:%M} {e.kind.removeprefix('lone_worker.')}"
+        for e in desk.events(visit.id)
+        if e.kind.startswith("lone_worker.")
+    ]
+    out.write(f"  lone worker Sam Evans checked in at 18:00 and never out: {', '.join(steps)}\n")
+    from oohcore.rota.gaps import coverage_gaps
+
+    gaps = coverage_gaps(org, desk.rota.data(), clock.now(), clock.now() + timedelta(days=7))
+    out.write(f"  coverage gaps in the next 7 days (oohcore rota gaps): {len(gaps)}\n")
+    for gap in gaps[:5]:
+        out.write(
+            f"    {gap.role} stage {gap.stage}: {gap.start.astimezone(LONDON):%a %d %b %H:%M}"
+            f" to {gap.end.astimezone(LONDON):%a %d %b %H:%M} ({', '.join(gap.options)})\n"
+        )
+
+
+def _lone_worker_number(org: Organisation) -> str:
+    return next(n for n, a in org.access_numbers.items() if a.service_option == "lone-worker")
+
+
 def _evening_reports(
     engine: Engine, org: Organisation, workdir: Path, start: datetime, out: TextIO
 ) -> EveningOutput:
@@ -348,6 +453,8 @@ def run_demo(
         stats = simulate_evening(engine, org, engine_clock, out, rng, caller, calls)
         reports = io.StringIO()
         evening = _evening_reports(engine, org, workdir, start, reports)
+        scenes = io.StringIO()
+        _scenes(engine, org, engine_clock, scenes)
         with engine.store.read() as conn:
             report = audit.verify(conn, org.id)
             events = Counter(e.kind for e in audit.events_for_organisation(conn, org.id))
@@ -372,6 +479,8 @@ def run_demo(
     _section(out, "The evening's telephony and reports (11.5.1, 11.6)")
     out.write(reports.getvalue())
     out.write(f"  ({evening.imported} call detail records imported from {workdir / 'cdrs.csv'})\n")
+    _section(out, "The next evening: a rota override, escalation, replies, a lone worker, gaps")
+    out.write(scenes.getvalue())
     _section(out, "The first referral messages, as the local channel wrote them")
     with (workdir / "messages.jsonl").open(encoding="utf-8") as fh:
         shown = 0

@@ -31,7 +31,13 @@ from oohcore.cli import main
 try:
     code = main(sys.argv[1:])
 finally:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # VmHWM is this process image's own peak; ru_maxrss would also count the parent's pages
+    # before exec (Linux keeps the larger of the two across exec), i.e. the pytest worker's
+    try:
+        with open('/proc/self/status', encoding='ascii') as status:
+            peak = next(int(line.split()[1]) for line in status if line.startswith('VmHWM:'))
+    except (OSError, StopIteration, ValueError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(f"\\npeak-kb={peak}", file=sys.stderr)
 sys.exit(code)
 """

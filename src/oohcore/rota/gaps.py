@@ -53,6 +53,10 @@ def needed_roles(organisation: Organisation) -> dict[str, tuple[str, ...]]:
             names += [
                 getattr(s, "rota_role", None) for s in getattr(action, "escalation", None) or ()
             ]
+            # a named escalation policy's notify steps (issue 8 item 5)
+            policy = organisation.escalation_policies.get(getattr(action, "policy", None) or "")
+            if policy is not None:
+                names += [getattr(step, "notify", None) for step in policy.steps]
             for name in names:
                 if isinstance(name, str) and option.id not in roles.setdefault(name, []):
                     roles[name].append(option.id)
