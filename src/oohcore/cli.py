@@ -12,6 +12,7 @@
                              organisation's ``channels.yaml`` (exit 0 valid, 1 problems)
 ``oohcore cdr import ORG FILE``  import call detail records (CSV) into the store (11.6.1)
 ``oohcore report ORG --period 2026-10 --kind monthly --format xlsx``  write a report (11.5-11.10)
+``oohcore health --store URL [--prometheus] [--max-lag S]``  the runners' lag (oohcore.health)
 """
 
 from __future__ import annotations
@@ -634,7 +635,65 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="the file to write")
     p.add_argument("--targets", type=Path, default=None, help="a targets file (docs/kpis.md)")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("health", help="the runners' lag: oldest due timer and message not handled")
+    p.add_argument(
+        "--store",
+        default="sqlite:///oohcore.sqlite",
+        help="the store's SQLAlchemy URL (default: sqlite:///oohcore.sqlite)",
+    )
+    p.add_argument("--prometheus", action="store_true", help="Prometheus text format")
+    p.add_argument("--json", action="store_true", help="print it as JSON")
+    p.add_argument(
+        "--max-lag", type=float, default=None, metavar="SECONDS", help="exit 1 when lag is over it"
+    )
+    p.set_defaults(func=_cmd_health)
     return parser
+
+
+def _cmd_health(args: argparse.Namespace) -> int:
+    """Print the runners' lag (oldest due timer and message not handled): exit 0, or 1 when
+    ``--max-lag`` is given and the lag is over it (for a monitoring check)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from oohcore.clock import SystemClock
+    from oohcore.health import prometheus, read_lag
+    from oohcore.store import Store
+
+    shown = _redacted(args.store)
+    try:
+        store = Store.open(args.store, clock=SystemClock(), migrate=False)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        raise _Unusable(f"cannot open {shown}: {str(exc).strip().splitlines()[0]}") from None
+    try:
+        seen = read_lag(store)
+    except SQLAlchemyError as exc:
+        orig = getattr(exc, "orig", None)
+        line = str(orig or exc).strip().splitlines()[0]
+        raise _Unusable(
+            f"cannot read the lag from {shown} (is it an oohcore store?): {line}"
+        ) from None
+    finally:
+        store.close()
+    if args.prometheus:
+        sys.stdout.write(prometheus(seen))
+    elif args.json:
+        print(json.dumps(seen.as_dict(), indent=2))
+    else:
+        print(
+            f"lag {seen.lag.total_seconds():.1f} s: {seen.timers_due} timer(s) due, oldest "
+            f"{seen.timer_lag.total_seconds():.1f} s; {seen.messages_due} message(s) due, oldest "
+            f"{seen.message_lag.total_seconds():.1f} s"
+            + (
+                f"; lag episode open since {seen.open_episode_since.isoformat()}"
+                if seen.open_episode_since
+                else ""
+            )
+        )
+    if args.max_lag is not None and seen.lag.total_seconds() > args.max_lag:
+        print(f"oohcore: lag over {args.max_lag:g} s", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -33,6 +33,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "oohcore.telephony",
     "oohcore.kpi.outages",
     "oohcore.kpi.measures",  # the KPI queries' indexes on the tables above
+    "oohcore.health",
 )
 
 
