@@ -381,8 +381,15 @@ class Runner:
     def _record_sent(self, sent: list[_Sent], now: datetime, report: TickReport) -> None:
         """Mark a batch of sent messages, with their ``on_sent`` effects, in one transaction; if
         anything in it fails, fall back to one transaction per message so one bad callback does
-        not hold back the others."""
-        if len(sent) > 1:
+        not hold back the others.
+
+        Only on SQLite (where a commit is the cost, and one writer at a time anyway): on
+        PostgreSQL each message is recorded in its own transaction, because a batch would hold
+        one organisation's audit chain head while it waits for another call's referral row
+        that a desk holds while it waits for that head — a deadlock. One step per transaction
+        keeps every transaction's lock order (timer, call, referral, chain head:
+        :func:`oohcore.engine.result.commit`)."""
+        if len(sent) > 1 and self.store.dialect_name == "sqlite":
             try:
                 done: list[_Sent] = []
                 with self.store.transaction() as conn:
