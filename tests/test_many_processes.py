@@ -57,10 +57,10 @@ sys.path.insert(0, str(HELPER.parent))
 from many_processes_worker import NUMBERS, T_RUN  # noqa: E402
 
 FIXTURE = Path(__file__).resolve().parents[1] / "bench" / "fixtures" / "lifecycle"
-LIFECYCLES = int(os.environ.get("OOHCORE_MANY_LIFECYCLES", "5000"))
+LIFECYCLES = int(os.environ.get("OOHCORE_MANY_LIFECYCLES", "1000"))
 DESKS = 8
 RUNNERS = 4
-LEASE_SECONDS = 3.0
+LEASE_SECONDS = 4.0
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
 
