@@ -256,7 +256,7 @@ def test_many_desks_and_runners_on_one_postgresql(pg_url: str, tmp_path: Path) -
             return seen.timers_due == 0 and pending == 0
 
         desks_done = time.monotonic() - began
-        _wait("the runners to drain", drained, 300, procs)
+        _wait("the runners to drain", drained, 900, procs)
         drained_at = time.monotonic() - began
         for p in runners[2:]:
             _stop(p)
