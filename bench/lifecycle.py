@@ -25,6 +25,10 @@ each peer's figure is its best round, because the VM is noisy.
 
 Target (issue "The call engine"): >= 3,400 lifecycles per second — ten times what a
 SpiffWorkflow BPMN process persisted to SQLite reaches on these machines (~340/s).
+With ``--store postgresql+psycopg://… --desks N`` it runs only oohcore, on that PostgreSQL
+database, from N desk processes beside one runner process (issue 12), and prints
+{"lifecycles_per_s": …, "p50_step_ms": …, "p99_step_ms": …, "desks": N, …}.
+
 Prints one JSON line: {"lifecycles_per_s": N, "spiffworkflow_lifecycles_per_s": M,
 "ratio": N/M, "lifecycles": n, ...}.
 """
@@ -535,6 +539,103 @@ def sqlite_floor(n: int, workdir: Path) -> float:
     return n / elapsed
 
 
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL: several desk processes and one runner process on one server
+# ---------------------------------------------------------------------------------------------
+
+
+def _pg_desk(url: str, first: int, count: int, start: Any, out: Any) -> None:
+    """One desk process: ``count`` lifecycles, each step timed (seconds) on its own."""
+    clock = ManualClock(evening_start())
+    engine = Engine.open(FIXTURE, url, clock=clock, channels={"sms": CountingChannel()})
+    desk = engine.organisation("bench-borough")
+    answers = answer_maker()
+    for i in range(WARM_UP // 4):
+        answers(first + i)
+    latencies: list[float] = []
+    start.wait()
+    began = time.perf_counter()
+
+    def timed(step: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        t = time.perf_counter()
+        value = step(*args, **kwargs)
+        latencies.append(time.perf_counter() - t)
+        return value
+
+    for i in range(first, first + count):
+        call_id = timed(engine.offer, NUMBER, caller_number=CALLER_NUMBER).id
+        timed(desk.answer, call_id, handler="amy")
+        timed(desk.capture, call_id, answers(i))
+        timed(desk.next_step, call_id)
+        timed(desk.complete, call_id)
+        timed(desk.close, call_id)
+    out.put((began, time.perf_counter(), latencies))
+    engine.close()
+
+
+def _pg_runner(url: str, stop: Any, sent: Any) -> None:
+    """The runner process: ticks until told to stop, then reports how many it sent."""
+    channel = CountingChannel()
+    engine = Engine.open(
+        FIXTURE, url, clock=ManualClock(evening_start()), channels={"sms": channel}
+    )
+    while not stop.is_set():
+        if engine.tick().idle:
+            time.sleep(0.005)
+    engine.tick()
+    sent.put(channel.count)
+    engine.close()
+
+
+def postgres_run(url: str, desks: int, n: int) -> dict[str, Any]:
+    """``n`` lifecycles split over ``desks`` desk processes beside one runner process, all on
+    the PostgreSQL database at ``url``: lifecycles per second (from the first desk's start to
+    the last desk's end) and the step latencies' p50 and p99 (every host step timed alone)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    Engine.open(FIXTURE, url, clock=ManualClock(evening_start())).close()  # migrate, seed once
+    start, stop = ctx.Event(), ctx.Event()
+    out: Any = ctx.Queue()
+    sent: Any = ctx.Queue()
+    runner = ctx.Process(target=_pg_runner, args=(url, stop, sent))
+    runner.start()
+    per, extra = divmod(n, desks)
+    procs = []
+    first = 10_000_000 * (int(time.time()) % 100)  # answers differ between runs
+    for d in range(desks):
+        count = per + (1 if d < extra else 0)
+        procs.append(ctx.Process(target=_pg_desk, args=(url, first, count, start, out)))
+        first += count
+    for p in procs:
+        p.start()
+    time.sleep(3)  # let every desk open its engine (not timed: start waits for the signal)
+    start.set()
+    results = [out.get() for _ in procs]
+    for p in procs:
+        p.join()
+    stop.set()
+    dispatched = sent.get()
+    runner.join()
+    began = min(r[0] for r in results)
+    ended = max(r[1] for r in results)
+    steps = sorted(x for r in results for x in r[2])
+
+    def pct(q: float) -> float:
+        return round(steps[min(len(steps) - 1, int(q * len(steps)))] * 1000, 2)
+
+    return {
+        "store": "postgresql",
+        "desks": desks,
+        "lifecycles": n,
+        "lifecycles_per_s": round(n / (ended - began)),
+        "p50_step_ms": pct(0.50),
+        "p99_step_ms": pct(0.99),
+        "max_step_ms": round(steps[-1] * 1000, 2),
+        "messages_dispatched": dispatched,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=3000, help="lifecycles to time, per peer")
@@ -545,9 +646,23 @@ def main() -> None:
         action="store_true",
         help="SpiffWorkflow: load and deserialise the workflow before each request",
     )
+    parser.add_argument(
+        "--store",
+        default=None,
+        help="a postgresql+psycopg://… URL: run the oohcore lifecycle there from --desks "
+        "desk processes beside one runner process (no peers)",
+    )
+    parser.add_argument("--desks", type=int, default=1, help="desk processes (with --store)")
     args = parser.parse_args()
     if args.rounds < 1 or args.n < args.rounds:
         parser.error("need -n >= --rounds >= 1")
+    if args.store is not None:
+        if not args.store.startswith("postgresql"):
+            parser.error("--store takes a PostgreSQL URL (the SQLite run is the default)")
+        if args.desks < 1:
+            parser.error("--desks must be at least 1")
+        print(json.dumps(postgres_run(args.store, args.desks, args.n)))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         peers: list[Peer] = []

@@ -20,6 +20,7 @@
 ``oohcore diff OLD NEW``     what changed between two versions, in a council officer's words
 ``oohcore impact ORG --against OLD --store URL --since DATE``  calls a change would decide
                              differently
+``oohcore health --store URL [--prometheus] [--max-lag S]``  the runners' lag (oohcore.health)
 """
 
 from __future__ import annotations
@@ -871,7 +872,64 @@ def build_parser() -> argparse.ArgumentParser:
         "--store", default=None, help="take the contacts' numbers from this store (2.3.3)"
     )
     p.set_defaults(func=_cmd_manual)
+    p = sub.add_parser("health", help="the runners' lag: oldest due timer and message not handled")
+    p.add_argument(
+        "--store",
+        default="sqlite:///oohcore.sqlite",
+        help="the store's SQLAlchemy URL (default: sqlite:///oohcore.sqlite)",
+    )
+    p.add_argument("--prometheus", action="store_true", help="Prometheus text format")
+    p.add_argument("--json", action="store_true", help="print it as JSON")
+    p.add_argument(
+        "--max-lag", type=float, default=None, metavar="SECONDS", help="exit 1 when lag is over it"
+    )
+    p.set_defaults(func=_cmd_health)
     return parser
+
+
+def _cmd_health(args: argparse.Namespace) -> int:
+    """Print the runners' lag (oldest due timer and message not handled): exit 0, or 1 when
+    ``--max-lag`` is given and the lag is over it (for a monitoring check)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from oohcore.clock import SystemClock
+    from oohcore.health import prometheus, read_lag
+    from oohcore.store import Store
+
+    shown = _redacted(args.store)
+    try:
+        store = Store.open(args.store, clock=SystemClock(), migrate=False)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        raise _Unusable(f"cannot open {shown}: {str(exc).strip().splitlines()[0]}") from None
+    try:
+        seen = read_lag(store)
+    except SQLAlchemyError as exc:
+        orig = getattr(exc, "orig", None)
+        line = str(orig or exc).strip().splitlines()[0]
+        raise _Unusable(
+            f"cannot read the lag from {shown} (is it an oohcore store?): {line}"
+        ) from None
+    finally:
+        store.close()
+    if args.prometheus:
+        sys.stdout.write(prometheus(seen))
+    elif args.json:
+        print(json.dumps(seen.as_dict(), indent=2))
+    else:
+        print(
+            f"lag {seen.lag.total_seconds():.1f} s: {seen.timers_due} timer(s) due, oldest "
+            f"{seen.timer_lag.total_seconds():.1f} s; {seen.messages_due} message(s) due, oldest "
+            f"{seen.message_lag.total_seconds():.1f} s"
+            + (
+                f"; lag episode open since {seen.open_episode_since.isoformat()}"
+                if seen.open_episode_since
+                else ""
+            )
+        )
+    if args.max_lag is not None and seen.lag.total_seconds() > args.max_lag:
+        print(f"oohcore: lag over {args.max_lag:g} s", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _since(text: str) -> Any:

@@ -35,6 +35,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "oohcore.kpi.outages",
     "oohcore.procedure.materials",
     "oohcore.kpi.measures",  # the KPI queries' indexes on the tables above
+    "oohcore.health",
 )
 
 

@@ -85,6 +85,7 @@ from sqlalchemy import Connection
 from oohcore.channels import Channel, DeliveryResult, DeliveryStatus, Receipt
 from oohcore.clock import Clock, as_utc
 from oohcore.errors import OohcoreError
+from oohcore.health import Health, lag, watch
 from oohcore.outbox import (
     LEASE_FILL,
     AttemptOutcome,
@@ -149,6 +150,8 @@ class TickReport:
     # covered a send): they are sent by a later round or tick
     deferred: list[int] = field(default_factory=list)
     errors: list[TickError] = field(default_factory=list)
+    # the lag left after the tick (runners given ``lag_threshold``; see oohcore.health)
+    lag: Health | None = None
 
     @property
     def idle(self) -> bool:
@@ -213,9 +216,12 @@ class Runner:
         message_batch: int = 100,
         raise_errors: bool = False,
         max_rounds: int = 1000,
+        lag_threshold: timedelta | None = None,
     ) -> None:
         """``lease_clock``: the real clock leases and rate limits are measured on (default the
-        store's clock); the ``now`` given to :meth:`tick` is what is recorded."""
+        store's clock); the ``now`` given to :meth:`tick` is what is recorded.
+        ``lag_threshold``: after each tick, read the lag left (``TickReport.lag``) and record a
+        lag episode when it passes this (:func:`oohcore.health.watch`, once per episode)."""
         if claim_lease <= timedelta(0):
             raise RunnerError("claim_lease must be positive")
         for name, channel in channels.items():
@@ -245,6 +251,9 @@ class Runner:
         self.message_batch = message_batch
         self.raise_errors = raise_errors
         self.max_rounds = max_rounds
+        if lag_threshold is not None and lag_threshold < timedelta(0):
+            raise RunnerError("lag_threshold must not be negative")
+        self.lag_threshold = lag_threshold
         self._buckets: dict[int, TokenBucket] = {
             id(ch): TokenBucket(ch.info.rate_limit)
             for ch in self.channels.values()
@@ -278,12 +287,17 @@ class Runner:
             progressed = self._fire_timers(clock, report, failed_timers)
             progressed = self._dispatch_messages(clock, report) or progressed
             if not progressed:
-                return report
-        logger.warning(
-            "tick stopped after %d rounds with work still due: a backlog larger than the "
-            "batches allow, or a callback that keeps creating work due at once",
-            self.max_rounds,
-        )
+                break
+        else:
+            logger.warning(
+                "tick stopped after %d rounds with work still due: a backlog larger than the "
+                "batches allow, or a callback that keeps creating work due at once",
+                self.max_rounds,
+            )
+        if self.lag_threshold is not None:
+            with self.store.transaction() as conn:
+                report.lag = lag(conn, clock())
+                watch(conn, report.lag, self.lag_threshold)
         return report
 
     def _fire_timers(
@@ -367,8 +381,15 @@ class Runner:
     def _record_sent(self, sent: list[_Sent], now: datetime, report: TickReport) -> None:
         """Mark a batch of sent messages, with their ``on_sent`` effects, in one transaction; if
         anything in it fails, fall back to one transaction per message so one bad callback does
-        not hold back the others."""
-        if len(sent) > 1:
+        not hold back the others.
+
+        Only on SQLite (where a commit is the cost, and one writer at a time anyway): on
+        PostgreSQL each message is recorded in its own transaction, because a batch would hold
+        one organisation's audit chain head while it waits for another call's referral row
+        that a desk holds while it waits for that head — a deadlock. One step per transaction
+        keeps every transaction's lock order (timer, call, referral, chain head:
+        :func:`oohcore.engine.result.commit`)."""
+        if len(sent) > 1 and self.store.dialect_name == "sqlite":
             try:
                 done: list[_Sent] = []
                 with self.store.transaction() as conn:

@@ -129,6 +129,13 @@ def commit(conn: Connection, result: StepResult) -> CallRow | None:
     :class:`ConcurrentChange` is raised and the caller's transaction rolls back whole.
     """
     call, call_id, org = result.call, result.call_id, result.organisation_id
+    # The order is the lock order every step takes on PostgreSQL, so that steps of desks and
+    # runners touching the same call wait for each other instead of deadlocking: the timers
+    # first (a runner firing a timer holds that row already), then the call row, its
+    # referrals, the new rows, and the organisation's audit chain head last, so that the
+    # busiest lock is held only for the end of the transaction.
+    for kind in result.cancel:
+        timers.cancel_timers(conn, call_id=call_id, kind=kind, at=result.at)
     if call is not None and result.base is None:
         CALLS.insert(conn, call)
     elif (
@@ -146,20 +153,8 @@ def commit(conn: Connection, result: StepResult) -> CallRow | None:
             raise ConcurrentChange(
                 f"referral {write.after.id} was changed by someone else meanwhile; retry"
             )
-    for ev in _sealed(result):
-        audit.append_event(
-            conn,
-            organisation_id=org,
-            call_id=call_id,
-            kind=ev.kind,
-            payload=ev.payload,
-            personal=ev.personal,
-            at=result.at,
-        )
     for message in result.messages:
         outbox.enqueue(conn, message, at=result.at)
-    for kind in result.cancel:
-        timers.cancel_timers(conn, call_id=call_id, kind=kind, at=result.at)
     for t in result.timers:
         timers.set_timer(
             conn,
@@ -182,5 +177,15 @@ def commit(conn: Connection, result: StepResult) -> CallRow | None:
             address=e.address,
             uprn=e.uprn,
             postcode=e.postcode,
+        )
+    for ev in _sealed(result):
+        audit.append_event(
+            conn,
+            organisation_id=org,
+            call_id=call_id,
+            kind=ev.kind,
+            payload=ev.payload,
+            personal=ev.personal,
+            at=result.at,
         )
     return call

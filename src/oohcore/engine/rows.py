@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Table, and_, bindparam, insert, select, text,
 
 from oohcore.calls import WAITING_CONDITION, call_counters, calls
 from oohcore.referrals import referrals
-from oohcore.store import Prepared, to_json
+from oohcore.store import Prepared, insert_ignoring_conflict, to_json
 
 __all__ = ["CallRow", "ReferralRow"]
 
@@ -205,7 +205,6 @@ _NEXT_SEQ = Prepared(
     .values(last_seq=call_counters.c.last_seq + 1)
     .returning(call_counters.c.last_seq)
 )
-_FIRST_SEQ = Prepared(insert(call_counters), keys=["organisation_id", "last_seq"])
 
 
 def load_call(conn: Connection, organisation_id: str, call_id: str) -> CallRow | None:
@@ -239,5 +238,12 @@ def next_seq(conn: Connection) -> int:
     updated = _NEXT_SEQ.execute(conn, {"org": GLOBAL_COUNTER}).first()
     if updated is not None:
         return int(updated[0])
-    _FIRST_SEQ.execute(conn, {"organisation_id": GLOBAL_COUNTER, "last_seq": 1})
-    return 1
+    first = {"organisation_id": GLOBAL_COUNTER, "last_seq": 1}
+    if insert_ignoring_conflict(conn, call_counters, "organisation_id", first):
+        return 1
+    # another process created the counter meanwhile (desks started together on PostgreSQL):
+    # its row is committed now, so the update finds it
+    updated = _NEXT_SEQ.execute(conn, {"org": GLOBAL_COUNTER}).first()
+    if updated is None:  # pragma: no cover - the row was deleted meanwhile
+        raise RuntimeError("the call counter vanished while it was being created")
+    return int(updated[0])
