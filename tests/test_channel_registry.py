@@ -131,3 +131,14 @@ def test_oohcore_channels_check_reports_at_file_line_col(
     err = capsys.readouterr().err
     assert f"{bad}:3:14: channel 'sms': no adapter named 'locl'" in err
     assert "Traceback" not in err
+
+
+def test_a_config_model_never_quotes_a_rejected_value() -> None:
+    """A secret put in the wrong field (here ``url`` as a number) must not appear in the error,
+    even when an adapter's model is built directly, not through build_channels."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as caught:
+        GatewayConfig.model_validate({"url": 74531980026417, "api_key": "k"})
+    assert "74531980026417" not in str(caught.value)
+    assert "url" in str(caught.value)

@@ -94,10 +94,11 @@ class ChannelConfig(BaseModel):
     Frozen, and unknown settings are refused (a misspelt setting must not be ignored at 3 a.m.).
     Declare secrets (API keys, passwords, signing keys) as ``pydantic.SecretStr``: they then
     never appear in a repr, a log line or an error, and the adapter reads them with
-    ``get_secret_value()`` only where it uses them.
+    ``get_secret_value()`` only where it uses them. A rejected value is never quoted in a
+    validation error (``hide_input_in_errors``): a mistyped field may hold a secret.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
 
 @dataclass(frozen=True, slots=True)
