@@ -99,3 +99,44 @@ def test_before_the_target_or_once_attended_the_duplicate_is_already_reported(
     assert [(e.payload["by"], e.payload["late"]) for e in attended] == [("contractor-api", False)]
     desk.attendance(first, what="completed", by="contractor-api")
     assert "referral.completed" in [e.kind for e in desk.events(first)]
+
+
+def test_the_catalogue_repairs_option_escalates_a_call_back_after_four_hours(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """Audit item 7 in the shipped procedure: the catalogue's emergency repair has a 4-hour
+    attendance target, so a call back after it (no attendance recorded) goes to the housing
+    duty officer even when the caller does not say nobody came (not_attended: no)."""
+    borough = Path(__file__).parents[1] / "examples" / "example-borough"
+    channels = {n: MemoryChannel() for n in ("sms", "email", "pager", "phone", "feed", "crm")}
+    url = f"sqlite:///{tmp_path / 'borough.sqlite'}"
+    leak = {
+        "caller_name": "Ann Lee",
+        "address": "2 High Street",
+        "contact_phone": "07700 900123",
+        "tenure": "council_tenant",
+        "repair": "water_leak",
+        "near_electrics": False,
+        "details": "water through the kitchen ceiling",
+    }
+    with Engine.open(borough, url, clock=clock, channels=channels) as engine:
+        desk = engine.organisation("example-borough")
+
+        def call(answers: dict[str, object]) -> tuple[str, str]:
+            c = engine.offer("020 7946 0100", caller_number="07700900123")
+            desk.answer(c.id, handler="amy")
+            desk.capture(c.id, answers)
+            return c.id, desk.next_step(c.id).action_id
+
+        first, action = call(leak)
+        assert action == "refer-emergency"
+        desk.complete(first)
+        desk.close(first)
+        clock.advance(timedelta(hours=2))
+        early, action = call({**leak, "not_attended": False})
+        assert action == "resolve-duplicate"  # still inside the 4 hours
+        desk.complete(early)
+        desk.close(early)
+        clock.advance(timedelta(hours=2, minutes=10))
+        _, action = call({**leak, "not_attended": False})
+        assert action == "escalate-not-attended"

@@ -604,17 +604,26 @@ class OrganisationDesk:
         return self._view(row)
 
     def _attendance_overdue(self, conn: Connection, call_id: str, now: datetime) -> bool:
-        attended = {
-            e.payload.get("referral")
-            for e in audit.events_for_call(conn, call_id)
-            if e.kind in (EventKind.REFERRAL_ATTENDED, EventKind.REFERRAL_COMPLETED)
-        }
-        for ref in referrals_of_call(conn, self.id, call_id):
-            target = ref.snapshot.get("attendance_target_s")
-            if not isinstance(target, int) or ref.id in attended:
-                continue
-            if now > ref.started_at + timedelta(seconds=target):
-                return True
+        """Whether the earlier call — or the call it in turn repeated, back to the one that was
+        referred (a second call back finds the first call back, not the referral) — has a
+        referral past its attendance target with no attendance recorded (audit item 7)."""
+        seen: set[str] = set()
+        current: str | None = call_id
+        while current is not None and current not in seen and len(seen) < 20:
+            seen.add(current)
+            attended = {
+                e.payload.get("referral")
+                for e in audit.events_for_call(conn, current)
+                if e.kind in (EventKind.REFERRAL_ATTENDED, EventKind.REFERRAL_COMPLETED)
+            }
+            for ref in referrals_of_call(conn, self.id, current):
+                target = ref.snapshot.get("attendance_target_s")
+                if not isinstance(target, int) or ref.id in attended:
+                    continue
+                if now > ref.started_at + timedelta(seconds=target):
+                    return True
+            earlier = load_call(conn, self.id, current)
+            current = earlier.duplicate_of if earlier is not None else None
         return False
 
     def decline(self, call_id: str, *, by: str, at: datetime | None = None) -> CallView:
