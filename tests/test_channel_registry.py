@@ -142,3 +142,17 @@ def test_a_config_model_never_quotes_a_rejected_value() -> None:
         GatewayConfig.model_validate({"url": 74531980026417, "api_key": "k"})
     assert "74531980026417" not in str(caught.value)
     assert "url" in str(caught.value)
+
+
+def test_retry_after_reads_seconds_and_http_dates_and_is_capped() -> None:
+    """The one reading of an HTTP Retry-After header the HTTP adapters share (RFC 9110)."""
+    from datetime import UTC, datetime, timedelta
+
+    from oohcore.channels import MAX_RETRY_AFTER, retry_after
+
+    now = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
+    assert retry_after("120", now) == timedelta(seconds=120)
+    assert retry_after("Wed, 02 Dec 2026 03:00:30 GMT", now) == timedelta(seconds=30)
+    assert retry_after("Wed, 02 Dec 2026 02:00:00 GMT", now) == timedelta(0)  # in the past
+    assert retry_after("86400", now) == MAX_RETRY_AFTER
+    assert retry_after("soon", now) is None and retry_after(None, now) is None

@@ -39,7 +39,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from enum import Enum
 from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
@@ -51,6 +52,7 @@ from oohcore.vocabulary import MessagePurpose
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "MAX_RETRY_AFTER",
     "Channel",
     "ChannelConfig",
     "ChannelConfigError",
@@ -65,6 +67,7 @@ __all__ = [
     "ReceiptState",
     "build_channels",
     "load_channels",
+    "retry_after",
 ]
 
 ENTRY_POINT_GROUP = "oohcore.channels"
@@ -273,6 +276,33 @@ def load_channels(
             "loaded:\n" + "\n".join(f"  - {p}" for p in problems)
         )
     return factories
+
+
+MAX_RETRY_AFTER = timedelta(hours=1)
+"""The longest wait a provider's ``Retry-After`` is followed for (a bad header must not park a
+referral for a day); the outbox's retry policy caps it again."""
+
+
+def retry_after(
+    value: str | None, now: datetime, *, cap: timedelta = MAX_RETRY_AFTER
+) -> timedelta | None:
+    """An HTTP ``Retry-After`` header (RFC 9110 10.2.3: seconds, or an HTTP date) as a wait from
+    ``now``, at most ``cap``; None when it is absent or unreadable. For HTTP adapters, which pass
+    it on as ``DeliveryResult.retry(after=...)`` (8.14)."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        wait = timedelta(seconds=int(value))
+    else:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        wait = max(timedelta(0), when - now)
+    return min(wait, cap)
 
 
 from oohcore.channels.registry import build_channels  # noqa: E402  (uses the names above)

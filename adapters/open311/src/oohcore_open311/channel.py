@@ -40,14 +40,20 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
 
-from oohcore.channels import ChannelError, ChannelInfo, DeliveryResult, OutboundMessage
+from oohcore.channels import (
+    MAX_RETRY_AFTER,
+    ChannelError,
+    ChannelInfo,
+    DeliveryResult,
+    OutboundMessage,
+    retry_after,
+)
 from oohcore.clock import Clock, SystemClock
 
 from .config import Open311Config
@@ -68,7 +74,6 @@ log = logging.getLogger("oohcore_open311")
 #: GeoReport v2: "description ... may not exceed 4,000 characters"
 MAX_DESCRIPTION = 4000
 #: the longest wait a CRM's Retry-After may impose
-MAX_RETRY_AFTER = timedelta(hours=1)
 _RETRY_STATUSES = frozenset({408, 425, 429})
 
 
@@ -434,7 +439,7 @@ class Open311Channel:
         said = _error_document(response)
         text = f"open311 {self._where}{path}: HTTP {status}{said}"
         if status in _RETRY_STATUSES or status >= 500:
-            after = _retry_after(response.headers.get("Retry-After"), self._clock.now())
+            after = retry_after(response.headers.get("Retry-After"), self._clock.now())
             return Open311Error(self._scrub(text), retryable=True, after=after)
         if status in (401, 403):
             text += ": the CRM refused the API key; check api_key"
@@ -493,21 +498,3 @@ def _error_document(response: httpx.Response) -> str:
         if isinstance(item, Mapping) and (item.get("description") or item.get("code"))
     ]
     return f": {'; '.join(said)[:300]}" if said else ""
-
-
-def _retry_after(value: str | None, now: datetime) -> timedelta | None:
-    """``Retry-After`` (seconds, or an HTTP date) as a wait from ``now``, capped."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        wait = timedelta(seconds=int(value))
-    else:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        wait = max(timedelta(0), when - now)
-    return min(wait, MAX_RETRY_AFTER)

@@ -28,7 +28,6 @@ import re
 import ssl
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,12 +36,14 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from oohcore.channels import (
+    MAX_RETRY_AFTER,
     ChannelError,
     ChannelInfo,
     DeliveryResult,
     OutboundMessage,
     Receipt,
     ReceiptState,
+    retry_after,
 )
 from oohcore.clock import Clock, SystemClock
 
@@ -61,7 +62,6 @@ __all__ = [
 logger = logging.getLogger("oohcore_pager.http")
 
 #: the longest wait a gateway's Retry-After is allowed to impose on a page
-MAX_RETRY_AFTER = timedelta(hours=1)
 _RETRY_STATUSES = frozenset({408, 409, 425, 429})
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 _PAGER_ID = re.compile(r"^[^\s\x00-\x1f\x7f]{1,64}$")
@@ -259,7 +259,7 @@ class PagerHttpChannel:
         said = _said(response)
         error = f"pager-http {self._where}: HTTP {status}{said}"
         if status in _RETRY_STATUSES or status >= 500:
-            after = _retry_after(response.headers.get("Retry-After"), self._clock.now())
+            after = retry_after(response.headers.get("Retry-After"), self._clock.now())
             return DeliveryResult.retry(error, after=after), Outcome.FAILED
         if 300 <= status < 400:
             where = response.headers.get("Location", "")
@@ -295,25 +295,6 @@ def _said(response: httpx.Response) -> str:
             if isinstance(body.get(key), str) and body[key].strip():
                 return f": {ascii_text(body[key])[:200]}"
     return ""
-
-
-def _retry_after(value: str | None, now: datetime) -> timedelta | None:
-    """``Retry-After`` (seconds, or an HTTP date) as a wait from ``now``, capped; None if absent
-    or unreadable."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        wait = timedelta(seconds=int(value))
-    else:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        wait = max(timedelta(0), when - now)
-    return min(wait, MAX_RETRY_AFTER)
 
 
 def _untrusted(exc: httpx.ConnectError) -> bool:

@@ -22,7 +22,6 @@ import logging
 import ssl
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,11 +30,13 @@ import httpx
 from pydantic import ConfigDict, Field, SecretStr, field_validator
 
 from oohcore.channels import (
+    MAX_RETRY_AFTER,
     ChannelConfig,
     ChannelError,
     ChannelInfo,
     DeliveryResult,
     OutboundMessage,
+    retry_after,
 )
 from oohcore.clock import Clock, SystemClock
 
@@ -45,7 +46,6 @@ __all__ = ["MAX_RETRY_AFTER", "WebhookChannel", "WebhookConfig", "webhook_body"]
 
 log = logging.getLogger("oohcore_webhook")
 
-MAX_RETRY_AFTER = timedelta(hours=1)
 _RETRY_STATUSES = frozenset({408, 425, 429})
 
 
@@ -219,7 +219,7 @@ class WebhookChannel:
         error = f"webhook {self._where}: HTTP {status}"
         if status in _RETRY_STATUSES or status >= 500:
             return DeliveryResult.retry(
-                error, after=_retry_after(response.headers.get("Retry-After"), now)
+                error, after=retry_after(response.headers.get("Retry-After"), now)
             )
         if status == 410:
             return DeliveryResult.permanent(
@@ -240,20 +240,3 @@ class WebhookChannel:
         if not self._closed:
             self._closed = True
             self._http.close()
-
-
-def _retry_after(value: str | None, now: datetime) -> timedelta | None:
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        wait = timedelta(seconds=int(value))
-    else:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        wait = max(timedelta(0), when - now)
-    return min(wait, MAX_RETRY_AFTER)
