@@ -156,3 +156,18 @@ def test_retry_after_reads_seconds_and_http_dates_and_is_capped() -> None:
     assert retry_after("Wed, 02 Dec 2026 02:00:00 GMT", now) == timedelta(0)  # in the past
     assert retry_after("86400", now) == MAX_RETRY_AFTER
     assert retry_after("soon", now) is None and retry_after(None, now) is None
+
+
+def test_tls_verify_names_an_unreadable_ca_file(tmp_path: Path) -> None:
+    """An HTTPS adapter's ca_file that is missing or not PEM is a ChannelError naming the file
+    and whose certificates it should hold; no ca_file means the system's CAs."""
+    from oohcore.channels import ChannelError, tls_verify
+
+    assert tls_verify("webhook", None, "the receiver") is True
+    bad = tmp_path / "ca.pem"
+    bad.write_text("not a certificate")
+    for path in (bad, tmp_path / "missing.pem"):
+        with pytest.raises(
+            ChannelError, match=rf"webhook: ca_file {path} cannot be read .* the receiver"
+        ):
+            tls_verify("webhook", path, "the receiver")

@@ -37,6 +37,8 @@ The delivery contract
 
 from __future__ import annotations
 
+import os
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -68,6 +70,7 @@ __all__ = [
     "build_channels",
     "load_channels",
     "retry_after",
+    "tls_verify",
 ]
 
 ENTRY_POINT_GROUP = "oohcore.channels"
@@ -303,6 +306,23 @@ def retry_after(
             when = when.replace(tzinfo=UTC)
         wait = max(timedelta(0), when - now)
     return min(wait, cap)
+
+
+def tls_verify(
+    channel: str, ca_file: os.PathLike[str] | str | None, peer: str
+) -> ssl.SSLContext | bool:
+    """How an HTTPS adapter checks its peer's certificate: the system's CAs (True), or only
+    those in ``ca_file`` (a PEM file); an unreadable file is a :class:`ChannelError` naming it
+    and the ``peer`` whose certificates it should hold."""
+    if ca_file is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=str(ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise ChannelError(
+            f"{channel}: ca_file {ca_file} cannot be read ({exc}); give a PEM file of the CA "
+            f"certificates that sign {peer}"
+        ) from None
 
 
 from oohcore.channels.registry import build_channels  # noqa: E402  (uses the names above)

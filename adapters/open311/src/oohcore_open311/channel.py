@@ -35,7 +35,6 @@ attribute the CRM defines to carry our key, so that such a CRM can drop the repe
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -53,6 +52,7 @@ from oohcore.channels import (
     DeliveryResult,
     OutboundMessage,
     retry_after,
+    tls_verify,
 )
 from oohcore.clock import Clock, SystemClock
 
@@ -166,15 +166,7 @@ class Open311Channel:
         self._sleep = sleep
         parts = urlsplit(config.endpoint)
         self._where = f"{parts.scheme}://{parts.netloc}{parts.path}"
-        verify: ssl.SSLContext | bool = True
-        if config.ca_file is not None:
-            try:
-                verify = ssl.create_default_context(cafile=str(config.ca_file))
-            except (OSError, ssl.SSLError) as exc:
-                raise ChannelError(
-                    f"open311: ca_file {config.ca_file} cannot be read ({exc}); give a PEM "
-                    "file of the CA certificates that sign the CRM"
-                ) from None
+        verify = tls_verify("open311", config.ca_file, "the CRM")
         self._http = httpx.Client(
             base_url=config.endpoint,
             verify=verify,

@@ -44,6 +44,7 @@ from oohcore.channels import (
     Receipt,
     ReceiptState,
     retry_after,
+    tls_verify,
 )
 from oohcore.clock import Clock, SystemClock
 
@@ -163,15 +164,7 @@ class PagerHttpChannel:
         self._clock = clock or SystemClock()
         parts = urlsplit(cfg.url)
         self._where = f"{parts.scheme}://{parts.netloc}{parts.path}"  # no query string in errors
-        verify: ssl.SSLContext | bool = True
-        if cfg.ca_file is not None:
-            try:
-                verify = ssl.create_default_context(cafile=str(cfg.ca_file))
-            except (OSError, ssl.SSLError) as exc:
-                raise ChannelError(
-                    f"pager-http: ca_file {cfg.ca_file} cannot be read ({exc}); give a PEM "
-                    "file of the CA certificates that sign the gateway"
-                ) from None
+        verify = tls_verify("pager-http", cfg.ca_file, "the gateway")
         seconds = cfg.send_timeout.total_seconds()
         self._http = httpx.Client(
             verify=verify,

@@ -19,7 +19,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import ssl
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +36,7 @@ from oohcore.channels import (
     DeliveryResult,
     OutboundMessage,
     retry_after,
+    tls_verify,
 )
 from oohcore.clock import Clock, SystemClock
 
@@ -157,15 +157,7 @@ class WebhookChannel:
         self._key = decode_secret(config.secret.get_secret_value())
         parts = urlsplit(config.url)
         self._where = f"{parts.scheme}://{parts.netloc}{parts.path}"
-        verify: ssl.SSLContext | bool = True
-        if config.ca_file is not None:
-            try:
-                verify = ssl.create_default_context(cafile=str(config.ca_file))
-            except (OSError, ssl.SSLError) as exc:
-                raise ChannelError(
-                    f"webhook: ca_file {config.ca_file} cannot be read ({exc}); give a PEM "
-                    "file of the CA certificates that sign the receiver"
-                ) from None
+        verify = tls_verify("webhook", config.ca_file, "the receiver")
         self._http = httpx.Client(
             verify=verify,
             timeout=httpx.Timeout(config.send_timeout.total_seconds()),
