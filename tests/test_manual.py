@@ -9,7 +9,6 @@ headless Chromium, whose screenshot must not be blank, and printed to PDF.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -25,7 +24,7 @@ from oohcore.rulesets.loader import load_organisation
 from oohcore.store import Store
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_reports import _png_pixels
+from chromium_support import assert_renders, chromium
 
 RULESETS = Path(__file__).parent / "rulesets"
 CATALOGUE = RULESETS / "catalogue"
@@ -92,49 +91,17 @@ def test_the_living_directory_overrides_the_files(borough: Path, tmp_path: Path)
     assert "020 7946 0123" in page and "020 7946 0999" not in page
 
 
-def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert found, "headless Chromium is needed: scripts/ensure-debian-packages chromium=chromium"
-    return found
-
-
 def test_the_manual_renders_in_headless_chromium(
     borough: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     page = tmp_path / "manual.html"
     assert main(["manual", str(borough), "--catalogue", str(CATALOGUE), "--out", str(page)]) == 0
     assert capsys.readouterr().out.strip() == str(page)
-    shot = tmp_path / "shot.png"
-    subprocess.run(
-        [
-            _chromium(),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--hide-scrollbars",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--window-size=1280,1400",
-            f"--screenshot={shot}",
-            page.as_uri(),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    width, channels, rows = _png_pixels(shot)
-    colours: set[bytes] = set()
-    dark = 0
-    for row in rows[::4]:
-        for x in range(0, width * channels, channels * 4):
-            px = row[x : x + 3]
-            colours.add(px)
-            dark += sum(px) < 200
-    assert len(colours) > 20, "the screenshot is blank"
-    assert dark > 500  # the header band and the text are drawn
+    assert_renders(page, tmp_path)
 
 
 def test_the_manual_prints_to_pdf(borough: Path, tmp_path: Path) -> None:
-    _chromium()
+    chromium()
     out = tmp_path / "manual.pdf"
     args = ["manual", str(borough), "--catalogue", str(CATALOGUE), "--format", "pdf"]
     assert main([*args, "--out", str(out)]) == 0
