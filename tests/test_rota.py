@@ -437,3 +437,51 @@ def test_the_engines_rota_answers_inside_a_steps_open_transaction(store: Store) 
     assert inside == on_conn == rota(EVENINGS).answer("duty", local(2026, 11, 20, 18), LONDON)
     assert inside.officer is not None
     assert rota_.who_is_on_call("elsewhere", "duty", local(2026, 11, 20, 18)).stages == ()
+
+
+def test_a_referral_asks_the_rota_for_the_callers_area(tmp_path: Path) -> None:
+    """7.5: a role kept by area answers a referral from the schedule of the caller's locality,
+    the gazetteer's ward of the address; a caller elsewhere gets the role's general holder."""
+    from oohcore.channels.local import MemoryChannel
+    from oohcore.rota.schedule import Layer, RoleSchedule
+
+    borough = Path(__file__).parents[1] / "examples" / "example-borough"
+    clock = ManualClock(datetime(2026, 11, 20, 22, 0, tzinfo=ZoneInfo("Europe/London")))
+    channels = {n: MemoryChannel() for n in ("sms", "email", "pager", "phone", "feed", "crm")}
+    leak = {
+        "caller_name": "Ann Lee",
+        "contact_phone": "07700 900123",
+        "tenure": "council_tenant",
+        "repair": "water_leak",
+        "near_electrics": False,
+        "details": "water through the ceiling",
+    }
+    with Engine.open(
+        borough, f"sqlite:///{tmp_path / 'area.sqlite'}", clock=clock, channels=channels
+    ) as engine:
+        desk = engine.organisation("example-borough")
+        now = clock.now()
+        general = engine.rota.who_is_on_call(desk.id, "repairs-contractor", now).officer
+        assert general is not None
+        local = next(o for o in sorted(desk.rota.data().officers) if o != general.id)
+        # Eastbrook Central keeps its own contractor rota (one standing layer)
+        desk.rota.set_role(
+            RoleSchedule(
+                "repairs-contractor",
+                ((Layer("eastbrook", officers=(local,)),),),
+                area="Eastbrook Central",
+            ),
+            by="duty manager",
+        )
+
+        def alerted(address: str) -> str:
+            call = engine.offer("020 7946 0100", caller_number="07700900123")
+            desk.answer(call.id, handler="amy")
+            desk.capture(call.id, {**leak, "address": address})
+            assert desk.next_step(call.id).action_id == "refer-emergency"
+            desk.complete(call.id)
+            [refer] = [e for e in desk.events(call.id) if e.kind == "action.refer"]
+            return str(refer.payload["officer"])
+
+        assert alerted("2 High Street") == local  # ward Eastbrook Central in the gazetteer
+        assert alerted("1 Vicarage Crescent") == general.id  # another ward

@@ -812,12 +812,16 @@ class OrganisationDesk:
         on_call, on_call_stage = self._on_call, self._on_call_stage
         rota = self.engine.rota
         if isinstance(rota, StoreRota):  # the store's rota, read in this step's transaction
+            # the caller's locality, from the gazetteer's ward of the address (7.5): a role
+            # with a schedule for that area answers from it, else from its general one
+            ward = row.answers.get("ward")
+            area = ward if isinstance(ward, str) and ward else None
 
             def on_call(role: str, at: datetime) -> OnCallOfficer | None:
-                return rota.on_call(org_id, role, at, conn)
+                return rota.who_is_on_call(org_id, role, at, area=area, conn=conn).officer
 
             def on_call_stage(role: str, number: int, at: datetime) -> tuple[OnCallOfficer, ...]:
-                answer = rota.who_is_on_call(org_id, role, at, conn=conn)
+                answer = rota.who_is_on_call(org_id, role, at, area=area, conn=conn)
                 stage = answer.stage(number)
                 return tuple(stage.officers) if stage is not None else ()
 
@@ -871,6 +875,8 @@ class OrganisationDesk:
         facts: dict[str, Any] = {}
         if matches and matches[0].score >= 0.8:
             facts["uprn"] = matches[0].record.uprn
+            if matches[0].record.ward:  # the locality a rota may be kept by (7.5, 4.1.5a)
+                facts["ward"] = matches[0].record.ward
         if isinstance(postcode, str):
             facts["outside_area"] = not gazetteer.in_area(postcode)
         return facts
