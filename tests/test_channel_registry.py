@@ -171,3 +171,23 @@ def test_tls_verify_names_an_unreadable_ca_file(tmp_path: Path) -> None:
             ChannelError, match=rf"webhook: ca_file {path} cannot be read .* the receiver"
         ):
             tls_verify("webhook", path, "the receiver")
+
+
+def test_https_endpoint_refuses_clear_text_and_credentials_without_repeating_them() -> None:
+    """The one endpoint check the HTTP adapters' configs share: https:// (http:// only to this
+    machine), no credentials in the address, the message naming where the key belongs."""
+    from oohcore.channels import https_endpoint, is_loopback
+
+    assert https_endpoint("https://crm.example.gov.uk/open311/", key_goes_in="api_key")
+    assert https_endpoint("http://127.0.0.1:8080/hook", key_goes_in="secret")
+    assert is_loopback("localhost") and is_loopback("[::1]") and not is_loopback("10.0.0.1")
+    for bad, expected in [
+        ("http://crm.example.gov.uk/", "allowed only to a loopback"),
+        ("ftp://crm.example.gov.uk/", "https:// address with a host"),
+        ("https://ann:hunter22@crm.example.gov.uk/", "put the key in api_key"),
+    ]:
+        with pytest.raises(ValueError, match=expected) as caught:
+            https_endpoint(bad, key_goes_in="api_key")
+        assert "hunter22" not in str(caught.value)
+    with pytest.raises(ValueError, match="user, password or query"):
+        https_endpoint("https://crm.example.gov.uk/?key=abc", key_goes_in="api_key", query=False)

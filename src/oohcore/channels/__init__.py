@@ -37,6 +37,7 @@ The delivery contract
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import ssl
 from collections.abc import Callable, Mapping
@@ -46,6 +47,7 @@ from email.utils import parsedate_to_datetime
 from enum import Enum
 from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
@@ -68,6 +70,8 @@ __all__ = [
     "Receipt",
     "ReceiptState",
     "build_channels",
+    "https_endpoint",
+    "is_loopback",
     "load_channels",
     "retry_after",
     "tls_verify",
@@ -323,6 +327,33 @@ def tls_verify(
             f"{channel}: ca_file {ca_file} cannot be read ({exc}); give a PEM file of the CA "
             f"certificates that sign {peer}"
         ) from None
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address (IPv6 in brackets too): where plain HTTP or SMTP
+    without TLS may be allowed, because nothing leaves the machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def https_endpoint(value: str, *, key_goes_in: str, query: bool = True) -> str:
+    """``value`` checked as an adapter's HTTPS endpoint, for a config model's validator: an
+    https:// address with a host (http:// only to loopback), no user or password in it (the
+    key belongs in the ``key_goes_in`` setting, a secret), and no query unless ``query``.
+    Raises ``ValueError`` with a message that never repeats the value (it may hold a key)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError("must be an https:// address with a host")
+    if parts.username is not None or parts.password is not None or (parts.query and not query):
+        what = "user or password" if query else "user, password or query"
+        raise ValueError(f"must hold no {what}: put the key in {key_goes_in}")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ValueError("must be https:// (http:// is allowed only to a loopback address)")
+    return value
 
 
 from oohcore.channels.registry import build_channels  # noqa: E402  (uses the names above)

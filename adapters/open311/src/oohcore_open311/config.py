@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field, SecretStr, field_validator
 
-from oohcore.channels import ChannelConfig
+from oohcore.channels import ChannelConfig, https_endpoint
 
 __all__ = ["Open311Config"]
 
@@ -59,13 +57,7 @@ class Open311Config(ChannelConfig):
     @field_validator("endpoint")
     @classmethod
     def _endpoint(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ValueError("must be an https:// address with a host")
-        if parts.username is not None or parts.password is not None or parts.query:
-            raise ValueError("must hold no user, password or query: put the key in api_key")
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
-            raise ValueError("must be https:// (http:// is allowed only to a loopback address)")
+        https_endpoint(value, key_goes_in="api_key", query=False)
         return value if value.endswith("/") else value + "/"
 
     @field_validator("send_timeout")
@@ -81,12 +73,3 @@ class Open311Config(ChannelConfig):
         if value < timedelta(0) or value > timedelta(seconds=30):
             raise ValueError("must be between 0 and 30 seconds")
         return value
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -21,7 +21,6 @@ Delivery reports: a gateway that reports back POSTs ``{"id", "idempotency_key", 
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import re
@@ -43,6 +42,7 @@ from oohcore.channels import (
     OutboundMessage,
     Receipt,
     ReceiptState,
+    https_endpoint,
     retry_after,
     tls_verify,
 )
@@ -66,7 +66,6 @@ logger = logging.getLogger("oohcore_pager.http")
 _RETRY_STATUSES = frozenset({408, 409, 425, 429})
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 _PAGER_ID = re.compile(r"^[^\s\x00-\x1f\x7f]{1,64}$")
-_LOOPBACK_NAMES = frozenset({"localhost"})
 
 
 class PagerHttpConfig(BaseModel):
@@ -90,14 +89,7 @@ class PagerHttpConfig(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ValueError("must be an https:// address with a host")
-        if parts.username is not None or parts.password is not None:
-            raise ValueError("must not hold a user or password: put the key in auth_value")
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
-            raise ValueError("must be https:// (http:// is allowed only to a loopback address)")
-        return value
+        return https_endpoint(value, key_goes_in="auth_value")
 
     @field_validator("auth_header")
     @classmethod
@@ -119,15 +111,6 @@ class PagerHttpConfig(BaseModel):
         if not timedelta(0) < value <= timedelta(minutes=2):
             raise ValueError("must be more than 0 and at most 2 minutes (the runner's lease)")
         return value
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class PagerHttpChannel:

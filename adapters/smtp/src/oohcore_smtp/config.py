@@ -10,7 +10,6 @@ and key.
 
 from __future__ import annotations
 
-import ipaddress
 from datetime import timedelta
 from email.errors import HeaderParseError
 from email.headerregistry import Address
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from oohcore.channels import is_loopback
 
 __all__ = ["Encryption", "SmtpConfig", "Transport"]
 
@@ -128,7 +129,7 @@ class SmtpConfig(BaseModel):
     @model_validator(mode="after")
     def _safe(self) -> SmtpConfig:
         if self.transport == "none":
-            if not _is_loopback(self.host):
+            if not is_loopback(self.host):
                 raise ValueError(
                     f"transport 'none' sends in clear: it is allowed only for a relay on this "
                     f"machine (localhost, 127.0.0.1, ::1), not {self.host!r}; use 'starttls' "
@@ -165,12 +166,3 @@ def parse_address(value: str) -> str:
     if not addr.username or not addr.domain or "." not in addr.domain.strip("."):
         raise ValueError(f"{value!r} is not an e-mail address (local@domain)")
     return addr.addr_spec
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False

@@ -16,7 +16,6 @@ a time-out is ``retry``.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 from collections.abc import Mapping
@@ -35,6 +34,7 @@ from oohcore.channels import (
     ChannelInfo,
     DeliveryResult,
     OutboundMessage,
+    https_endpoint,
     retry_after,
     tls_verify,
 )
@@ -63,14 +63,7 @@ class WebhookConfig(ChannelConfig):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ValueError("must be an https:// address with a host")
-        if parts.username is not None or parts.password is not None:
-            raise ValueError("must not hold a user or password")
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
-            raise ValueError("must be https:// (http:// is allowed only to a loopback address)")
-        return value
+        return https_endpoint(value, key_goes_in="secret")
 
     @field_validator("secret")
     @classmethod
@@ -86,15 +79,6 @@ class WebhookConfig(ChannelConfig):
         if not timedelta(0) < value <= timedelta(minutes=2):
             raise ValueError("must be more than 0 and at most 2 minutes (the runner's lease)")
         return value
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def webhook_body(message: OutboundMessage, at: datetime) -> bytes:
