@@ -12,31 +12,18 @@ from __future__ import annotations
 import itertools
 import shutil
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
+from engine_support import CHANNELS, FIXTURES, FRIDAY_EVENING, HEATING, REPAIRS
 from oohcore.channels.local import MemoryChannel
 from oohcore.clock import ManualClock
 from oohcore.engine import Engine, InvalidTransition
 from oohcore.engine.links import LinkRefused
 from oohcore.vocabulary import EventKind
 
-FIXTURES = Path(__file__).parent / "fixtures" / "engine"
-LONDON = ZoneInfo("Europe/London")
-FRIDAY_EVENING = datetime(2026, 11, 20, 22, 0, tzinfo=LONDON)
-REPAIRS = "0100 000 0002"
-HEATING = {
-    "caller_name": "Ann Lee",
-    "address": "12a High St.",
-    "postcode": "se1 1aa",
-    "repair": "no_heating",
-    "vulnerable": True,
-    "outside_temp": 3,
-}
-CHANNELS = ("sms", "email", "pager", "feed", "crm")
 RITA, MAX, DINA = "07700 900001", "07700 900002", "07700 900003"
 KEY = "a-test-key-of-more-than-16-characters"
 

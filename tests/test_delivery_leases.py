@@ -22,7 +22,6 @@ starting a new tick took the other runner's batch while it was still being sent.
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -35,8 +34,6 @@ from oohcore.outbox import enqueue, outbox
 from oohcore.runner import Runner
 from oohcore.store import Store
 from oohcore.timers import TimerRow
-
-sys.path.insert(0, str(Path(__file__).parent))
 from test_store import pg_url  # noqa: F401  (the throwaway PostgreSQL database fixture)
 
 T0 = datetime(2025, 3, 1, 2, 0, tzinfo=UTC)

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import text
 
+from engine_support import FIXTURES, FRIDAY_EVENING, HEATING, LONDON, REPAIRS
 from oohcore import audit
 from oohcore.channels import ChannelInfo, DeliveryResult, OutboundMessage
 from oohcore.clock import ManualClock
@@ -33,10 +33,6 @@ from oohcore.engine import (
 )
 from oohcore.rota import OnCallOfficer
 
-FIXTURES = Path(__file__).parent / "fixtures" / "engine"
-LONDON = ZoneInfo("Europe/London")
-FRIDAY_EVENING = datetime(2026, 11, 20, 22, 0, tzinfo=LONDON)
-REPAIRS = "0100 000 0002"
 IVR = "0100 000 0001"
 NOISE = "0100 000 0003"
 LONE = "0100 000 0004"
@@ -91,16 +87,6 @@ def _repair_call(engine: Engine, answers: dict[str, Any], at: datetime | None = 
     desk.answer(call.id, handler="amy", at=at)
     desk.capture(call.id, answers, at=at)
     return call.id
-
-
-HEATING = {
-    "caller_name": "Ann Lee",
-    "address": "12a High St.",
-    "postcode": "se1 1aa",
-    "repair": "no_heating",
-    "vulnerable": True,
-    "outside_temp": 3,
-}
 
 
 def _referred(engine: Engine) -> tuple[OrganisationDesk, str]:

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
 
+from engine_support import CHANNELS, FIXTURES, FRIDAY_EVENING, HEATING
 from oohcore import timers
 from oohcore.calls import calls
 from oohcore.channels import DeliveryResult, OutboundMessage
@@ -22,19 +22,7 @@ from oohcore.clock import ManualClock
 from oohcore.engine import CallNotFound, Engine, InvalidTransition, WrongStaffMember
 from oohcore.vocabulary import EventKind, TimerKind
 
-FIXTURES = Path(__file__).parent / "fixtures" / "engine"
-LONDON = ZoneInfo("Europe/London")
-FRIDAY_EVENING = datetime(2026, 11, 20, 22, 0, tzinfo=LONDON)
 REPAIRS, IVR, LONE, ORG_B = "0100 000 0002", "0100 000 0001", "0100 000 0004", "0200 000 0001"
-HEATING = {
-    "caller_name": "Ann Lee",
-    "address": "12a High St.",
-    "postcode": "se1 1aa",
-    "repair": "no_heating",
-    "vulnerable": True,
-    "outside_temp": 3,
-}
-CHANNELS = ("sms", "email", "pager", "feed", "crm")
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from engine_support import FIXTURES
 from oohcore.calls import ACTION_STATES
 from oohcore.engine import InvalidTransition, MissingEssentialFields, steps
 from oohcore.engine.actions import HANDLERS
@@ -26,7 +26,6 @@ from oohcore.rulesets.loader import load_organisations
 from oohcore.timers import TimerRow
 from oohcore.vocabulary import EventKind, MessagePurpose, TimerKind
 
-FIXTURES = Path(__file__).parent / "fixtures" / "engine"
 NOW = datetime(2026, 11, 20, 22, 0, tzinfo=ZoneInfo("Europe/London"))
 OFFICERS = {
     "repairs-duty": OnCallOfficer("rita", "Rita Duty", phone="07700 900001", email="r@a.example"),

@@ -11,10 +11,10 @@ import shutil
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
+from engine_support import CHANNELS, FIXTURES, FRIDAY_EVENING, HEATING, REPAIRS
 from oohcore.channels.local import MemoryChannel
 from oohcore.clock import ManualClock
 from oohcore.engine import Engine
@@ -25,19 +25,6 @@ from oohcore.rota import OnCallOfficer
 from oohcore.rulesets.loader import load_organisation
 from oohcore.vocabulary import EventKind
 
-FIXTURES = Path(__file__).parent / "fixtures" / "engine"
-LONDON = ZoneInfo("Europe/London")
-FRIDAY_EVENING = datetime(2026, 11, 20, 22, 0, tzinfo=LONDON)
-REPAIRS = "0100 000 0002"
-HEATING = {
-    "caller_name": "Ann Lee",
-    "address": "12a High St.",
-    "postcode": "se1 1aa",
-    "repair": "no_heating",
-    "vulnerable": True,
-    "outside_temp": 3,
-}
-CHANNELS = ("sms", "email", "pager", "feed", "crm")
 LAST_RESORT_PHONE = "07700 900099"  # org-a's directory: out-of-hours-manager
 
 

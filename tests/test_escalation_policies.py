@@ -12,10 +12,10 @@ import shutil
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
+from engine_support import CHANNELS, FIXTURES, FRIDAY_EVENING, HEATING, REPAIRS
 from oohcore.channels.local import MemoryChannel
 from oohcore.clock import ManualClock
 from oohcore.engine import Engine
@@ -23,19 +23,6 @@ from oohcore.errors import RulesetError
 from oohcore.rota import OnCallAnswer, OnCallOfficer, OnCallStage
 from oohcore.rulesets.loader import load_organisation
 
-FIXTURES = Path(__file__).parent / "fixtures" / "engine"
-LONDON = ZoneInfo("Europe/London")
-FRIDAY_EVENING = datetime(2026, 11, 20, 22, 0, tzinfo=LONDON)
-REPAIRS = "0100 000 0002"
-HEATING = {
-    "caller_name": "Ann Lee",
-    "address": "12a High St.",
-    "postcode": "se1 1aa",
-    "repair": "no_heating",
-    "vulnerable": True,
-    "outside_temp": 3,
-}
-CHANNELS = ("sms", "email", "pager", "feed", "crm")
 RITA, ROB, MAX, OOH = "07700 900001", "07700 900006", "07700 900002", "07700 900099"
 POLICY = """
 escalation_policies:

@@ -4,13 +4,11 @@ organisation and option, and the measures from referrals, messages, events and o
 from __future__ import annotations
 
 import math
-import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
 from oohcore.errors import RulesetError
 from oohcore.kpi import (
     Period,

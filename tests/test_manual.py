@@ -9,12 +9,12 @@ headless Chromium, whose screenshot must not be blank, and printed to PDF.
 from __future__ import annotations
 
 import shutil
-import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
+from chromium_support import assert_renders, chromium
 from oohcore import directory
 from oohcore.cli import main
 from oohcore.clock import ManualClock
@@ -22,9 +22,6 @@ from oohcore.procedure.manual import manual_html
 from oohcore.rulesets.compiler import Organisation
 from oohcore.rulesets.loader import load_organisation
 from oohcore.store import Store
-
-sys.path.insert(0, str(Path(__file__).parent))
-from chromium_support import assert_renders, chromium
 
 RULESETS = Path(__file__).parent / "rulesets"
 CATALOGUE = RULESETS / "catalogue"

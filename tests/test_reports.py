@@ -4,7 +4,6 @@ outbox once; the invoice tallies with the monthly report; the command line write
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -12,7 +11,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-sys.path.insert(0, str(Path(__file__).parent))
 from chromium_support import assert_renders
 from oohcore.cli import main
 from oohcore.outbox import outbox

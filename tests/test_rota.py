@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from engine_support import FIXTURES, HEATING, LONDON, REPAIRS
 from oohcore.audit import events_for_organisation, verify
 from oohcore.clock import ManualClock
 from oohcore.engine import Engine
@@ -30,7 +31,6 @@ from oohcore.rota import (
 from oohcore.store import Store
 from oohcore.vocabulary import EventKind
 
-LONDON = ZoneInfo("Europe/London")
 OFFICERS = {
     i: OnCallOfficer(i, i.title(), phone=f"07700 90000{n}", email=f"{i}@a.example")
     for n, i in enumerate(("ann", "bob", "cat", "dan"))
@@ -370,17 +370,6 @@ def test_a_change_naming_an_unknown_officer_or_role_is_refused_and_nothing_is_wr
 
 
 # -- the engine uses a change at the next referral ---------------------------------------------
-
-FIXTURES = Path(__file__).parent / "fixtures" / "engine"
-REPAIRS = "0100 000 0002"
-HEATING = {
-    "caller_name": "Ann Lee",
-    "address": "12a High St.",
-    "postcode": "se1 1aa",
-    "repair": "no_heating",
-    "vulnerable": True,
-    "outside_temp": 3,
-}
 
 
 def test_a_rota_change_while_the_engine_runs_is_used_by_the_next_referral(tmp_path: Path) -> None:

@@ -3,14 +3,12 @@ call records, and the local day and hour across clock changes (11.6.1, 6.2a)."""
 
 from __future__ import annotations
 
-import sys
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-sys.path.insert(0, str(Path(__file__).parent))
 from oohcore.cli import main
 from oohcore.telephony import (
     CdrError,

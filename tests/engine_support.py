@@ -1,0 +1,24 @@
+"""What the engine tests share: the fixture organisations (tests/fixtures/engine: org-a with an
+IVR, repairs with every action kind, noise, lone worker; org-b), their numbers, the evening the
+tests start on, and a heating call that is referred."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+FIXTURES = Path(__file__).parent / "fixtures" / "engine"
+LONDON = ZoneInfo("Europe/London")
+FRIDAY_EVENING = datetime(2026, 11, 20, 22, 0, tzinfo=LONDON)
+REPAIRS = "0100 000 0002"
+CHANNELS = ("sms", "email", "pager", "feed", "crm")
+HEATING = {
+    "caller_name": "Ann Lee",
+    "address": "12a High St.",
+    "postcode": "se1 1aa",
+    "repair": "no_heating",
+    "vulnerable": True,
+    "outside_temp": 3,
+}
+"""A no-heating call from a vulnerable household: org-a refers it (refer-emergency)."""
