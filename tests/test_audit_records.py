@@ -9,22 +9,20 @@ columns in the chain, the personal ones (7.14.3) beside it, so a purge still ver
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from oohcore.cli import main
 from oohcore.clock import ManualClock
 from oohcore.engine import Engine
 from oohcore.engine.records import verify
 from oohcore.retention import purge_personal_data
+from pg_support import postgres_database
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "engine"
 FRIDAY_EVENING = datetime(2026, 11, 20, 22, 0, tzinfo=ZoneInfo("Europe/London"))
@@ -36,20 +34,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'ooh.sqlite'}"
         return
-    base = os.environ.get("OOHCORE_TEST_POSTGRES_URL")
-    missing = pytest.fail if os.environ.get("OOHCORE_REQUIRE_POSTGRES", "0") != "0" else pytest.skip
-    if not base:
-        missing("OOHCORE_TEST_POSTGRES_URL is unset: run under scripts/postgres-for-tests")
-    name = f"oohcore_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -12,10 +12,8 @@ cannot fall behind), and the store is exactly as it was.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -23,12 +21,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from oohcore.clock import ManualClock
 from oohcore.engine import ConcurrentChange, Engine, EngineError, OrganisationDesk, inputs
 from oohcore.errors import OohcoreError
+from pg_support import postgres_database
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "engine"
@@ -244,20 +242,8 @@ def test_a_step_still_works_after_the_checks(world: World) -> None:
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    base = os.environ.get("OOHCORE_TEST_POSTGRES_URL")
-    missing = pytest.fail if os.environ.get("OOHCORE_REQUIRE_POSTGRES", "0") != "0" else pytest.skip
-    if not base:
-        missing("OOHCORE_TEST_POSTGRES_URL is unset: run under scripts/postgres-for-tests")
-    name = f"oohcore_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database() as url:
+        yield url
 
 
 def test_postgresql_records_a_sip_caller_and_a_long_handler(pg_url: str) -> None:

@@ -9,9 +9,7 @@ compiled decision. Calls before ``--since`` and options whose version is unchang
 
 from __future__ import annotations
 
-import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -24,6 +22,7 @@ from oohcore.clock import ManualClock
 from oohcore.engine import Engine
 from oohcore.procedure.impact import impact_between
 from oohcore.rulesets.loader import default_catalogue, load_organisation
+from pg_support import postgres_database
 
 ROOT = Path(__file__).parents[1]
 EXAMPLE = ROOT / "examples" / "example-borough"
@@ -58,23 +57,8 @@ CALLS = [
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database (as in test_store.py): skipped without a server, unless CI
     sets OOHCORE_REQUIRE_POSTGRES=1."""
-    base = os.environ.get("OOHCORE_TEST_POSTGRES_URL")
-    missing = pytest.fail if os.environ.get("OOHCORE_REQUIRE_POSTGRES", "0") != "0" else pytest.skip
-    if not base:
-        missing("OOHCORE_TEST_POSTGRES_URL is unset: run `make test` (it starts a server)")
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"oohcore_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(str(base), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(str(base)).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -53,6 +53,7 @@ from oohcore.health import read_lag
 from oohcore.outbox import outbox
 from oohcore.store import Store
 from oohcore.timers import timers
+from pg_support import postgres_database
 
 HELPER = Path(__file__).with_name("many_processes_worker.py")
 sys.path.insert(0, str(HELPER.parent))
@@ -70,26 +71,8 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for this test (dropped afterwards)."""
-    import uuid
-
-    base = os.environ.get("OOHCORE_TEST_POSTGRES_URL")
-    missing = pytest.fail if os.environ.get("OOHCORE_REQUIRE_POSTGRES", "0") != "0" else pytest.skip
-    if not base:
-        why = os.environ.get("OOHCORE_TEST_POSTGRES_UNAVAILABLE")
-        missing(f"no PostgreSQL server: {why or 'OOHCORE_TEST_POSTGRES_URL is unset (make test)'}")
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-
-    name = f"oohcore_many_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database() as url:
+        yield url
 
 
 class Peer:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,6 +34,7 @@ from oohcore.clock import ManualClock
 from oohcore.personal_data import PAYLOAD_KEY, personal_data
 from oohcore.retention import RetentionError, purge_personal_data
 from oohcore.store import Store
+from pg_support import postgres_database
 
 T0 = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)  # the night the clocks go forward
 CALLER = {"caller_name": "Aisha Khan", "address": "Flat 2, 10 Acacia Road", "phone": "07700900123"}
@@ -474,26 +473,8 @@ def test_a_pin_past_the_end_of_a_truncated_chain_is_reported(store: Store) -> No
 @pytest.fixture
 def pg_store() -> Iterator[Store]:
     """A store in a fresh PostgreSQL database (as tests/test_store.py makes them)."""
-    base = os.environ.get("OOHCORE_TEST_POSTGRES_URL")
-    missing = pytest.fail if os.environ.get("OOHCORE_REQUIRE_POSTGRES", "0") != "0" else pytest.skip
-    if not base:
-        why = os.environ.get("OOHCORE_TEST_POSTGRES_UNAVAILABLE")
-        missing(f"no PostgreSQL server: {why or 'OOHCORE_TEST_POSTGRES_URL is unset (make test)'}")
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-
-    name = f"oohcore_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = make_url(base).set(database=name).render_as_string(hide_password=False)
-        with Store.open(url, clock=ManualClock(T0)) as s:
-            yield s
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database() as url, Store.open(url, clock=ManualClock(T0)) as s:
+        yield s
 
 
 def test_postgresql_personal_data_purge_and_tampering(pg_store: Store) -> None:

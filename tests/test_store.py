@@ -36,6 +36,7 @@ from oohcore.store import (
     alembic_config,
 )
 from oohcore.timers import set_timer, timers_for_call
+from pg_support import postgres_database
 
 T0 = datetime(2025, 3, 30, 0, 30, tzinfo=UTC)  # the night the clocks go forward
 
@@ -350,37 +351,8 @@ def test_sqlite_file_is_a_plain_database(tmp_path: Path, store: Store) -> None:
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test (dropped afterwards)."""
-    import os
-    import uuid
-
-    base = os.environ.get("OOHCORE_TEST_POSTGRES_URL")
-    # CI sets OOHCORE_REQUIRE_POSTGRES=1: there a missing server is a failure, never a skip.
-    missing = pytest.fail if os.environ.get("OOHCORE_REQUIRE_POSTGRES", "0") != "0" else pytest.skip
-    if not base:
-        why = os.environ.get("OOHCORE_TEST_POSTGRES_UNAVAILABLE")  # from scripts/postgres-for-tests
-        missing(
-            f"no PostgreSQL server: {why}"
-            if why
-            else "OOHCORE_TEST_POSTGRES_URL is unset: run `make test` (it starts a throwaway server)"
-            " or set it to postgresql+psycopg://user:password@host/db"
-        )
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        missing("psycopg is not installed (pip install -e '.[test]')")
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-
-    name = f"oohcore_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database() as url:
+        yield url
 
 
 def test_postgresql_store_end_to_end(pg_url: str) -> None:
