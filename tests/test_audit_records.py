@@ -148,3 +148,30 @@ def test_steps_and_timers_keep_the_seal_current(referred: tuple[Engine, str, str
     engine.tick()
     report = verify(engine.store)
     assert report.ok, report.problems
+
+
+def test_a_step_that_leaves_the_personal_columns_writes_no_personal_record(
+    referred: tuple[Engine, str, str],
+) -> None:
+    """Issue 12: only a step that changes the caller number or the answers seals them beside the
+    chain (a personal record: one row and its index pages); the others seal the public columns
+    only, marked ``"personal": False``, and an answer edited after them is still caught against
+    the newest personal seal (the capture's)."""
+    engine, call_id, _ = referred
+    desk = engine.organisation("org-a")
+    desk.close(call_id)
+    events = desk.events(call_id)
+    by_kind = {e.kind: e for e in events}
+    closed = by_kind["call.closed"]
+    assert closed.payload["sealed"]["personal"] is False
+    assert closed.personal is None
+    assert "personal" not in by_kind["call.captured"].payload["sealed"]
+    captured = by_kind["call.captured"].personal
+    assert captured is not None and "_sealed" in (captured.data or {})
+    _edit(
+        engine,
+        "UPDATE calls SET answers = replace(answers, 'leak', 'bins') WHERE id = :c",
+        c=call_id,
+    )
+    problems = verify(engine.store).problems
+    assert any("answers" in p.message and call_id in p.message for p in problems)

@@ -46,14 +46,14 @@ __all__ = ["SEALED_KEY", "seal", "verify", "verify_records"]
 
 SEALED_KEY = "sealed"  # in the chained payload
 PERSONAL_SEALED_KEY = "_sealed"  # in the personal data beside the chain
-_PERSONAL_COLUMNS = ("caller_number", "answers")
+PERSONAL_COLUMNS = ("caller_number", "answers")
 
 
 def _sha(value: Any) -> str:
     return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
 
 
-_PUBLIC_NAMES = tuple(n for n in CALLS.names if n not in _PERSONAL_COLUMNS)
+_PUBLIC_NAMES = tuple(n for n in CALLS.names if n not in PERSONAL_COLUMNS)
 _public_values = attrgetter(*_PUBLIC_NAMES)
 
 
@@ -79,17 +79,26 @@ def _message_digest(channel: str, recipient: str, subject: str, body: str) -> st
 
 
 def seal(
-    call: CallRow | None, messages: Iterable[OutboundMessage]
+    call: CallRow | None, messages: Iterable[OutboundMessage], *, personal_changed: bool = True
 ) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """The chained and the personal parts of the seal of a step that wrote ``call`` (or None)
-    and queued ``messages``; None when it wrote neither."""
+    and queued ``messages``; None when it wrote neither.
+
+    ``personal_changed`` False says the step left the call's personal columns as they were:
+    the seal then carries only the public digest (marked ``"personal": False``), the newest
+    personal digest on the chain still covers those columns, and a step that records no
+    personal data writes no personal record (one row and two index pages fewer, issue 12)."""
     queued = list(messages)
     if call is None and not queued:
         return None
     public: dict[str, Any] = {}
     personal: dict[str, Any] = {}
     if call is not None:
-        public["call"], personal["call"] = _row_digests(call)
+        public["call"], private = _row_digests(call)
+        if personal_changed:
+            personal["call"] = private
+        else:
+            public["personal"] = False
     if queued:
         public["messages"] = [m.idempotency_key for m in queued]
         personal["messages"] = {
@@ -104,6 +113,7 @@ def verify_records(conn: Connection, organisation_id: str) -> list[AuditProblem]
     newest seal of it on the chain (run it after :func:`oohcore.audit.verify`)."""
     call_seal: dict[str, tuple[int, int, dict[str, Any], dict[str, Any] | None]] = {}
     message_seal: dict[str, tuple[int, int, str | None]] = {}
+    personal_of: dict[str, dict[str, Any] | None] = {}
     for ev in events_for_organisation(conn, organisation_id):
         sealed = ev.payload.get(SEALED_KEY)
         if not isinstance(sealed, dict):
@@ -113,7 +123,11 @@ def verify_records(conn: Connection, organisation_id: str) -> list[AuditProblem]
             data = (ev.personal.data or {}).get(PERSONAL_SEALED_KEY)
             personal = data if isinstance(data, dict) else None
         if ev.call_id is not None and "call" in sealed:
-            call_seal[ev.call_id] = (ev.id, ev.seq, sealed, personal)
+            if sealed.get("personal", True):
+                # this seal has the personal digest (purged: None); a seal marked
+                # ``"personal": False`` keeps the newest one before it
+                personal_of[ev.call_id] = personal
+            call_seal[ev.call_id] = (ev.id, ev.seq, sealed, personal_of.get(ev.call_id))
         for key in sealed.get("messages", ()):
             digests = (personal or {}).get("messages") or {}
             message_seal.setdefault(str(key), (ev.id, ev.seq, digests.get(key)))

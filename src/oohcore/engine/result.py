@@ -107,18 +107,21 @@ def _sealed(result: StepResult) -> list[EventOut]:
     """The step's events, the last one carrying the seal of the call row and the messages the
     step writes (:mod:`.records`: so that ``audit verify`` also checks those rows)."""
     written = result.call if result.base is None or result.changes else None
-    sealed = records.seal(written, result.messages)
+    personal_changed = result.base is None or any(
+        column in result.changes for column in records.PERSONAL_COLUMNS
+    )
+    sealed = records.seal(written, result.messages, personal_changed=personal_changed)
     if sealed is None or not result.events:
         return result.events
     last = result.events[-1]
     public, personal = sealed
+    if personal:
+        private = {**(last.personal or {}), records.PERSONAL_SEALED_KEY: personal}
+    else:
+        private = last.personal
     return [
         *result.events[:-1],
-        EventOut(
-            last.kind,
-            {**last.payload, records.SEALED_KEY: public},
-            {**(last.personal or {}), records.PERSONAL_SEALED_KEY: personal},
-        ),
+        EventOut(last.kind, {**last.payload, records.SEALED_KEY: public}, private),
     ]
 
 

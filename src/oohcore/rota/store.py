@@ -39,7 +39,7 @@ from oohcore.db import metadata
 from oohcore.errors import OohcoreError
 from oohcore.rota.model import OnCallAnswer, OnCallOfficer
 from oohcore.rota.schedule import Layer, Override, RoleSchedule, RotaData, Segment
-from oohcore.store import NestedTransactionError, Store, UTCDateTime
+from oohcore.store import NestedTransactionError, Prepared, Store, UTCDateTime
 from oohcore.vocabulary import EventKind
 
 rotas = Table(
@@ -100,11 +100,12 @@ def _read(conn: Connection, org: str) -> tuple[int, RotaData]:
     return int(row.version), RotaData.from_json(json.loads(row.data))
 
 
-_VERSION = select(rotas.c.version).where(rotas.c.organisation_id == bindparam("org"))
+# asked at every referral: prepared, so that it costs one SQLite look-up and no more
+_VERSION = Prepared(select(rotas.c.version).where(rotas.c.organisation_id == bindparam("org")))
 
 
 def _version(conn: Connection, org: str) -> int:
-    v = conn.execute(_VERSION, {"org": org}).scalar()
+    v = _VERSION.execute(conn, {"org": org}).scalar()
     return int(v) if v is not None else 0
 
 
