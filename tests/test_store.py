@@ -72,6 +72,23 @@ def test_sqlite_settings(store: Store) -> None:
     assert _pragma(store, "foreign_keys") == 1
     assert _pragma(store, "synchronous") == 1  # NORMAL
     assert _pragma(store, "busy_timeout") == 10_000
+    # issue 12: a checkpoint every 10,000 WAL pages, not SQLite's 1,000 (docs/benchmarks.md)
+    assert _pragma(store, "wal_autocheckpoint") == 10_000
+
+
+def test_checkpoint_pages_option(tmp_path: Path) -> None:
+    with Store.open(
+        f"sqlite:///{tmp_path / 'c.sqlite'}", clock=ManualClock(T0), checkpoint_pages=500
+    ) as s:
+        assert _pragma(s, "wal_autocheckpoint") == 500
+    for bad in (0, -1, True, 1.5, "1000"):
+        with pytest.raises(StoreError, match="checkpoint_pages"):
+            Store.open(
+                f"sqlite:///{tmp_path / 'x.sqlite'}",
+                clock=ManualClock(T0),
+                checkpoint_pages=bad,  # type: ignore[arg-type]
+            )
+    assert not (tmp_path / "x.sqlite").exists(), "a refused option creates nothing"
 
 
 def test_synchronous_full_option(tmp_path: Path) -> None:

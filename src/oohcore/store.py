@@ -61,6 +61,13 @@ SQLite settings and their trade-offs
   Choose ``FULL`` when the store is the only record and the machine has no battery-backed disk
   cache or replicated storage; ``NORMAL`` is right for tests, the demo, benchmarks and hosts that
   already protect against power loss.
+* ``wal_autocheckpoint``: the WAL is copied back into the database file (a checkpoint, with an
+  fsync of both files) once it holds ``checkpoint_pages`` pages, 10,000 (40 MB) by default
+  instead of SQLite's 1,000. A call lifecycle writes about 100 pages, so SQLite's default
+  checkpointed every ten calls; at 10,000 a checkpoint comes ten times less often and writes
+  each busy page (the chain head, the newest index leaves) once for many commits. Nothing
+  about durability changes (a commit is in the WAL either way); the WAL file stays up to
+  that size on disk, and opening the store after a crash reads it back.
 * One connection is kept open and reused for every transaction of a ``Store`` (a lock serialises
   threads), so a transaction costs a ``BEGIN IMMEDIATE`` and a ``COMMIT`` and nothing else.
   Statements are SQLAlchemy Core objects built once at import time, so their compiled SQL is
@@ -568,6 +575,7 @@ class Store:
         clock: Clock,
         synchronous: Synchronous = "NORMAL",
         busy_timeout_ms: int = 10_000,
+        checkpoint_pages: int = 10_000,
         migrate: bool = True,
         echo: bool = False,
     ) -> Store:
@@ -576,12 +584,16 @@ class Store:
         SQLite: the file and its directory are created if missing; ``sqlite://`` is an
         in-memory database for tests (one connection, not shared with ``store.engine``).
         PostgreSQL (``postgresql+psycopg://…``): the database must exist; its tables are created.
-        ``synchronous`` and ``busy_timeout_ms`` apply to SQLite only (see the module
-        documentation for the trade-off); ``migrate=False`` skips the schema upgrade (for tools
+        ``synchronous``, ``busy_timeout_ms`` and ``checkpoint_pages`` apply to SQLite only (see
+        the module documentation for the trade-offs); ``migrate=False`` skips the schema upgrade (for tools
         that manage migrations themselves).
         """
         if synchronous not in ("NORMAL", "FULL"):
             raise StoreError(f"synchronous must be 'NORMAL' or 'FULL', not {synchronous!r}")
+        if isinstance(checkpoint_pages, bool) or not isinstance(checkpoint_pages, int):
+            raise StoreError(f"checkpoint_pages must be a whole number, not {checkpoint_pages!r}")
+        if checkpoint_pages < 1:
+            raise StoreError(f"checkpoint_pages must be at least 1, not {checkpoint_pages}")
         try:
             parsed = make_url(url)
         except SQLAlchemyError as exc:  # pragma: no cover - message passthrough
@@ -603,7 +615,11 @@ class Store:
                 kwargs["poolclass"] = StaticPool
             engine = create_engine(url, **kwargs)
             _configure_sqlite(
-                engine, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms, memory=memory
+                engine,
+                synchronous=synchronous,
+                busy_timeout_ms=busy_timeout_ms,
+                checkpoint_pages=checkpoint_pages,
+                memory=memory,
             )
         else:
             engine = create_engine(url, pool_pre_ping=True, **kwargs)
@@ -782,7 +798,12 @@ def _rollback_quietly(conn: Connection, raw: Any) -> None:
 
 
 def _configure_sqlite(
-    engine: Engine, *, synchronous: Synchronous, busy_timeout_ms: int, memory: bool
+    engine: Engine,
+    *,
+    synchronous: Synchronous,
+    busy_timeout_ms: int,
+    checkpoint_pages: int,
+    memory: bool,
 ) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -794,6 +815,7 @@ def _configure_sqlite(
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             if not memory:
                 cursor.execute("PRAGMA journal_mode = WAL")
+                cursor.execute(f"PRAGMA wal_autocheckpoint = {int(checkpoint_pages)}")
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.execute(f"PRAGMA synchronous = {synchronous}")
         finally:

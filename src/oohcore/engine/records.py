@@ -67,11 +67,13 @@ def _framed(values: Iterable[Any]) -> bytes:
     return "|".join(parts).encode("utf-8", "surrogatepass")
 
 
-def _row_digests(row: CallRow) -> tuple[str, str]:
-    public = hashlib.sha256(_framed(_public_values(row))).hexdigest()
+def _public_digest(row: CallRow) -> str:
+    return hashlib.sha256(_framed(_public_values(row))).hexdigest()
+
+
+def _personal_digest(row: CallRow) -> str:
     answers = to_store({"answers": row.answers})["answers"]
-    personal = hashlib.sha256(_framed((row.caller_number, answers))).hexdigest()
-    return public, personal
+    return hashlib.sha256(_framed((row.caller_number, answers))).hexdigest()
 
 
 def _message_digest(channel: str, recipient: str, subject: str, body: str) -> str:
@@ -94,9 +96,9 @@ def seal(
     public: dict[str, Any] = {}
     personal: dict[str, Any] = {}
     if call is not None:
-        public["call"], private = _row_digests(call)
+        public["call"] = _public_digest(call)
         if personal_changed:
-            personal["call"] = private
+            personal["call"] = _personal_digest(call)
         else:
             public["personal"] = False
     if queued:
@@ -140,8 +142,7 @@ def verify_records(conn: Connection, organisation_id: str) -> list[AuditProblem]
         if found is None:
             continue
         event_id, seq, sealed, personal = found
-        public, private = _row_digests(row)
-        if public != sealed["call"]:
+        if _public_digest(row) != sealed["call"]:
             problems.append(
                 AuditProblem(
                     organisation_id,
@@ -151,7 +152,7 @@ def verify_records(conn: Connection, organisation_id: str) -> list[AuditProblem]
                     f"recorded at seq {seq}: {restore}",
                 )
             )
-        elif personal is not None and personal.get("call") not in (None, private):
+        elif personal is not None and personal.get("call") not in (None, _personal_digest(row)):
             problems.append(
                 AuditProblem(
                     organisation_id,
