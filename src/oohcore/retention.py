@@ -38,6 +38,7 @@ from datetime import datetime
 from sqlalchemy import Connection, and_, func, select, update
 
 from oohcore import audit
+from oohcore.audit import events
 from oohcore.calls import calls
 from oohcore.clock import as_utc
 from oohcore.personal_data import personal_data
@@ -72,15 +73,19 @@ def purge_personal_data(
     by, reason = _said(by, "by"), _said(reason, "reason")
     if not organisation_id or not call_id:
         raise RetentionError("a purge needs an organisation_id and a call_id")
+    # the call's events (by their call index), then their records still holding data
     present = (
         select(personal_data.c.event_id)
+        .join(events, events.c.id == personal_data.c.event_id)
+        .where(events.c.call_id == call_id, events.c.organisation_id == organisation_id)
         .where(personal_data.c.organisation_id == organisation_id)
         .where(personal_data.c.call_id == call_id)
         .where(personal_data.c.data.is_not(None))
         .order_by(personal_data.c.event_id)
     )
     if conn.dialect.name == "postgresql":
-        present = present.with_for_update()  # a concurrent purge of the call waits for this one
+        # a concurrent purge of the call waits for this one
+        present = present.with_for_update(of=personal_data)
     ids = [int(r[0]) for r in conn.execute(present)]
     if not ids:
         return 0

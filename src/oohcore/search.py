@@ -87,6 +87,7 @@ from sqlalchemy import (
     delete,
     insert,
     select,
+    text,
 )
 
 from oohcore.addresses import (
@@ -147,11 +148,20 @@ call_search = Table(
     Column("address_key", String(24)),  # HI:12:S
     Column("uprn", BigInteger),
     Column("postcode", String(8)),  # SW1A 1AA
-    Index(None, "organisation_id", "name_key", "received_at"),
-    Index(None, "organisation_id", "surname_key", "received_at"),
-    Index(None, "organisation_id", "address_key", "received_at"),
-    Index(None, "organisation_id", "uprn", "received_at"),
-    Index(None, "organisation_id", "postcode", "received_at"),
+    # Each key's index holds only the calls that have that key (migration 0014): a call with no
+    # UPRN or postcode writes no page of those indexes, and a lookup by a key (``=`` or a
+    # range) implies it is not NULL, so SQLite and PostgreSQL use them as before.
+    *(
+        Index(
+            None,
+            "organisation_id",
+            key,
+            "received_at",
+            sqlite_where=text(f"{key} IS NOT NULL"),
+            postgresql_where=text(f"{key} IS NOT NULL"),
+        )
+        for key in ("name_key", "surname_key", "address_key", "uprn", "postcode")
+    ),
     Index(None, "organisation_id", "service_option", "received_at"),
     Index(None, "organisation_id", "received_at"),
 )
