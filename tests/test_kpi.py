@@ -418,3 +418,45 @@ def test_handlers_needed_is_the_fewest_that_meet_the_service_level() -> None:
     assert n == 8  # 5 Erlangs: 7 handlers answer 74% within 20 s, 8 answer 88%
     assert handlers_needed(0, 180, 20, 0.8) == 0
     assert erlang_c(5, 5.0) == 1.0
+
+
+def test_the_event_kpi_queries_read_the_partial_index_and_its_kinds_match_the_migration(
+    tmp_path: Path,
+) -> None:
+    """Issue 12: ``ix_events_kpi`` holds only the kinds the KPI queries look up (migration 0014),
+    and a query uses a partial index only if it repeats the index's condition: the SQLite plan of
+    each such query names the index, and every kind the queries ask for is in it."""
+    import importlib
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import event as sa_event
+
+    from oohcore.clock import ManualClock
+    from oohcore.kpi import measures
+    from oohcore.kpi.periods import Period
+    from oohcore.store import Store
+
+    LONDON_T0 = datetime(2026, 1, 1, tzinfo=ZoneInfo("Europe/London"))
+    migration = importlib.import_module("oohcore.migrations.versions.0014_fewer_index_pages_a_step")
+    assert migration.KPI_KINDS == measures.KPI_EVENT_KINDS_SQL
+    store = Store.open(f"sqlite:///{tmp_path / 'k.sqlite'}", clock=ManualClock(LONDON_T0))
+    seen: list[tuple[str, object]] = []
+
+    @sa_event.listens_for(store.engine, "before_cursor_execute")
+    def _seen(_c: object, _cur: object, sql: str, params: object, *_: object) -> None:
+        if "FROM events" in sql and not sql.startswith("EXPLAIN"):
+            seen.append((sql, params))
+
+    period = Period.day(date(2026, 1, 1))
+    with store.read() as conn:
+        measures.out_of_scope(conn, "org-a", period, "Europe/London")
+        measures.escalation_failures(conn, "org-a", period, "Europe/London")
+        assert len(seen) == 2
+        for sql, params in seen:
+            plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params).all()  # type: ignore[arg-type]
+            assert any("ix_events_kpi" in str(row) for row in plan), (sql, plan)
+    store.close()
+    # every kind the two queries ask for is one the index holds
+    kinds = {str(k) for k in EventKind}
+    asked = {p for _, params in seen for p in params if p in kinds}  # type: ignore[attr-defined]
+    assert asked and asked <= set(measures.KPI_EVENT_KINDS), asked

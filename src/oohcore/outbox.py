@@ -68,6 +68,7 @@ from sqlalchemy import (
     Text,
     bindparam,
     select,
+    text,
 )
 
 from oohcore.channels import OutboundMessage, Receipt, ReceiptState
@@ -139,7 +140,13 @@ outbox = Table(
     Column("receipt_at", UTCDateTime(), nullable=True),
     Index(None, "sent_at", "failed_at", "next_attempt_at"),
     Index(None, "call_id"),
-    Index(None, "provider_ref"),
+    # only messages with a provider's reference (migration 0014): queuing one writes no page here
+    Index(
+        None,
+        "provider_ref",
+        sqlite_where=text("provider_ref IS NOT NULL"),
+        postgresql_where=text("provider_ref IS NOT NULL"),
+    ),
 )
 
 # One row per sending attempt (8.14: proof of what was tried, when, and what the provider said).

@@ -115,10 +115,9 @@ def _sealed(result: StepResult) -> list[EventOut]:
         return result.events
     last = result.events[-1]
     public, personal = sealed
+    private: Mapping[str, Any] | None = last.personal
     if personal:
         private = {**(last.personal or {}), records.PERSONAL_SEALED_KEY: personal}
-    else:
-        private = last.personal
     return [
         *result.events[:-1],
         EventOut(last.kind, {**last.payload, records.SEALED_KEY: public}, private),

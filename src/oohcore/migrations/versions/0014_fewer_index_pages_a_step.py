@@ -11,6 +11,8 @@ index a step touches, so indexes that most rows do not need are narrowed to the 
   no officer, message failed, untaken) instead of every event;
 * the earlier-call search's key indexes hold only calls that have that key (a call with no
   UPRN or postcode writes no page of those two indexes);
+* ``ix_outbox_provider_ref`` holds only messages the provider has given a reference (a message
+  is queued without one);
 * ``ix_personal_data_organisation_id_call_id`` is dropped: a purge finds a call's personal
   records through the events' call index (``ix_events_call_id``) instead.
 
@@ -59,10 +61,20 @@ def upgrade() -> None:
             sqlite_where=sa.text(f"{key} IS NOT NULL"),
             postgresql_where=sa.text(f"{key} IS NOT NULL"),
         )
+    op.drop_index("ix_outbox_provider_ref", table_name="outbox")
+    op.create_index(
+        "ix_outbox_provider_ref",
+        "outbox",
+        ["provider_ref"],
+        sqlite_where=sa.text("provider_ref IS NOT NULL"),
+        postgresql_where=sa.text("provider_ref IS NOT NULL"),
+    )
     op.drop_index("ix_personal_data_organisation_id_call_id", table_name="personal_data")
 
 
 def downgrade() -> None:
+    op.drop_index("ix_outbox_provider_ref", table_name="outbox")
+    op.create_index("ix_outbox_provider_ref", "outbox", ["provider_ref"])
     op.create_index(
         "ix_personal_data_organisation_id_call_id",
         "personal_data",
