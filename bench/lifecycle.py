@@ -23,14 +23,19 @@ Both peers run the same lifecycles (same seeded answers, 200 warm-up each, then 
 split into ``--rounds`` rounds interleaved with the other peer's, alternating which goes first);
 each peer's figure is its best round, because the VM is noisy.
 
-Target (issue "The call engine"): >= 3,400 lifecycles per second — ten times what a
-SpiffWorkflow BPMN process persisted to SQLite reaches on these machines (~340/s).
+Targets (issue 12, "Many desks and runners…"): oohcore >= one third of
+``sqlite_floor_lifecycles_per_s`` (six durable audited steps in plain sqlite3, measured in the
+same run) and >= 3x SpiffWorkflow. Beside them the run prints
+``oohcore_sql_only_lifecycles_per_s``: oohcore's own recorded statements and commits replayed
+on a copy of its database from a plain loop, i.e. what oohcore would reach if all its Python
+cost nothing (see ``oohcore_sql_only``), with the statements and transactions per lifecycle.
 With ``--store postgresql+psycopg://… --desks N`` it runs only oohcore, on that PostgreSQL
 database, from N desk processes beside one runner process (issue 12), and prints
 {"lifecycles_per_s": …, "p50_step_ms": …, "p99_step_ms": …, "desks": N, …}.
 
 Prints one JSON line: {"lifecycles_per_s": N, "spiffworkflow_lifecycles_per_s": M,
-"ratio": N/M, "lifecycles": n, ...}.
+"ratio": N/M, "lifecycles": n, "sqlite_floor_lifecycles_per_s": F,
+"oohcore_sql_only_lifecycles_per_s": S, ...}.
 """
 
 from __future__ import annotations
@@ -204,12 +209,12 @@ TICK_EVERY = 10
 class OohcorePeer:
     name = "oohcore"
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, name: str = "lifecycle.sqlite") -> None:
         clock = ManualClock(evening_start())
         self.channel = CountingChannel()
         self.engine = Engine.open(
             FIXTURE,
-            f"sqlite:///{workdir / 'lifecycle.sqlite'}",
+            f"sqlite:///{workdir / name}",
             clock=clock,
             channels={"sms": self.channel},
         )
@@ -550,6 +555,113 @@ def sqlite_floor(n: int, workdir: Path) -> float:
 
 
 # ---------------------------------------------------------------------------------------------
+# oohcore's own SQL, replayed with no Python around it
+# ---------------------------------------------------------------------------------------------
+
+# (sql, parameters) of every statement oohcore's store runs while recording; ("COMMIT", None) and
+# ("ROLLBACK", None) for the ends of transactions
+_RECORDED: list[tuple[str, Any]] | None = None
+
+
+class _RecordingCursor(sqlite3.Cursor):
+    def execute(self, sql: str, parameters: Any = (), /) -> _RecordingCursor:
+        if _RECORDED is not None:
+            _RECORDED.append((sql, parameters))
+        return super().execute(sql, parameters)
+
+
+class _RecordingConnection(sqlite3.Connection):
+    """The driver connection of oohcore's store in the SQL-only measurement: while
+    ``_RECORDED`` is a list, every statement and transaction end goes into it."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        if _RECORDED is not None:
+            _RECORDED.append((sql, parameters))
+        return super().execute(sql, parameters)
+
+    def cursor(self, factory: Any = _RecordingCursor) -> Any:
+        return super().cursor(factory)
+
+    def commit(self) -> None:
+        if _RECORDED is not None:
+            _RECORDED.append(("COMMIT", None))
+        super().commit()
+
+    def rollback(self) -> None:
+        if _RECORDED is not None:
+            _RECORDED.append(("ROLLBACK", None))
+        super().rollback()
+
+
+def oohcore_sql_only(n: int, workdir: Path) -> dict[str, float]:
+    """Lifecycles per second of oohcore's own statements with no Python around them.
+
+    An oohcore peer runs 200 warm-up lifecycles; its database is copied; then ``n`` lifecycles
+    run with every statement and transaction end the store sends to SQLite recorded (the
+    driver connection is a recording subclass of ``sqlite3.Connection``); then the recording is
+    replayed on the copy — the same statements, parameters and commits, in order, from a plain
+    loop — and timed. The figure is what oohcore would reach if all its Python (the rules, the
+    escalation, the digests, the JSON, the façade) cost nothing: the part of a lifecycle that is
+    SQLite's, beside ``sqlite_floor``.
+    """
+    global _RECORDED
+    real_connect = sqlite3.dbapi2.connect
+
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        kwargs.setdefault("factory", _RecordingConnection)
+        connection: sqlite3.Connection = real_connect(*args, **kwargs)
+        return connection
+
+    # SQLAlchemy's SQLite driver connects through sqlite3.dbapi2
+    sqlite3.dbapi2.connect = connect  # type: ignore[assignment]
+    try:
+        peer = OohcorePeer(workdir, name="recorded.sqlite")
+    finally:
+        sqlite3.dbapi2.connect = real_connect
+    raw = peer.engine.store._conn.connection.driver_connection  # type: ignore[union-attr]
+    if not isinstance(raw, _RecordingConnection):
+        raise SystemExit("the SQL-only measurement could not record the store's connection")
+    for i in range(WARM_UP):
+        peer.lifecycle(i)
+    peer.finish()
+    raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    copy = workdir / "replayed.sqlite"
+    backup = sqlite3.connect(copy)
+    raw.backup(backup)
+    backup.close()
+    _RECORDED = []
+    try:
+        for i in range(WARM_UP, WARM_UP + n):
+            peer.lifecycle(i)
+        peer.finish()
+        recorded, _RECORDED = _RECORDED, None
+    finally:
+        _RECORDED = None
+    peer.close()
+    db = sqlite3.connect(copy, isolation_level=None)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA foreign_keys = ON")
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
+    execute = db.execute
+    start = time.perf_counter()
+    for sql, parameters in recorded:
+        if parameters is None:
+            execute(sql)  # COMMIT or ROLLBACK
+        else:
+            execute(sql, parameters).fetchall()
+    elapsed = time.perf_counter() - start
+    db.close()
+    statements = sum(1 for _, p in recorded if p is not None)
+    ends = len(recorded) - statements
+    return {
+        "oohcore_sql_only_lifecycles_per_s": round(n / elapsed),
+        "oohcore_statements_per_lifecycle": round(statements / n, 1),
+        "oohcore_transactions_per_lifecycle": round(ends / n, 2),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
 # PostgreSQL: several desk processes and one runner process on one server
 # ---------------------------------------------------------------------------------------------
 
@@ -687,6 +799,8 @@ def main() -> None:
             # what this machine's disk allows at all for six durable, audited steps (see
             # sqlite_floor): a target above it is out of reach for any such design here
             result["sqlite_floor_lifecycles_per_s"] = round(sqlite_floor(args.n, workdir))
+            # and what oohcore's own statements cost with no Python around them
+            result.update(oohcore_sql_only(args.n, workdir))
         print(json.dumps(result))
 
 
