@@ -178,3 +178,33 @@ def test_bad_arguments_are_refused(store: Store) -> None:
             )
         with pytest.raises(RetentionError, match="by="):
             purge_expired(conn, organisation_id="ealing", older_than=CUTOFF, at=NOW, by="")
+
+
+@pytest.mark.usefixtures("calls_of_two_years")
+def test_a_purge_finds_the_calls_records_through_its_events(store: Store) -> None:
+    """Issue 12 dropped the personal records' index by call (one page fewer for every record
+    written): a purge reads the call's events by their call index and the records by the event
+    id — never a walk over the organisation's records — and still purges exactly that call's."""
+    from sqlalchemy import event as sa_event
+
+    from oohcore.retention import purge_personal_data
+
+    seen: list[tuple[str, object]] = []
+
+    @sa_event.listens_for(store.engine, "before_cursor_execute")
+    def _seen(_c: object, _cur: object, sql: str, params: object, *_: object) -> None:
+        if "FROM events JOIN personal_data" in sql and not sql.startswith("EXPLAIN"):
+            seen.append((sql, params))
+
+    with store.transaction() as conn:
+        assert (
+            purge_personal_data(
+                conn, organisation_id="ealing", call_id="C3", at=NOW, by="dpo", reason="request 9"
+            )
+            == 2
+        )
+        assert len(seen) == 1
+        sql, params = seen[0]
+        plan = " ".join(str(r) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params))  # type: ignore[arg-type]
+        assert "ix_events_call_id" in plan and "ix_personal_data_present" not in plan, plan
+    assert "C3" not in _present(store) and {"C2", "C4", "C12"} <= _present(store)

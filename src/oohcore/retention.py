@@ -73,15 +73,16 @@ def purge_personal_data(
     by, reason = _said(by, "by"), _said(reason, "reason")
     if not organisation_id or not call_id:
         raise RetentionError("a purge needs an organisation_id and a call_id")
-    # the call's events (by their call index), then their records still holding data
+    # the call's events (by their call index), then their records still holding data by the
+    # event id; no condition on the records' own organisation column, which would lead SQLite
+    # to walk the organisation's whole index of records instead
     present = (
         select(personal_data.c.event_id)
-        .join(events, events.c.id == personal_data.c.event_id)
+        .select_from(events)
+        .join(personal_data, personal_data.c.event_id == events.c.id)
         .where(events.c.call_id == call_id, events.c.organisation_id == organisation_id)
-        .where(personal_data.c.organisation_id == organisation_id)
-        .where(personal_data.c.call_id == call_id)
         .where(personal_data.c.data.is_not(None))
-        .order_by(personal_data.c.event_id)
+        .order_by(events.c.id)
     )
     if conn.dialect.name == "postgresql":
         # a concurrent purge of the call waits for this one
