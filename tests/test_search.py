@@ -392,3 +392,27 @@ def test_the_best_and_most_recent_duplicate_is_returned(conn: Connection) -> Non
     add(conn, "c", name="Jon Smyth", address="12 High Street", at=T0 + timedelta(hours=2))
     hit = dup(conn, caller_name="John Smith", address="12 High St")
     assert hit is not None and hit.call_id == "b"  # exact name beats newer spelling variant
+
+
+def test_the_lookups_read_in_one_statement_find_what_each_finds_alone(conn: Connection) -> None:
+    """Issue 12: a search's lookups (name keys, surname, address key or range, UPRN, postcode)
+    run as one ``UNION ALL`` statement; each member has its own parameters, and the rows come
+    back lookup by lookup, each newest first — exactly what the lookups find one by one."""
+    for i in range(30):
+        add(
+            conn,
+            f"c{i}",
+            at=T0 + timedelta(minutes=i),
+            name=("John Smith", "Jon Smyth", "Mary Jones")[i % 3],
+            address=("12 High Street", "4 Mill Road", "12 High St")[i % 4 % 3],
+            uprn=100 + i % 5,
+            postcode=("SW1A 1AA", "N1 9GU")[i % 2],
+        )
+    q = s._build_query(
+        ORG, "John Smith", "12 High Street", 101, "SW1A 1AA", "housing-repairs", None, None
+    )
+    lookups = list(s._lookups(q))
+    assert {lookup for lookup, _ in lookups} >= {"uprn", "name_key", "address_key", "postcode"}
+    one_by_one = [row for lookup, params in lookups for row in s._execute(conn, q, lookup, params)]
+    assert len(one_by_one) > len(lookups)
+    assert s._execute_all(conn, q, lookups) == one_by_one

@@ -73,7 +73,6 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from operator import itemgetter
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -757,9 +756,9 @@ def _execute_all(
     for i, (_, own) in enumerate(lookups):
         params.update({f"{name}_{i}": value for name, value in own.items()})
     rows = statement.execute(conn, params).rows
-    # UNION ALL keeps each member's rows together in practice but SQL does not promise it: the
-    # lookup's number puts them back in order (a stable sort keeps each one's newest first)
-    rows.sort(key=itemgetter(-1))
+    # SQL does not promise the order of a UNION ALL's rows: put them back lookup by lookup
+    # (the number each row ends with), each lookup's newest first, as its member ordered them
+    rows.sort(key=lambda r: (r[-1], -r[2].timestamp()))
     return [_Candidate._make(r[:-1]) for r in rows]
 
 
