@@ -612,9 +612,13 @@ class OrganisationDesk:
         while current is not None and current not in seen and len(seen) < 20:
             seen.add(current)
             attended = {
-                e.payload.get("referral")
-                for e in audit.events_for_call(conn, current)
-                if e.kind in (EventKind.REFERRAL_ATTENDED, EventKind.REFERRAL_COMPLETED)
+                payload.get("referral")
+                for payload in audit.payloads_for_call(
+                    conn,
+                    self.id,
+                    current,
+                    (EventKind.REFERRAL_ATTENDED, EventKind.REFERRAL_COMPLETED),
+                )
             }
             for ref in referrals_of_call(conn, self.id, current):
                 target = ref.snapshot.get("attendance_target_s")
