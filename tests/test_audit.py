@@ -332,3 +332,40 @@ def test_two_stores_appending_in_turn_keep_one_valid_chain(tmp_path: Path) -> No
     finally:
         first.close()
         second.close()
+
+
+def test_a_calls_events_are_read_through_its_own_index_and_come_back_in_chain_order(
+    store: Store,
+) -> None:
+    """A call's events (and ``payloads_for_call``) are read through ``ix_events_call_id``: an
+    ORDER BY seq in the statement had SQLite walk the organisation's whole (organisation_id,
+    seq) index instead — every event of the organisation for each call read — so they are put
+    in chain order after the read, interleaved with other calls' events or not."""
+    from oohcore import audit
+
+    with store.transaction() as conn:
+        for i in range(6):
+            for call in ("C1", "C2"):
+                append_event(
+                    conn,
+                    organisation_id="ealing",
+                    call_id=call,
+                    kind="referral.attended" if i % 2 else "k",
+                    payload={"i": i, "referral": f"{call}-{i}"},
+                    at=T0 + timedelta(minutes=i),
+                )
+    with store.read() as conn:
+        evs = events_for_call(conn, "C2", organisation_id="ealing")
+        assert [e.payload["i"] for e in evs] == list(range(6))
+        assert [e.seq for e in evs] == sorted(e.seq for e in evs)
+        got = audit.payloads_for_call(conn, "ealing", "C2", ("referral.attended", "none"))
+        assert [p["referral"] for p in got] == ["C2-1", "C2-3", "C2-5"]
+        raw = conn.connection.driver_connection
+        for statement in (
+            audit._events_for_call_scoped,
+            audit._events_for_call,
+            audit._payloads_of_kinds[2],
+        ):
+            plan = statement._plan_sqlite(conn.dialect)  # type: ignore[union-attr]
+            rows = raw.execute(f"EXPLAIN QUERY PLAN {plan.sql}", [None] * len(plan.names))  # type: ignore[union-attr]
+            assert "ix_events_call_id" in " ".join(str(r) for r in rows), plan.sql

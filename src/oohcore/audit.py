@@ -68,6 +68,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -413,19 +414,22 @@ _read_columns = (
     _purge_event.c.payload,
 )
 _PURGED = "personal_data.purged"  # oohcore.vocabulary.EventKind.PERSONAL_DATA_PURGED
+# A call's events are a handful: they are put in order here, not by the database, because an
+# ORDER BY seq led SQLite (which keeps no statistics) to read them through the organisation's
+# (organisation_id, seq) index, walking every event of the organisation, rather than through
+# the call's own index.
 _events_for_call = Prepared(
     select(*_read_columns)
     .select_from(_with_personal)
     .where(events.c.call_id == bindparam("call_id"))
-    .order_by(events.c.organisation_id, events.c.seq)
 )
 _events_for_call_scoped = Prepared(
     select(*_read_columns)
     .select_from(_with_personal)
     .where(events.c.call_id == bindparam("call_id"))
     .where(events.c.organisation_id == bindparam("org"))
-    .order_by(events.c.seq)
 )
+_CHAIN_ORDER = itemgetter(1, 2)  # (organisation_id, seq) of a row of ``_read_columns``
 
 
 def append_event(
@@ -658,6 +662,7 @@ def events_for_call(
         rows = _events_for_call_scoped.execute(
             conn, {"call_id": call_id, "org": organisation_id}
         ).rows
+    rows.sort(key=_CHAIN_ORDER)
     return [_row(r) for r in rows]
 
 
@@ -675,16 +680,15 @@ def payloads_for_call(
     stmt = _payloads_of_kinds.get(len(kinds))
     if stmt is None:
         stmt = Prepared(
-            select(events.c.payload)
+            select(events.c.seq, events.c.payload)
             .where(events.c.call_id == bindparam("call_id"))
             .where(events.c.organisation_id == bindparam("org"))
             .where(or_(*(events.c.kind == bindparam(f"kind_{i}") for i in range(len(kinds)))))
-            .order_by(events.c.seq)
-        )
+        )  # no ORDER BY: see _events_for_call
         _payloads_of_kinds[len(kinds)] = stmt
     params: dict[str, Any] = {"call_id": call_id, "org": organisation_id}
     params.update({f"kind_{i}": str(kind) for i, kind in enumerate(kinds)})
-    return [json.loads(payload) for (payload,) in stmt.execute(conn, params).rows]
+    return [json.loads(payload) for _, payload in sorted(stmt.execute(conn, params).rows)]
 
 
 def events_for_organisation(
