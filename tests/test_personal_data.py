@@ -347,6 +347,38 @@ def test_a_record_moved_to_another_call_or_added_or_orphaned_is_reported(store: 
     assert "names event id 9999, which is not in the log" in messages[None]
 
 
+def test_verifying_one_organisation_finds_its_orphaned_records_by_its_own_index(
+    store: Store,
+) -> None:
+    """Verifying one organisation looks for its records without an event through its index of
+    records holding data (issue 12 dropped the index by call, which this check had used): not a
+    walk over every organisation's records. A record holding data with no event is reported."""
+    from sqlalchemy import event as sa_event
+
+    _call(store)
+    _call(store, "H1", org="hounslow")
+    with store.transaction() as conn:
+        conn.execute(
+            insert(personal_data).values(
+                event_id=9999, organisation_id="ealing", call_id="C1", data="{}", salt="00" * 32
+            )
+        )
+    seen: list[tuple[str, object]] = []
+
+    @sa_event.listens_for(store.engine, "before_cursor_execute")
+    def _seen(_c: object, _cur: object, sql: str, params: object, *_: object) -> None:
+        if "events.id IS NULL" in sql and not sql.startswith("EXPLAIN"):
+            seen.append((sql, params))
+
+    report = verify(store, "ealing")
+    assert any("names event id 9999" in p.message for p in report.problems)
+    assert verify(store, "hounslow").ok
+    sql, params = seen[0]
+    with store.read() as conn:
+        plan = " ".join(str(r) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params))  # type: ignore[arg-type]
+    assert "ix_personal_data_present" in plan and "SCAN personal_data" not in plan, plan
+
+
 def test_many_record_problems_are_listed_up_to_ten_then_counted(store: Store) -> None:
     for i in range(6):
         _call(store, f"C{i}")
