@@ -63,8 +63,8 @@ SQLite settings and their trade-offs
   already protect against power loss.
 * ``wal_autocheckpoint``: the WAL is copied back into the database file (a checkpoint, with an
   fsync of both files) once it holds ``checkpoint_pages`` pages, 10,000 (40 MB) by default
-  instead of SQLite's 1,000. A call lifecycle writes about 100 pages, so SQLite's default
-  checkpointed every ten calls; at 10,000 a checkpoint comes ten times less often and writes
+  instead of SQLite's 1,000. A call lifecycle writes about 80 pages, so SQLite's default
+  checkpointed every dozen calls; at 10,000 a checkpoint comes ten times less often and writes
   each busy page (the chain head, the newest index leaves) once for many commits. Nothing
   about durability changes (a commit is in the WAL either way); the WAL file stays up to
   that size on disk, and opening the store after a crash reads it back.
@@ -585,8 +585,8 @@ class Store:
         in-memory database for tests (one connection, not shared with ``store.engine``).
         PostgreSQL (``postgresql+psycopg://…``): the database must exist; its tables are created.
         ``synchronous``, ``busy_timeout_ms`` and ``checkpoint_pages`` apply to SQLite only (see
-        the module documentation for the trade-offs); ``migrate=False`` skips the schema upgrade (for tools
-        that manage migrations themselves).
+        the module documentation for the trade-offs); ``migrate=False`` skips the schema upgrade
+        (for tools that manage migrations themselves).
         """
         if synchronous not in ("NORMAL", "FULL"):
             raise StoreError(f"synchronous must be 'NORMAL' or 'FULL', not {synchronous!r}")
