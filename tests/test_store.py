@@ -535,3 +535,42 @@ def test_prepared_statements_raise_sqlalchemy_exceptions(store: Store) -> None:
         audit._insert_event.execute(conn, row)  # same (organisation_id, seq)
     with store.read() as conn:
         assert conn.execute(select(events.c.id)).all() == []
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        with Store.open(f"sqlite:///{tmp_path / 'r.sqlite'}", clock=ManualClock(T0)) as s:
+            yield s
+        return
+    with postgres_database() as url, Store.open(url, clock=ManualClock(T0)) as s:
+        yield s
+
+
+def test_insert_or_replace_writes_a_row_then_overwrites_it_in_one_statement(
+    any_store: Store,
+) -> None:
+    """``insert_or_replace`` (the search index's entry of a call, issue 12): a row by its
+    unique key columns is inserted, and written again it is overwritten, not doubled."""
+    from oohcore.search import call_search
+    from oohcore.store import insert_or_replace
+
+    row = {
+        "organisation_id": "ealing",
+        "call_id": "C1",
+        "service_option": "repairs",
+        "received_at": T0,
+        "caller_name": "ANN LEE",
+        "address": "12 HIGH STREET",
+    }
+    key = ("organisation_id", "call_id")
+    with any_store.transaction() as conn:
+        insert_or_replace(conn, call_search, key, row)
+        insert_or_replace(conn, call_search, key, {**row, "call_id": "C2"})
+    with any_store.transaction() as conn:
+        insert_or_replace(conn, call_search, key, {**row, "address": "4 MILL ROAD"})
+    with any_store.read() as conn:
+        got = conn.execute(
+            select(call_search.c.call_id, call_search.c.address).order_by(call_search.c.call_id)
+        ).all()
+    assert [tuple(r) for r in got] == [("C1", "4 MILL ROAD"), ("C2", "12 HIGH STREET")]

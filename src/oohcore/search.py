@@ -106,7 +106,7 @@ from oohcore.addresses import (
 )
 from oohcore.clock import as_utc
 from oohcore.db import metadata
-from oohcore.store import Prepared, UTCDateTime
+from oohcore.store import Prepared, UTCDateTime, insert_or_replace
 
 __all__ = [
     "CANDIDATES_PER_KEY",
@@ -528,7 +528,7 @@ def index_call(
             postcode,
         )
     )
-    _upsert_entry(conn.dialect.name).execute(conn, row)
+    insert_or_replace(conn, call_search, ("organisation_id", "call_id"), row)
 
 
 def index_calls(conn: Connection, calls: Iterable[CallToIndex], *, batch: int = 20_000) -> int:
@@ -616,22 +616,6 @@ class _Candidate(NamedTuple):
 
 
 _INSERT_ENTRY = Prepared(insert(call_search), keys=[c.name for c in call_search.columns])
-
-
-@lru_cache(maxsize=2)
-def _upsert_entry(dialect: str) -> Prepared:
-    """Insert a call's entry, or replace the one it has: one statement (``INSERT … ON CONFLICT
-    DO UPDATE``, the same SQL on SQLite and PostgreSQL), where a delete and an insert were two."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    keys = [c.name for c in call_search.columns]
-    key = ("organisation_id", "call_id")
-    statement: Any = (postgresql if dialect == "postgresql" else sqlite).insert(call_search)
-    statement = statement.on_conflict_do_update(
-        index_elements=[call_search.c[k] for k in key],
-        set_={k: statement.excluded[k] for k in keys if k not in key},
-    )
-    return Prepared(statement, keys=keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -825,9 +809,9 @@ def _run(conn: Connection, q: _Query, *, typo_fallback: bool = True) -> list[_Sc
     if typo_fallback and q.name and len(seen) < TYPO_FALLBACK_BELOW:
         # Hardly anything under the name's own keys: perhaps it was mistyped.
         tried = [p["key"] for lookup, p in lookups if lookup == "name_key"]
-        for key in _typo_keys(q.name, tried):
-            for row in _execute(conn, q, "name_key", {"key": key}):
-                seen.setdefault(row.call_id, row)
+        typos = [("name_key", {"key": key}) for key in _typo_keys(q.name, tried)]
+        for row in _execute_all(conn, q, typos) if typos else ():
+            seen.setdefault(row.call_id, row)
     # Many candidates share a name or an address (repeat callers, busy properties): score
     # each distinct one once.
     names: dict[str | None, float | None] = {}

@@ -134,6 +134,7 @@ __all__ = [
     "alembic_config",
     "insert_if_absent",
     "insert_ignoring_conflict",
+    "insert_or_replace",
     "is_conflict",
     "to_json",
 ]
@@ -453,34 +454,58 @@ class Prepared:
         return plan
 
 
-_insert_cache: dict[tuple[str, str, str, tuple[str, ...], bool], Prepared] = {}
+_insert_cache: dict[tuple[Any, ...], Prepared] = {}
+
+
+def _dialect_insert(conn: Connection, table: Table) -> Any:
+    """The dialect's own ``INSERT`` (with ``ON CONFLICT``) for SQLite or PostgreSQL."""
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    raise StoreError(f"the {dialect} database is not supported (SQLite or PostgreSQL)")
 
 
 def _insert_ignoring(
     conn: Connection, table: Table, key: str, columns: tuple[str, ...], *, returning_id: bool
 ) -> Prepared:
     """``INSERT … ON CONFLICT (key) DO NOTHING`` for SQLite and PostgreSQL, cached."""
-    dialect = conn.dialect.name
-    cache_key = (table.name, key, dialect, columns, returning_id)
+    cache_key = ("ignore", table.name, key, conn.dialect.name, columns, returning_id)
     stmt = _insert_cache.get(cache_key)
     if stmt is None:
-        ins: Any
-        if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            # rowcount says whether a row was written and lastrowid is its id: no RETURNING.
-            ins = sqlite_insert(table).on_conflict_do_nothing(index_elements=[table.c[key]])
-        elif dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            ins = pg_insert(table).on_conflict_do_nothing(index_elements=[table.c[key]])
-            if returning_id:
-                ins = ins.returning(table.c.id)
-        else:
-            raise StoreError(f"the {dialect} database is not supported (SQLite or PostgreSQL)")
+        ins = _dialect_insert(conn, table).on_conflict_do_nothing(index_elements=[table.c[key]])
+        # On SQLite rowcount says whether a row was written and lastrowid is its id: no
+        # RETURNING.
+        if returning_id and conn.dialect.name == "postgresql":
+            ins = ins.returning(table.c.id)
         stmt = Prepared(ins, keys=columns)
         _insert_cache[cache_key] = stmt
     return stmt
+
+
+def insert_or_replace(
+    conn: Connection, table: Table, key: Sequence[str], values: Mapping[str, Any]
+) -> None:
+    """Insert ``values``, or overwrite the other columns of the row with the same unique
+    ``key`` columns: one statement (``INSERT … ON CONFLICT (key) DO UPDATE``, the same SQL on
+    SQLite and PostgreSQL) where a delete and an insert would be two."""
+    columns = tuple(values)
+    cache_key = ("replace", table.name, tuple(key), conn.dialect.name, columns)
+    stmt = _insert_cache.get(cache_key)
+    if stmt is None:
+        ins = _dialect_insert(conn, table)
+        ins = ins.on_conflict_do_update(
+            index_elements=[table.c[k] for k in key],
+            set_={c: ins.excluded[c] for c in columns if c not in key},
+        )
+        stmt = Prepared(ins, keys=columns)
+        _insert_cache[cache_key] = stmt
+    stmt.execute(conn, values)
 
 
 def insert_ignoring_conflict(
