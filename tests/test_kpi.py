@@ -24,6 +24,7 @@ from oohcore.reports.model import Fmt, display
 from oohcore.staffing import erlang_c, handlers_needed, service_level
 from oohcore.telephony import CdrRecord, import_cdrs
 from oohcore.vocabulary import EventKind
+from plan_support import plan, statements
 from test_kpi_support import (
     NOISE_NUMBER,
     cdr,
@@ -429,8 +430,6 @@ def test_the_event_kpi_queries_read_the_partial_index_and_its_kinds_match_the_mi
     import importlib
     from zoneinfo import ZoneInfo
 
-    from sqlalchemy import event as sa_event
-
     from oohcore.clock import ManualClock
     from oohcore.kpi import measures
     from oohcore.kpi.periods import Period
@@ -440,23 +439,16 @@ def test_the_event_kpi_queries_read_the_partial_index_and_its_kinds_match_the_mi
     migration = importlib.import_module("oohcore.migrations.versions.0014_fewer_index_pages_a_step")
     assert migration.KPI_KINDS == measures.KPI_EVENT_KINDS_SQL
     store = Store.open(f"sqlite:///{tmp_path / 'k.sqlite'}", clock=ManualClock(LONDON_T0))
-    seen: list[tuple[str, object]] = []
-
-    @sa_event.listens_for(store.engine, "before_cursor_execute")
-    def _seen(_c: object, _cur: object, sql: str, params: object, *_: object) -> None:
-        if "FROM events" in sql and not sql.startswith("EXPLAIN"):
-            seen.append((sql, params))
-
     period = Period.day(date(2026, 1, 1))
-    with store.read() as conn:
+    with store.read() as conn, statements(store, "FROM events") as seen:
         measures.out_of_scope(conn, "org-a", period, "Europe/London")
         measures.escalation_failures(conn, "org-a", period, "Europe/London")
-        assert len(seen) == 2
+    assert len(seen) == 2
+    with store.read() as conn:
         for sql, params in seen:
-            plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params).all()  # type: ignore[arg-type]
-            assert any("ix_events_kpi" in str(row) for row in plan), (sql, plan)
+            assert "ix_events_kpi" in plan(conn, sql, params), sql
     store.close()
     # every kind the two queries ask for is one the index holds
     kinds = {str(k) for k in EventKind}
-    asked = {p for _, params in seen for p in params if p in kinds}  # type: ignore[attr-defined]
+    asked = {p for _, params in seen for p in params if p in kinds}
     assert asked and asked <= set(measures.KPI_EVENT_KINDS), asked

@@ -35,6 +35,7 @@ from oohcore.personal_data import PAYLOAD_KEY, personal_data
 from oohcore.retention import RetentionError, purge_personal_data
 from oohcore.store import Store
 from pg_support import postgres_database
+from plan_support import plan, statements
 
 T0 = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)  # the night the clocks go forward
 CALLER = {"caller_name": "Aisha Khan", "address": "Flat 2, 10 Acacia Road", "phone": "07700900123"}
@@ -353,8 +354,6 @@ def test_verifying_one_organisation_finds_its_orphaned_records_by_its_own_index(
     """Verifying one organisation looks for its records without an event through its index of
     records holding data (issue 12 dropped the index by call, which this check had used): not a
     walk over every organisation's records. A record holding data with no event is reported."""
-    from sqlalchemy import event as sa_event
-
     _call(store)
     _call(store, "H1", org="hounslow")
     with store.transaction() as conn:
@@ -363,20 +362,13 @@ def test_verifying_one_organisation_finds_its_orphaned_records_by_its_own_index(
                 event_id=9999, organisation_id="ealing", call_id="C1", data="{}", salt="00" * 32
             )
         )
-    seen: list[tuple[str, object]] = []
-
-    @sa_event.listens_for(store.engine, "before_cursor_execute")
-    def _seen(_c: object, _cur: object, sql: str, params: object, *_: object) -> None:
-        if "events.id IS NULL" in sql and not sql.startswith("EXPLAIN"):
-            seen.append((sql, params))
-
-    report = verify(store, "ealing")
+    with statements(store, "events.id IS NULL") as seen:
+        report = verify(store, "ealing")
     assert any("names event id 9999" in p.message for p in report.problems)
     assert verify(store, "hounslow").ok
-    sql, params = seen[0]
     with store.read() as conn:
-        plan = " ".join(str(r) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params))  # type: ignore[arg-type]
-    assert "ix_personal_data_present" in plan and "SCAN personal_data" not in plan, plan
+        steps = plan(conn, *seen[0])
+    assert "ix_personal_data_present" in steps and "SCAN personal_data" not in steps, steps
 
 
 def test_many_record_problems_are_listed_up_to_ten_then_counted(store: Store) -> None:

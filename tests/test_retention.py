@@ -16,6 +16,7 @@ from oohcore.clock import ManualClock
 from oohcore.personal_data import personal_data
 from oohcore.retention import RetentionError, purge_expired
 from oohcore.store import Store
+from plan_support import plan, statements
 
 NOW = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
 CUTOFF = NOW - timedelta(days=365)
@@ -185,18 +186,9 @@ def test_a_purge_finds_the_calls_records_through_its_events(store: Store) -> Non
     """Issue 12 dropped the personal records' index by call (one page fewer for every record
     written): a purge reads the call's events by their call index and the records by the event
     id — never a walk over the organisation's records — and still purges exactly that call's."""
-    from sqlalchemy import event as sa_event
-
     from oohcore.retention import purge_personal_data
 
-    seen: list[tuple[str, object]] = []
-
-    @sa_event.listens_for(store.engine, "before_cursor_execute")
-    def _seen(_c: object, _cur: object, sql: str, params: object, *_: object) -> None:
-        if "FROM events JOIN personal_data" in sql and not sql.startswith("EXPLAIN"):
-            seen.append((sql, params))
-
-    with store.transaction() as conn:
+    with store.transaction() as conn, statements(store, "FROM events JOIN personal_data") as seen:
         assert (
             purge_personal_data(
                 conn, organisation_id="ealing", call_id="C3", at=NOW, by="dpo", reason="request 9"
@@ -204,7 +196,6 @@ def test_a_purge_finds_the_calls_records_through_its_events(store: Store) -> Non
             == 2
         )
         assert len(seen) == 1
-        sql, params = seen[0]
-        plan = " ".join(str(r) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params))  # type: ignore[arg-type]
-        assert "ix_events_call_id" in plan and "ix_personal_data_present" not in plan, plan
+        steps = plan(conn, *seen[0])
+        assert "ix_events_call_id" in steps and "ix_personal_data_present" not in steps, steps
     assert "C3" not in _present(store) and {"C2", "C4", "C12"} <= _present(store)
