@@ -69,9 +69,27 @@ BPMN_PROCESS = "call_lifecycle"
 NUMBER = "0300 000 0000"
 CALLER_NUMBER = "07700900123"
 WARM_UP = 200
-# oohcore's store checkpoints its WAL every 10,000 pages (oohcore.store); the two plain sqlite3
-# peers (SpiffWorkflow's table and the floor) are given the same setting
+# oohcore's store checkpoints its WAL every 10,000 pages (oohcore.store)
 CHECKPOINT_PAGES = 10_000
+
+
+def plain_sqlite(path: Path) -> sqlite3.Connection:
+    """A plain sqlite3 connection with oohcore's store settings (oohcore.store): WAL,
+    synchronous=NORMAL, foreign keys, a busy timeout, a checkpoint every 10,000 pages; the
+    module's own transaction handling off (the caller says BEGIN IMMEDIATE and COMMIT). The
+    SpiffWorkflow peer, the floor and the replay of oohcore's SQL all run on one of these."""
+    db = sqlite3.connect(path, isolation_level=None)
+    for pragma in (
+        "busy_timeout = 10000",
+        "journal_mode = WAL",
+        "foreign_keys = ON",
+        "synchronous = NORMAL",
+        f"wal_autocheckpoint = {CHECKPOINT_PAGES}",
+    ):
+        db.execute(f"PRAGMA {pragma}")
+    return db
+
+
 SEED = 3400
 FIRST = ["Ann", "Jas", "Olu", "Mei", "Tom", "Ife", "Sam", "Zara", "Piotr", "Rhys", "Nadia", "Kofi"]
 LAST = ["Lee", "Patel", "Okafor", "Chen", "Brown", "Adeyemi", "Khan", "Nowak", "Evans", "Hussain"]
@@ -321,12 +339,7 @@ class SpiffPeer:
             )
         )
         self.serializer = BpmnWorkflowSerializer()
-        self.db = sqlite3.connect(workdir / "spiff.sqlite", isolation_level=None)
-        self.db.execute("PRAGMA busy_timeout = 10000")
-        self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.execute("PRAGMA foreign_keys = ON")
-        self.db.execute("PRAGMA synchronous = NORMAL")
-        self.db.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
+        self.db = plain_sqlite(workdir / "spiff.sqlite")
         self.db.executescript(SPIFF_SCHEMA)
         self.workflows: dict[int, BpmnWorkflow] = {}
         self.answers = answer_maker()
@@ -518,10 +531,7 @@ def sqlite_floor(n: int, workdir: Path) -> float:
     steps durably with an audit event: per step one transaction that writes the call's row, one
     event (with its sequence and call indexes) and the chain head — plain sqlite3, no Python
     beyond the loop, the same WAL and synchronous=NORMAL. No message, timer or search index."""
-    db = sqlite3.connect(workdir / "floor.sqlite", isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
+    db = plain_sqlite(workdir / "floor.sqlite")
     db.executescript(FLOOR_SCHEMA)
     steps = ("offered", "answered", "captured", "decided", "referred", "closed")
     seq = 0
@@ -638,11 +648,7 @@ def oohcore_sql_only(n: int, workdir: Path) -> dict[str, float]:
     finally:
         _RECORDED = None
     peer.close()
-    db = sqlite3.connect(copy, isolation_level=None)
-    db.execute("PRAGMA journal_mode = WAL")
-    db.execute("PRAGMA foreign_keys = ON")
-    db.execute("PRAGMA synchronous = NORMAL")
-    db.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
+    db = plain_sqlite(copy)
     execute = db.execute
     start = time.perf_counter()
     for sql, parameters in recorded:
