@@ -413,6 +413,6 @@ def test_the_lookups_read_in_one_statement_find_what_each_finds_alone(conn: Conn
     )
     lookups = list(s._lookups(q))
     assert {lookup for lookup, _ in lookups} >= {"uprn", "name_key", "address_key", "postcode"}
-    one_by_one = [row for lookup, params in lookups for row in s._execute(conn, q, lookup, params)]
+    one_by_one = [row for lookup in lookups for row in s._execute_all(conn, q, [lookup])]
     assert len(one_by_one) > len(lookups)
     assert s._execute_all(conn, q, lookups) == one_by_one

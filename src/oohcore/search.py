@@ -663,16 +663,11 @@ def _select(lookup: str, option: bool, since: bool, until: bool, tag: str = "") 
     return select(*_COLUMNS).where(and_(*conditions)).order_by(c.received_at.desc()).limit(cap)
 
 
-@lru_cache(maxsize=64)
-def _statement(lookup: str, option: bool, since: bool, until: bool) -> Prepared:
-    """The statement for one kind of lookup and filters; parameters are bound at execution."""
-    return Prepared(_select(lookup, option, since, until))
-
-
 @lru_cache(maxsize=256)
 def _statements(lookups: tuple[str, ...], option: bool, since: bool, until: bool) -> Prepared:
-    """Several lookups in one statement (``UNION ALL``; issue 12: one statement instead of five
-    before every referral). Each row ends with the number of the lookup that found it."""
+    """The statement of one or several lookups (``UNION ALL``; issue 12: one statement instead
+    of five before every referral), parameters bound at execution. Each row ends with the
+    number of the lookup that found it."""
     members = []
     for i, lookup in enumerate(lookups):
         found = _select(lookup, option, since, until, f"_{i}").subquery(f"lookup_{i}")
@@ -716,20 +711,11 @@ def _filters_of(q: _Query) -> dict[str, Any]:
     }
 
 
-def _execute(conn: Connection, q: _Query, lookup: str, params: dict[str, Any]) -> list[_Candidate]:
-    statement = _statement(
-        lookup, q.service_option is not None, q.since is not None, q.until is not None
-    )
-    result = statement.execute(conn, {**_filters_of(q), **params})
-    return [_Candidate._make(r) for r in result.rows]
-
-
 def _execute_all(
     conn: Connection, q: _Query, lookups: list[tuple[str, dict[str, Any]]]
 ) -> list[_Candidate]:
-    """The rows of every lookup, lookup by lookup in order (each newest first)."""
-    if len(lookups) == 1:
-        return _execute(conn, q, *lookups[0])
+    """The rows of every lookup, lookup by lookup in order (each newest first): one
+    statement however many lookups there are."""
     statement = _statements(
         tuple(lookup for lookup, _ in lookups),
         q.service_option is not None,
