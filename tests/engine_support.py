@@ -8,6 +8,9 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from oohcore.channels.local import MemoryChannel
+from oohcore.engine import Engine
+
 FIXTURES = Path(__file__).parent / "fixtures" / "engine"
 LONDON = ZoneInfo("Europe/London")
 FRIDAY_EVENING = datetime(2026, 11, 20, 22, 0, tzinfo=LONDON)
@@ -22,3 +25,21 @@ HEATING = {
     "outside_temp": 3,
 }
 """A no-heating call from a vulnerable household: org-a refers it (refer-emergency)."""
+
+
+def refer_heating_call(engine: Engine) -> tuple[str, str]:
+    """The heating call offered, answered, captured, decided and referred, and the runner's
+    first tick (the alert sent): its id and reference."""
+    call = engine.offer(REPAIRS, caller_number="07700900123")
+    desk = engine.organisation("org-a")
+    desk.answer(call.id, handler="amy")
+    desk.capture(call.id, HEATING)
+    desk.next_step(call.id)
+    desk.complete(call.id)
+    engine.tick()
+    return call.id, desk.get(call.id).reference
+
+
+def alert_recipients(channels: dict[str, MemoryChannel]) -> list[str]:
+    """Whom the SMS channel has sent referral alerts to, in order."""
+    return [m.recipient for m in channels["sms"].messages if m.purpose == "referral.alert"]

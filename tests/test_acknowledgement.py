@@ -17,7 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from engine_support import CHANNELS, FIXTURES, FRIDAY_EVENING, HEATING, REPAIRS
+from engine_support import (
+    CHANNELS,
+    FIXTURES,
+    FRIDAY_EVENING,
+    alert_recipients,
+    refer_heating_call,
+)
 from oohcore.channels.local import MemoryChannel
 from oohcore.clock import ManualClock
 from oohcore.engine import Engine, InvalidTransition
@@ -63,21 +69,6 @@ def engine(
     eng.close()
 
 
-def _referred(engine: Engine) -> tuple[str, str]:
-    call = engine.offer(REPAIRS, caller_number="07700900123")
-    desk = engine.organisation("org-a")
-    desk.answer(call.id, handler="amy")
-    desk.capture(call.id, HEATING)
-    desk.next_step(call.id)
-    desk.complete(call.id)
-    engine.tick()
-    return call.id, desk.get(call.id).reference
-
-
-def _alerted(channels: dict[str, MemoryChannel]) -> list[str]:
-    return [m.recipient for m in channels["sms"].messages if m.purpose == "referral.alert"]
-
-
 def _replies(channels: dict[str, MemoryChannel]) -> list[tuple[str, str]]:
     return [(m.recipient, m.body) for m in channels["sms"].messages if m.purpose == "reply"]
 
@@ -111,17 +102,17 @@ def test_an_sms_reply_acknowledges_at_each_point_and_escalation_stops(
     alerted: list[str],
     by: str,
 ) -> None:
-    call_id, ref = _referred(engine)
+    call_id, ref = refer_heating_call(engine)
     for _ in range(waits):
         _wait(engine, clock, 16)
-    assert _alerted(channels) == alerted
+    assert alert_recipients(channels) == alerted
     assert engine.receive("org-a", "sms", by.replace(" ", ""), f"ack {ref}") == "ack"
     engine.tick()
     assert _state(engine, call_id) == "acknowledged"
     assert _replies(channels)[-1] == (by.replace(" ", ""), f"Thank you: {ref} is acknowledged.")
     for _ in range(4):
         _wait(engine, clock, 60)
-    assert _alerted(channels) == alerted  # nothing more
+    assert alert_recipients(channels) == alerted  # nothing more
     acks = [
         e for e in engine.organisation("org-a").events(call_id) if e.kind == "referral.acknowledged"
     ]
@@ -133,17 +124,17 @@ def test_an_sms_reply_acknowledges_at_each_point_and_escalation_stops(
 def test_the_exhausted_holder_is_re_alerted_on_the_backoff_each_recorded(
     engine: Engine, clock: ManualClock, channels: dict[str, MemoryChannel]
 ) -> None:
-    call_id, _ = _referred(engine)
+    call_id, _ = refer_heating_call(engine)
     seen: list[int] = []
     for minute in range(1, 6 * 60 + 1):  # six hours, a tick a minute
-        before = len(_alerted(channels))
+        before = len(alert_recipients(channels))
         _wait(engine, clock, 1)
-        if len(_alerted(channels)) > before:
+        if len(alert_recipients(channels)) > before:
             seen.append(minute)
     # stages at 0, 15, 30; Dina's stage waits 15m, then her re-alerts wait 15m, 30m, 1h, 1h...
     assert seen[:6] == [15, 30, 45, 60, 90, 150]
     assert all(b - a == 60 for a, b in itertools.pairwise(seen[5:]))
-    assert _alerted(channels)[2:] == [DINA] * (len(seen) - 1)
+    assert alert_recipients(channels)[2:] == [DINA] * (len(seen) - 1)
     repeats = [
         e
         for e in engine.organisation("org-a").events(call_id)
@@ -156,11 +147,11 @@ def test_the_exhausted_holder_is_re_alerted_on_the_backoff_each_recorded(
 def test_an_api_acknowledgement_at_the_second_stage(
     engine: Engine, clock: ManualClock, channels: dict[str, MemoryChannel]
 ) -> None:
-    call_id, _ = _referred(engine)
+    call_id, _ = refer_heating_call(engine)
     _wait(engine, clock, 16)
     engine.organisation("org-a").acknowledge(call_id, by="max")
     _wait(engine, clock, 120)
-    assert _alerted(channels) == [RITA, MAX]
+    assert alert_recipients(channels) == [RITA, MAX]
 
 
 # -- SMS replies that do not acknowledge ------------------------------------------------------------
@@ -169,13 +160,13 @@ def test_an_api_acknowledgement_at_the_second_stage(
 def test_a_reply_from_someone_not_on_the_chain_is_recorded_and_escalation_goes_on(
     engine: Engine, clock: ManualClock, channels: dict[str, MemoryChannel]
 ) -> None:
-    call_id, ref = _referred(engine)
+    call_id, ref = refer_heating_call(engine)
     assert engine.receive("org-a", "sms", "07700 999999", f"ACK {ref}") == "off_chain"
     engine.tick()
     assert _state(engine, call_id) == "alerting"
     assert "recorded" in _replies(channels)[-1][1]
     _wait(engine, clock, 16)
-    assert _alerted(channels) == [RITA, MAX]
+    assert alert_recipients(channels) == [RITA, MAX]
     received = [
         e for e in engine.organisation("org-a").events(call_id) if e.kind == "inbound.received"
     ]
@@ -203,10 +194,10 @@ def test_an_unknown_reference_or_text_is_recorded_and_answered_politely(
 def test_declining_by_sms_moves_to_the_next_stage_at_once(
     engine: Engine, clock: ManualClock, channels: dict[str, MemoryChannel]
 ) -> None:
-    call_id, ref = _referred(engine)
+    call_id, ref = refer_heating_call(engine)
     assert engine.receive("org-a", "sms", RITA, f"cant attend {ref}") == "decline"
     engine.tick()
-    assert _alerted(channels) == [RITA, MAX]  # no wait
+    assert alert_recipients(channels) == [RITA, MAX]  # no wait
     kinds = [e.kind for e in engine.organisation("org-a").events(call_id)]
     assert EventKind.REFERRAL_DECLINED in kinds
 
@@ -214,14 +205,14 @@ def test_declining_by_sms_moves_to_the_next_stage_at_once(
 def test_declining_by_api_moves_to_the_next_stage_at_once(
     engine: Engine, channels: dict[str, MemoryChannel]
 ) -> None:
-    call_id, _ = _referred(engine)
+    call_id, _ = refer_heating_call(engine)
     desk = engine.organisation("org-a")
     desk.decline(call_id, by="rita")
     engine.tick()
-    assert _alerted(channels) == [RITA, MAX]
+    assert alert_recipients(channels) == [RITA, MAX]
     desk.decline(call_id, by="max")
     engine.tick()
-    assert _alerted(channels) == [RITA, MAX, DINA]
+    assert alert_recipients(channels) == [RITA, MAX, DINA]
     desk.acknowledge(call_id, by="dina")
     with pytest.raises(InvalidTransition):
         desk.decline(call_id, by="dina")
@@ -233,7 +224,7 @@ def test_declining_by_api_moves_to_the_next_stage_at_once(
 def test_a_signed_link_acknowledges_once(
     engine: Engine, clock: ManualClock, channels: dict[str, MemoryChannel]
 ) -> None:
-    call_id, _ = _referred(engine)
+    call_id, _ = refer_heating_call(engine)
     desk = engine.organisation("org-a")
     token = desk.ack_link(call_id, officer="rita")
     engine.follow_link(token)
@@ -241,13 +232,13 @@ def test_a_signed_link_acknowledges_once(
     with pytest.raises(LinkRefused, match="used before"):
         engine.follow_link(token)
     _wait(engine, clock, 60)
-    assert _alerted(channels) == [RITA]
+    assert alert_recipients(channels) == [RITA]
 
 
 def test_an_expired_or_altered_link_is_refused_and_changes_nothing(
     engine: Engine, clock: ManualClock, channels: dict[str, MemoryChannel]
 ) -> None:
-    call_id, _ = _referred(engine)
+    call_id, _ = refer_heating_call(engine)
     desk = engine.organisation("org-a")
     token = desk.ack_link(call_id, officer="rita")
     payload, mac = token.split(".")
@@ -264,13 +255,13 @@ def test_an_expired_or_altered_link_is_refused_and_changes_nothing(
 def test_a_decline_link_moves_on_and_a_link_for_someone_off_the_chain_does_not_stop_it(
     engine: Engine, channels: dict[str, MemoryChannel]
 ) -> None:
-    call_id, _ = _referred(engine)
+    call_id, _ = refer_heating_call(engine)
     desk = engine.organisation("org-a")
     engine.follow_link(desk.ack_link(call_id, officer="stranger"))
     assert _state(engine, call_id) == "alerting"
     engine.follow_link(desk.ack_link(call_id, officer="rita", action="decline"))
     engine.tick()
-    assert _alerted(channels) == [RITA, MAX]
+    assert alert_recipients(channels) == [RITA, MAX]
 
 
 # -- a restart mid-escalation ---------------------------------------------------------------------
@@ -280,15 +271,15 @@ def test_a_restart_mid_escalation_carries_on_and_an_sms_ack_still_matches(
     orgs: Path, tmp_path: Path, clock: ManualClock, channels: dict[str, MemoryChannel]
 ) -> None:
     engine = _open(orgs, tmp_path, clock, channels)
-    call_id, ref = _referred(engine)
+    call_id, ref = refer_heating_call(engine)
     _wait(engine, clock, 16)
     engine.close()
     again = {name: MemoryChannel() for name in CHANNELS}
     clock.advance(timedelta(minutes=16))
     with _open(orgs, tmp_path, clock, again) as engine:
         engine.tick()
-        assert _alerted(again) == [DINA]  # the third stage, from the stored timer
+        assert alert_recipients(again) == [DINA]  # the third stage, from the stored timer
         assert engine.receive("org-a", "sms", DINA, ref) == "ack"
         _wait(engine, clock, 120)
-        assert _alerted(again) == [DINA]
+        assert alert_recipients(again) == [DINA]
         assert _state(engine, call_id) == "acknowledged"

@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from engine_support import CHANNELS, FIXTURES, FRIDAY_EVENING, HEATING, REPAIRS
+from engine_support import (
+    CHANNELS,
+    FIXTURES,
+    FRIDAY_EVENING,
+    HEATING,
+    REPAIRS,
+    alert_recipients,
+    refer_heating_call,
+)
 from oohcore.channels.local import MemoryChannel
 from oohcore.clock import ManualClock
 from oohcore.engine import Engine
@@ -112,21 +120,6 @@ def engine(
         yield eng
 
 
-def _refer(engine: Engine) -> tuple[str, str]:
-    call = engine.offer(REPAIRS, caller_number="07700900123")
-    desk = engine.organisation("org-a")
-    desk.answer(call.id, handler="amy")
-    desk.capture(call.id, HEATING)
-    desk.next_step(call.id)
-    desk.complete(call.id)
-    engine.tick()
-    return call.id, desk.get(call.id).reference
-
-
-def _alerts(channels: dict[str, MemoryChannel]) -> list[str]:
-    return [m.recipient for m in channels["sms"].messages if m.purpose == "referral.alert"]
-
-
 def _run(engine: Engine, clock: ManualClock, minutes: int) -> list[int]:
     """Tick each minute for ``minutes``; the minutes at which alerts went."""
     channels_seen: list[int] = []
@@ -144,12 +137,12 @@ def _run(engine: Engine, clock: ManualClock, minutes: int) -> list[int]:
 def test_the_policy_runs_step_by_step_then_re_alerts_the_holder_on_its_backoff(
     engine: Engine, clock: ManualClock, channels: dict[str, MemoryChannel]
 ) -> None:
-    call_id, _ = _refer(engine)
+    call_id, _ = refer_heating_call(engine)
     minutes = _run(engine, clock, 4 * 60)
     # Rita, Rita again (repeat), Max, the OOH manager; then 20m, 30m, 1h, 2h, 2h
-    assert _alerts(channels)[:4] == [RITA, RITA, MAX, OOH]
+    assert alert_recipients(channels)[:4] == [RITA, RITA, MAX, OOH]
     assert minutes[:7] == [10, 20, 35, 55, 85, 145]
-    assert set(_alerts(channels)[4:]) == {OOH}
+    assert set(alert_recipients(channels)[4:]) == {OOH}
     view = engine.organisation("org-a").referrals(call_id)[-1]
     assert view.state == "alerting"
 
@@ -165,12 +158,12 @@ def test_acknowledgement_at_each_step_of_the_policy_stops_it(
     by: str,
     alerted: int,
 ) -> None:
-    call_id, ref = _refer(engine)
+    call_id, ref = refer_heating_call(engine)
     _run(engine, clock, minutes)
-    assert len(_alerts(channels)) == alerted
+    assert len(alert_recipients(channels)) == alerted
     assert engine.receive("org-a", "sms", by, f"ACK {ref}") == "ack"
     _run(engine, clock, 180)
-    assert len(_alerts(channels)) == alerted
+    assert len(alert_recipients(channels)) == alerted
     assert engine.organisation("org-a").referrals(call_id)[-1].state == "acknowledged"
 
 
@@ -178,8 +171,8 @@ def test_notify_everyone_on_the_stage(
     tmp_path: Path, clock: ManualClock, channels: dict[str, MemoryChannel]
 ) -> None:
     with _engine(_orgs(tmp_path, who="everyone"), tmp_path, clock, channels) as engine:
-        _, ref = _refer(engine)
-        assert sorted(_alerts(channels)) == [RITA, ROB]
+        _, ref = refer_heating_call(engine)
+        assert sorted(alert_recipients(channels)) == [RITA, ROB]
         assert engine.receive("org-a", "sms", ROB, f"ACK {ref}") == "ack"  # either may take it
 
 
@@ -264,21 +257,24 @@ def test_a_policy_changed_mid_escalation_changes_nothing_for_a_referral_in_fligh
     restart; the referral goes on as it started, and a new referral uses the new policy."""
     orgs = _orgs(tmp_path)
     engine = _engine(orgs, tmp_path, clock, channels)
-    call_id, _ = _refer(engine)
+    call_id, _ = refer_heating_call(engine)
     engine.close()
     path = orgs / "org-a" / "organisation.yaml"
     changed = path.read_text().replace("{wait: 10m}", "{wait: 2h}")
     changed = changed.replace("{repeat: 1}", "{notify: duty-director, channels: [sms]}")
     path.write_text(changed)
-    assert _alerts(channels) == [RITA]
+    assert alert_recipients(channels) == [RITA]
     again = {name: MemoryChannel() for name in CHANNELS}
     with _engine(orgs, tmp_path, clock, again) as engine:
         minutes = _run(engine, clock, 40)
         assert minutes == [10, 20, 35]  # the frozen policy: Rita again, Max, the OOH manager
-        assert _alerts(again) == [RITA, MAX, OOH]
-        new_call, _ = _refer(engine)
-        assert _alerts(again)[3:] == [RITA]
+        assert alert_recipients(again) == [RITA, MAX, OOH]
+        new_call, _ = refer_heating_call(engine)
+        assert alert_recipients(again)[3:] == [RITA]
         assert _run(engine, clock, 60) == [15, 45]  # the old referral's holder, on its backoff
-        assert _alerts(again)[4:] == [OOH, OOH]  # the new one waits 2 hours (its new policy)
+        assert alert_recipients(again)[4:] == [
+            OOH,
+            OOH,
+        ]  # the new one waits 2 hours (its new policy)
         assert engine.organisation("org-a").referrals(call_id)[-1].stage >= 3
         assert new_call != call_id
