@@ -19,7 +19,7 @@ from oohcore import audit, directory, outbox, search
 from oohcore.addresses import Gazetteer
 from oohcore.channels import Channel, Receipt, ReceiptState
 from oohcore.clock import Clock, SystemClock, as_utc
-from oohcore.engine import inputs, links, replies, steps
+from oohcore.engine import inbound, inputs, links, replies, steps
 from oohcore.engine.context import CallContext
 from oohcore.engine.errors import (
     CallNotFound,
@@ -655,7 +655,9 @@ class OrganisationDesk:
         with self.engine.store.transaction() as conn:
             row = call_by_reference(conn, self.id, reply.reference) if reply.reference else None
             if row is None or reply.intent not in ("ack", "decline"):
-                commit(conn, steps.unmatched_reply(self.id, channel, sender, reply.intent, now))
+                unmatched = steps.unmatched_reply(self.id, channel, sender, reply.intent, now)
+                inbound.screen(conn, unmatched, sender=sender, now=now)
+                commit(conn, unmatched)
                 return "unmatched"
             ctx = self._context(conn, row.id, now)
             refs = [r for r in referrals_of_call(conn, self.id, row.id) if r.kind == "refer"]
@@ -664,6 +666,7 @@ class OrganisationDesk:
             result = steps.replied(
                 ctx, referral, intent=reply.intent, channel=channel, sender=sender
             )
+            inbound.screen(conn, result, sender=sender, now=now)
             self._commit(conn, result, None)
         outcome: str = result.events[0].payload["outcome"]
         return outcome
@@ -719,6 +722,7 @@ class OrganisationDesk:
             result.message(
                 steps.reply_message(self.id, watch.call_id, channel, sender, answer, now)
             )
+            inbound.screen(conn, result, sender=sender, now=now)
             self._commit(conn, result, None)
         return reply.intent
 
@@ -737,7 +741,10 @@ class OrganisationDesk:
     ) -> str:
         """A one-time signed token for ``officer`` to acknowledge (or ``decline``) the call's
         open referral (:mod:`oohcore.engine.links`); the host puts it in the URL it serves
-        and passes it to :meth:`Engine.follow_link`."""
+        and passes it to :meth:`Engine.follow_link`. ``officer`` is text naming someone
+        (at most ``NAME_MAX`` characters, no NUL) and ``action`` one of ``links.ACTIONS``,
+        else :class:`InvalidArgument` naming it: a link signs only what it can carry back."""
+        officer, action = links.checked_arguments(officer, action)
         now = self.engine._now(at)
         settings = self.organisation.ack_links
         if settings is None:

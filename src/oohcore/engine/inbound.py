@@ -1,0 +1,117 @@
+"""Who an inbound text is answered, and how (5.3.2: acknowledgement by reply).
+
+Anyone can text an organisation's number, and every answer is a text the organisation pays
+for. So an inbound message is always recorded, but answered only this way:
+
+* **A confirmation** of what the message did (acknowledged, declined, checked out, extended)
+  goes to the officer or lone worker whose message did it: they are on the chain or hold the
+  session, and must know it worked. It is always sent.
+* **A number alerted for the referral** its message quotes (a ``referral.alert`` to that number
+  for that call is in the outbox) gets the specific answer: the referral is with the on-call
+  officer, or needs no reply now.
+* **Everyone else** (a stranger, an unknown reference, an officer quoting another referral,
+  words the engine does not read) gets :data:`NEUTRAL_ANSWER`, the same text whether or not the
+  reference exists, so an answer never tells a stranger that a reference is real.
+* Answers other than confirmations are **rate-limited per number**: at most
+  :data:`REPLY_LIMIT` to one number in any :data:`REPLY_WINDOW`, counted from the answers in the
+  outbox (durable: a restart or a second runner does not reset it) at the engine's clock. A
+  message over the limit is recorded with ``answered: false`` and not answered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Connection, func, select
+
+from oohcore.engine.result import EventOut, StepResult
+from oohcore.vocabulary import EventKind, MessagePurpose
+
+__all__ = ["CONFIRMED", "NEUTRAL_ANSWER", "REPLY_LIMIT", "REPLY_WINDOW", "screen"]
+
+REPLY_LIMIT = 3
+REPLY_WINDOW = timedelta(hours=1)
+CONFIRMED = frozenset({"ack", "decline", "ok", "extend"})  # outcomes that changed something
+
+NEUTRAL_ANSWER = (
+    "Sorry, we could not match your message to a referral you were alerted for; it is "
+    "recorded. Reply ACK or NO with the reference in your alert, e.g. ACK K7M-3QX-F, or OK "
+    "from the phone you checked in with."
+)
+
+
+def _number(sender: str) -> str:
+    """The sender's number as one key however it is written (+44 or 0, spaces), or a digest
+    of a sender that has no digits."""
+    from oohcore.engine.steps import digits
+
+    number = digits(sender)
+    return number or "x" + hashlib.sha256(sender.encode("utf-8", "replace")).hexdigest()[:16]
+
+
+def _key(sender: str, at: datetime, call_id: str | None) -> str:
+    # the number first: the answers to one number share a key prefix; two messages from one
+    # number at the same instant are answered twice (a nonce keeps their keys apart)
+    stamp = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return f"reply:{_number(sender)}:{stamp}:{call_id or '-'}:{secrets.token_hex(4)}"
+
+
+def answers_to(conn: Connection, organisation_id: str, sender: str, now: datetime) -> int:
+    """How many answers went to ``sender``'s number in the window before ``now``."""
+    from oohcore.outbox import outbox
+
+    t = outbox.c
+    query = select(func.count()).where(
+        t.organisation_id == organisation_id,
+        t.purpose == str(MessagePurpose.REPLY),
+        t.idempotency_key.startswith(f"reply:{_number(sender)}:", autoescape=True),
+        t.created_at > now - REPLY_WINDOW,
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+def was_alerted(conn: Connection, organisation_id: str, call_id: str, sender: str) -> bool:
+    """Whether a referral alert of call ``call_id`` went to ``sender``'s number."""
+    from oohcore.engine.steps import digits
+    from oohcore.outbox import outbox
+
+    t = outbox.c
+    rows = conn.execute(
+        select(t.recipient).where(
+            t.organisation_id == organisation_id,
+            t.call_id == call_id,
+            t.purpose == str(MessagePurpose.REFERRAL_ALERT),
+        )
+    )
+    number = digits(sender)
+    return bool(number) and any(digits(r) == number for (r,) in rows)
+
+
+def screen(conn: Connection, result: StepResult, *, sender: str, now: datetime) -> None:
+    """Apply the answer rules above to ``result``, a step that records one inbound message
+    (its last ``inbound.received`` event) and may answer it."""
+    index = max(
+        (i for i, e in enumerate(result.events) if e.kind == EventKind.INBOUND_RECEIVED),
+        default=None,
+    )
+    if index is None:
+        return
+    event = result.events[index]
+    outcome = str(event.payload.get("outcome"))
+    call_id = result.call_id or None
+    kept = [m for m in result.messages if m.purpose != MessagePurpose.REPLY]
+    answers = [m for m in result.messages if m.purpose == MessagePurpose.REPLY]
+    answered = bool(answers)
+    if answers and outcome not in CONFIRMED:
+        if answers_to(conn, result.organisation_id, sender, now) >= REPLY_LIMIT:
+            answers, answered = [], False
+        elif call_id is None or not was_alerted(conn, result.organisation_id, call_id, sender):
+            answers = [replace(m, body=NEUTRAL_ANSWER) for m in answers]
+    kept.extend(replace(m, idempotency_key=_key(sender, now, m.call_id)) for m in answers)
+    result.messages[:] = kept
+    result.events[index] = EventOut(
+        event.kind, {**event.payload, "answered": answered}, event.personal
+    )
