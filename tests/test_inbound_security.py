@@ -64,7 +64,7 @@ def engine(
     eng.close()
 
 
-def _events(engine: Engine) -> list[audit.StoredEvent]:
+def _events(engine: Engine) -> list[audit.EventRow]:
     with engine.store.read() as conn:
         return list(audit.events_for_organisation(conn, "org-a"))
 

@@ -11,7 +11,7 @@ an acknowledgement document, which :meth:`FeedChannel.receipts` turns into recei
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from oohcore.channels import (
     Receipt,
     ReceiptState,
 )
+from oohcore.channels.inbound import instant
 from oohcore.clock import Clock, SystemClock
 from oohcore_feed import protect
 from oohcore_feed.document import (
@@ -195,14 +196,10 @@ class FeedChannel:
                 1,
                 f"acknowledges organisation {root.get('organisation')!r}, not {org!r}",
             )
-        from datetime import datetime
-
-        at = datetime.fromisoformat(str(root.get("at")))
-        if at.tzinfo is None:
-            raise XMLInputError(source, root.sourceline or 1, 1, "'at' needs a time zone (Z)")
-        through = int(str(root.get("through")))
+        at = _ack_time(source, root)
+        through = _sequence(source, root, root.get("through"), "through")
         rejected = {
-            int(str(el.get("sequence"))): (el.text or "").strip()
+            _sequence(source, el, el.get("sequence"), "sequence"): (el.text or "").strip()[:500]
             for el in root.iter(f"{{{ACK_NAMESPACE}}}rejected")
         }
         out: list[Receipt] = []
@@ -232,3 +229,25 @@ class FeedChannel:
 
     def close(self) -> None:
         self._folder.close()
+
+
+def _ack_time(source: str, root: Any) -> datetime:
+    """The acknowledgement's ``at``: xs:dateTime allows ``24:00:00`` and years past 9999,
+    which no Python datetime holds; those are refused as located errors like any other."""
+    try:
+        return instant(root.get("at"))
+    except ValueError as exc:
+        raise XMLInputError(source, root.sourceline or 1, 1, f"'at': {exc}") from None
+
+
+def _sequence(source: str, element: Any, value: object, name: str) -> int:
+    """A document sequence number (at most 12 digits, as the feed numbers its documents)."""
+    text = str(value).strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 12):
+        raise XMLInputError(
+            source,
+            element.sourceline or 1,
+            1,
+            f"'{name}' is not a document number (whole, at most 12 digits)",
+        )
+    return int(text)

@@ -13,21 +13,25 @@ Notify POSTs JSON to the callback URLs a service sets up, with the bearer token 
   ``date_received``): :func:`inbound_from_callback` turns it into an :class:`InboundMessage`,
   which the engine matches to a referral to record an officer's acknowledgement by reply.
 
-A malformed body raises :class:`NotifyCallbackError`, whose message names the field and never
+Pass ``authorization`` (the request's header) and ``token`` (the configured
+``callback_token``) to have the bearer token checked before a byte of the body is read; the
+body may be the raw bytes (at most :data:`~oohcore.channels.inbound.MAX_CALLBACK_BYTES`, nested
+at most 16 deep) or the parsed object. A malformed, oversized or unauthorised body raises
+:class:`NotifyCallbackError` (and nothing else), whose message names the field and never
 repeats a phone number, an address or a message text.
 """
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import SecretStr
 
 from oohcore.channels import ChannelError, Receipt, ReceiptState
+from oohcore.channels.inbound import bearer_matches, instant, json_document
 
 __all__ = [
     "InboundMessage",
@@ -85,15 +89,40 @@ class InboundMessage:
 
 def callback_is_authorised(authorization: str | None, token: SecretStr | str) -> bool:
     """Whether an ``Authorization`` header is ``Bearer <token>`` (compared in constant time)."""
-    if not authorization:
-        return False
     secret = token.get_secret_value() if isinstance(token, SecretStr) else token
-    return hmac.compare_digest(authorization.encode(), f"Bearer {secret}".encode())
+    return bearer_matches(authorization, secret)
 
 
-def receipt_from_callback(payload: Mapping[str, Any], *, channel: str = "notify") -> Receipt:
-    """The receipt in a Notify delivery-status callback body."""
-    return _receipt(payload, channel, "delivery callback")
+Body = Mapping[str, Any] | bytes | str
+
+
+def _body(
+    payload: Body, what: str, authorization: str | None, token: SecretStr | str | None
+) -> Mapping[str, Any]:
+    """The callback's JSON object, once the bearer token (when ``token`` is given) matches."""
+    if token is not None and not callback_is_authorised(authorization, token):
+        raise NotifyCallbackError(f"the Notify {what} does not carry the callback's bearer token")
+    if isinstance(payload, bytes | bytearray | str):
+        try:
+            payload = json_document(payload)
+        except ValueError as exc:
+            raise NotifyCallbackError(f"the Notify {what}: {exc}") from None
+    if not isinstance(payload, Mapping):
+        raise NotifyCallbackError(f"a Notify {what} must be a JSON object")
+    return payload
+
+
+def receipt_from_callback(
+    payload: Body,
+    *,
+    channel: str = "notify",
+    authorization: str | None = None,
+    token: SecretStr | str | None = None,
+) -> Receipt:
+    """The receipt in a Notify delivery-status callback body (see the module's docstring)."""
+    return _receipt(
+        _body(payload, "delivery callback", authorization, token), channel, "delivery callback"
+    )
 
 
 def receipt_from_status(notification: Mapping[str, Any], *, channel: str = "notify") -> Receipt:
@@ -101,11 +130,17 @@ def receipt_from_status(notification: Mapping[str, Any], *, channel: str = "noti
     return _receipt(notification, channel, "status answer")
 
 
-def inbound_from_callback(payload: Mapping[str, Any], *, channel: str = "notify") -> InboundMessage:
-    """The text message in a Notify received-text-message callback body."""
+def inbound_from_callback(
+    payload: Body,
+    *,
+    channel: str = "notify",
+    authorization: str | None = None,
+    token: SecretStr | str | None = None,
+) -> InboundMessage:
+    """The text message in a Notify received-text-message callback body (see the module's
+    docstring)."""
     what = "received text message callback"
-    if not isinstance(payload, Mapping):
-        raise NotifyCallbackError(f"a Notify {what} must be a JSON object")
+    payload = _body(payload, what, authorization, token)
     return InboundMessage(
         channel=channel,
         sender=_text(payload, "source_number", what),
@@ -152,11 +187,10 @@ def _text(payload: Mapping[str, Any], name: str, what: str, *, empty: bool = Fal
 def _when(payload: Mapping[str, Any], name: str, what: str) -> datetime:
     value = _text(payload, name, what)
     try:
-        when = datetime.fromisoformat(value)
+        # Notify writes UTC with a Z; a time without a zone is UTC too
+        return instant(value, naive_is_utc=True)
     except ValueError:
         raise NotifyCallbackError(
             f"the Notify {what} has {name} {value[:40]!r}, not an ISO 8601 time "
             "such as '2026-12-02T03:04:05.000000Z'"
         ) from None
-    # Notify writes UTC with a Z; a time without a zone is UTC too
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)

@@ -21,12 +21,11 @@ Delivery reports: a gateway that reports back POSTs ``{"id", "idempotency_key", 
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import ssl
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,6 +45,7 @@ from oohcore.channels import (
     retry_after,
     tls_verify,
 )
+from oohcore.channels.inbound import bearer_matches, instant, json_document
 from oohcore.clock import Clock, SystemClock
 
 from .config import PageRateLimit, parse_config
@@ -305,47 +305,68 @@ _STATES: dict[str, ReceiptState] = {
 
 
 def receipt_from_callback(
-    payload: Mapping[str, Any] | bytes | str, *, channel: str = PagerHttpChannel.name
+    payload: Mapping[str, Any] | bytes | str,
+    *,
+    channel: str = PagerHttpChannel.name,
+    authorization: str | None = None,
+    token: SecretStr | str | None = None,
 ) -> Receipt:
     """A gateway's delivery report (the JSON it POSTs) as a :class:`Receipt`.
 
     Shape: ``{"id": "...", "idempotency_key": "...", "status": "delivered" | "pending" |
     "accepted" | "temporary_failure" | "expired" | "permanent_failure" | "rejected",
     "at": "<ISO 8601 with a time zone>", "detail": "..."}``; ``id`` or ``idempotency_key`` is
-    required. Raises :class:`ReceiptError` naming the field at fault.
+    required (text or a whole number). With ``token`` (the bearer token agreed with the
+    gateway), ``authorization`` (the request's header) is checked before the body is read; raw
+    bodies are read only up to 64 KiB and 16 levels of nesting. Raises :class:`ReceiptError`
+    (and nothing else) naming the field at fault, never quoting a value that is not text.
     """
-    if isinstance(payload, bytes | str):
+    if token is not None:
+        secret = token.get_secret_value() if isinstance(token, SecretStr) else token
+        if not bearer_matches(authorization, secret):
+            raise ReceiptError("delivery report: does not carry the gateway's bearer token")
+    if isinstance(payload, bytes | bytearray | str):
         try:
-            payload = json.loads(payload)
+            payload = json_document(payload)
         except ValueError as exc:
-            raise ReceiptError(f"delivery report: not JSON ({exc})") from None
+            raise ReceiptError(f"delivery report: {exc}") from None
     if not isinstance(payload, Mapping):
         raise ReceiptError("delivery report: expected a JSON object")
     status = payload.get("status")
     state = _STATES.get(status) if isinstance(status, str) else None
     if state is None:
         known = ", ".join(sorted(_STATES))
-        raise ReceiptError(f"delivery report field 'status': {status!r} is not one of {known}")
-    at_text = payload.get("at")
+        shown = repr(status[:40]) if isinstance(status, str) else f"a {type(status).__name__}"
+        raise ReceiptError(f"delivery report field 'status': {shown} is not one of {known}")
     try:
-        at = datetime.fromisoformat(at_text) if isinstance(at_text, str) else None
-    except ValueError:
-        at = None
-    if at is None or at.tzinfo is None:
+        at = instant(payload.get("at"))
+    except ValueError as exc:
         raise ReceiptError(
-            "delivery report field 'at': expected an ISO 8601 time with a time zone "
+            f"delivery report field 'at': {exc}; expected an ISO 8601 time with a time zone "
             "(e.g. 2026-01-10T02:01:00Z)"
-        )
-    provider_ref = payload.get("id")
-    key = payload.get("idempotency_key")
+        ) from None
+    provider_ref = _ident(payload, "id")
+    key = _ident(payload, "idempotency_key")
     if provider_ref is None and key is None:
         raise ReceiptError("delivery report: needs 'id' or 'idempotency_key' to match a page")
     detail = payload.get("detail")
     return Receipt(
         channel=channel,
         state=state,
-        at=at.astimezone(UTC),
-        provider_ref=str(provider_ref) if provider_ref is not None else None,
-        idempotency_key=str(key) if key is not None else None,
-        detail=str(detail)[:500] if detail is not None else None,
+        at=at,
+        provider_ref=provider_ref,
+        idempotency_key=key,
+        detail=detail[:500] if isinstance(detail, str) else None,
     )
+
+
+def _ident(payload: Mapping[str, Any], name: str) -> str | None:
+    """An identifier field: text (at most 255 characters) or a whole number, or absent."""
+    value = payload.get(name)
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**18:
+        return str(value)
+    if isinstance(value, str) and 0 < len(value) <= 255:
+        return value
+    raise ReceiptError(f"delivery report field {name!r}: expected text of 1-255 characters")

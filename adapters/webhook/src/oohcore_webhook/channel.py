@@ -40,7 +40,7 @@ from oohcore.channels import (
 )
 from oohcore.clock import Clock, SystemClock
 
-from .signing import decode_secret, sign
+from .signing import decode_secret, sign, webhook_id
 
 __all__ = ["MAX_RETRY_AFTER", "WebhookChannel", "WebhookConfig", "webhook_body"]
 
@@ -162,9 +162,11 @@ class WebhookChannel:
         body = webhook_body(message, now)
         headers = {
             "Content-Type": "application/json",
-            "webhook-id": message.idempotency_key,
+            "webhook-id": webhook_id(message.idempotency_key),
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(self._key, message.idempotency_key, timestamp, body),
+            "webhook-signature": sign(
+                self._key, webhook_id(message.idempotency_key), timestamp, body
+            ),
         }
         try:
             response = self._http.post(self.config.url, content=body, headers=headers)
