@@ -427,7 +427,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_channels(args: argparse.Namespace) -> int:
     """List the installed channel adapters, or check a channels.yaml (builds nothing that sends:
     each channel is built from its settings, then closed at once)."""
-    from oohcore.channels.registry import build_channels, describe_adapters
+    from oohcore.channels.registry import build_channels, check_channels, describe_adapters
 
     if args.check is not None:
         from oohcore.rulesets.source import read_yaml
@@ -442,10 +442,15 @@ def _cmd_channels(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 1
-        for channel in build_channels(
-            data["channels"], source=source, within=("channels",)
-        ).values():
-            channel.close()
+        built = build_channels(data["channels"], source=source, within=("channels",))
+        try:
+            # the files the settings name (S/MIME recipients' certificates), read now
+            found = check_channels(built, data["channels"], source=source, within=("channels",))
+        finally:
+            for channel in built.values():
+                channel.close()
+        if found:
+            raise ChannelConfigError(found)
         print(f"valid: {args.check}", file=sys.stderr)
         return 0
     adapters, problems = describe_adapters()

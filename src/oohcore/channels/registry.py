@@ -29,22 +29,32 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import os
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
 
 from oohcore.channels import (
     Channel,
     ChannelConfigError,
+    ChannelError,
     ChannelFactory,
     ChannelInfo,
     load_channels,
 )
 from oohcore.errors import Problem
 
-__all__ = ["AdapterDescription", "Located", "Locator", "build_channels", "describe_adapters"]
+__all__ = [
+    "AdapterDescription",
+    "Located",
+    "Locator",
+    "build_channels",
+    "check_channels",
+    "describe_adapters",
+]
 
 
 class Located(Protocol):
@@ -123,18 +133,28 @@ def build_channels(
                 )
             )
             continue
+        in_clear = _secrets_in_clear(entry, factory, logical, path, where)
         settings, missing = _resolve_env(
             {k: v for k, v in entry.items() if k != "adapter"}, env, path, where
         )
-        problems.extend(missing)
+        problems.extend(in_clear + missing)
         if missing:
+            continue
+        if in_clear:
+            # the other settings are still checked (every mistake at once), nothing is built
+            model = _config_model(factory)
+            try:
+                if model is not None:
+                    model.model_validate(settings)
+            except ValidationError as exc:
+                problems.extend(_validation_problems(exc, logical, adapter, factory, path, where))
             continue
         try:
             channel = _build(factory, settings)
         except ValidationError as exc:
             problems.extend(_validation_problems(exc, logical, adapter, factory, path, where))
             continue
-        except (TypeError, ValueError, OSError) as exc:
+        except (TypeError, ValueError, OSError, ChannelError) as exc:
             # the message of an adapter's own error, never the settings' values
             problems.append(
                 where.problem(
@@ -162,6 +182,52 @@ def build_channels(
     return built
 
 
+def check_channels(
+    channels: Mapping[str, Channel],
+    config: Mapping[str, Any],
+    *,
+    source: Locator | None = None,
+    within: Sequence[str | int] = (),
+) -> list[Problem]:
+    """What the built ``channels`` find wrong in the files their settings name, each located
+    twice: at the setting in ``config`` that names it (``file:line:col`` with a ``source``) and
+    in the file itself. A channel that reads such files (the S/MIME recipients' certificates of
+    an e-mail channel, 7.7) has ``check_certificates()``, raising a :class:`ChannelError` whose
+    ``problems`` list each bad file; this is what ``oohcore channels --check`` runs, so a garbage
+    or expired certificate is found before the night it is needed."""
+    where = _Where(source, tuple(within))
+    problems: list[Problem] = []
+    for logical, channel in channels.items():
+        check = getattr(channel, "check_certificates", None)
+        if not callable(check):
+            continue
+        try:
+            check()
+        except ChannelError as exc:
+            entry = config.get(logical)
+            named = entry.get("certificates") if isinstance(entry, Mapping) else None
+            for found in getattr(exc, "problems", None) or [Problem("", 0, 0, str(exc))]:
+                path: tuple[str | int, ...] = (logical, "certificates_dir")
+                if isinstance(named, Mapping):
+                    for address, file in named.items():
+                        if (
+                            str(file) == found.path
+                            or Path(str(file)).resolve() == Path(found.path).resolve()
+                        ):
+                            path = (logical, "certificates", str(address))
+                pos = where.problem(path, "")
+                problems.append(
+                    Problem(
+                        pos.path,
+                        pos.line,
+                        pos.col,
+                        f"channel {logical!r}: recipient certificate {found}",
+                        found.code,
+                    )
+                )
+    return problems
+
+
 def _build(factory: ChannelFactory, settings: dict[str, Any]) -> Channel:
     model = _config_model(factory)
     if model is None:
@@ -176,6 +242,54 @@ def _config_model(factory: ChannelFactory) -> type[BaseModel] | None:
     info = getattr(factory, "info", None)
     model = info.config if isinstance(info, ChannelInfo) else None
     return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _secret_settings(factory: ChannelFactory) -> frozenset[str]:
+    """The settings of the adapter's configuration that are secrets (``SecretStr`` or
+    ``SecretBytes``, optional or not)."""
+    model = _config_model(factory)
+    if model is None:
+        return frozenset()
+    secret_types = (SecretStr, SecretBytes)
+
+    def is_secret(annotation: object) -> bool:
+        if isinstance(annotation, type) and issubclass(annotation, secret_types):
+            return True
+        return any(is_secret(arg) for arg in typing.get_args(annotation))
+
+    return frozenset(
+        name for name, info in model.model_fields.items() if is_secret(info.annotation)
+    )
+
+
+def _secrets_in_clear(
+    entry: Mapping[str, Any],
+    factory: ChannelFactory,
+    logical: object,
+    path: tuple[str | int, ...],
+    where: _Where,
+) -> list[Problem]:
+    """A secret written in the file itself is refused (docs/adapters.md: secrets come from the
+    environment, never from the file, which is copied, reviewed and kept in version control);
+    the problem says how to pass it, and never repeats it."""
+    problems = []
+    for key in sorted(_secret_settings(factory)):
+        if key not in entry or entry[key] is None:
+            continue
+        value = entry[key]
+        if isinstance(value, Mapping) and set(value) == {"env"}:
+            continue
+        name = f"{str(logical).upper()}_{key.upper()}".replace("-", "_")
+        problems.append(
+            where.problem(
+                (*path, key),
+                f"channel {logical!r}: setting {key!r} is a secret and is never read from the "
+                f"file: write '{key}: {{env: {name}}}' and set the environment variable {name} "
+                "where the service runs (then remove the secret from the file and its history, "
+                "and change it: it has been written down)",
+            )
+        )
+    return problems
 
 
 def _resolve_env(

@@ -21,7 +21,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from oohcore.channels import ChannelError
 from oohcore.errors import Problem
@@ -276,6 +276,21 @@ def _check(cert: x509.Certificate, *, address: str | None, now: datetime) -> tup
             "certificate.wrong_address",
         )
     try:
+        purposes = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        purposes = None
+    if purposes is not None and not {
+        ExtendedKeyUsageOID.EMAIL_PROTECTION,
+        ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE,
+    } & set(purposes):
+        # RFC 8550 4.4.4: a certificate whose extended key usage lacks emailProtection is not
+        # for S/MIME (a TLS server's certificate, say)
+        return (
+            f"the certificate ({_describe(cert)}) is not for e-mail: its extended key usage "
+            "lacks emailProtection; ask for an S/MIME (e-mail protection) certificate",
+            "certificate.usage",
+        )
+    try:
         usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
         return None
@@ -304,8 +319,19 @@ def _describe(cert: x509.Certificate) -> str:
     return f"subject {cert.subject.rfc4514_string()}, serial {cert.serial_number:x}"
 
 
+MAX_PEM_BYTES = 1024 * 1024  # a certificate chain is a few kilobytes
+
+
 def _read(path: Path) -> bytes:
     try:
+        if path.stat().st_size > MAX_PEM_BYTES:
+            raise _problem(
+                path,
+                0,
+                f"the file is larger than {MAX_PEM_BYTES:,} bytes, far more than a certificate; "
+                "check the path or replace the file",
+                "file.too_large",
+            )
         return path.read_bytes()
     except FileNotFoundError:
         raise _problem(
