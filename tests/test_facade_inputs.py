@@ -168,6 +168,15 @@ CASES: dict[str, Case] = {
     "check_out manager=list": lambda w: w.desk.check_out(w.call_id, manager=["x"]),  # type: ignore[arg-type]
     "transfer_failed reason=None": lambda w: w.desk.transfer_failed(w.call_id, reason=None),  # type: ignore[arg-type]
     "close before actioned": lambda w: w.desk.close(w.call_id),
+    # signed links (5.3.2): what a link signs, and whatever an opened URL carries
+    "ack_link officer=None": lambda w: w.desk.ack_link(w.call_id, officer=None),  # type: ignore[arg-type]
+    "ack_link officer=int": lambda w: w.desk.ack_link(w.call_id, officer=123),  # type: ignore[arg-type]
+    "ack_link officer NUL": lambda w: w.desk.ack_link(w.call_id, officer="ri\x00ta"),
+    "ack_link officer too long": lambda w: w.desk.ack_link(w.call_id, officer="r" * 5000),
+    "ack_link action=delete": lambda w: w.desk.ack_link(w.call_id, officer="rita", action="x"),
+    "follow_link(None)": lambda w: w.engine.follow_link(None),  # type: ignore[arg-type]
+    "follow_link(non-ASCII)": lambda w: w.engine.follow_link("e30.é"),
+    "follow_link(nested)": lambda w: w.engine.follow_link("W1tbW1tbW1tbW1tb.x"),
 }
 
 STEPS: dict[str, Callable[[OrganisationDesk, Any, Any], object]] = {

@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 _POLICY = email.policy.default
+MAX_RECEIPT_BYTES = 4 * 1024 * 1024  # a DSN or MDN quoting the headers (or all) of our e-mail
 
 
 def receipt_from_email(
@@ -56,8 +57,11 @@ def receipt_from_email(
 
     An encrypted e-mail is decrypted with ``identity`` first (a :class:`SmimeError` when we have
     none, or it is encrypted to someone else). ``received_at`` is when it reached us: the
-    receipt's time when the e-mail has no usable ``Date``.
+    receipt's time when the e-mail has no usable ``Date``. An e-mail larger than
+    :data:`MAX_RECEIPT_BYTES` is not read (None): a receipt is a few kilobytes.
     """
+    if len(raw) > MAX_RECEIPT_BYTES:
+        return None
     message = BytesParser(policy=_POLICY).parsebytes(raw)
     assert isinstance(message, EmailMessage)
     if is_encrypted(message):
@@ -300,11 +304,10 @@ def _date(message: Message) -> datetime | None:
         return None
     try:
         when = parsedate_to_datetime(str(value))
-    except (TypeError, ValueError):
+        # a Date no UTC time holds (Fri, 31 Dec 9999 23:59:59 -1400) is no usable Date either
+        return None if when.tzinfo is None else as_utc(when)
+    except (TypeError, ValueError, OverflowError):
         return None
-    if when.tzinfo is None:
-        return None
-    return as_utc(when)
 
 
 def _xtext_decode(value: str) -> str:
