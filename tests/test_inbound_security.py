@@ -1,7 +1,7 @@
 """What a stranger can do from outside (5.3.2): signed links that sign only what they can carry
 back and refuse every malformed token with ``LinkRefused``; inbound texts answered only as
-``oohcore.engine.inbound`` says (the same neutral answer whether or not a reference exists, a
-per-number limit kept in the store).
+``oohcore.engine.inbound`` says (nothing to a stranger, one neutral answer whether or not a
+reference exists, a per-number limit kept in the store).
 
 org-a's repairs referral (tests/fixtures/engine): Rita 07700 900001 is alerted first."""
 
@@ -166,16 +166,31 @@ def test_follow_link_refuses_any_text_with_link_refused_only(engine: Engine, tok
 # -- inbound texts -------------------------------------------------------------------------------
 
 
-def test_a_stranger_gets_the_same_neutral_answer_whether_or_not_the_reference_exists(
+def test_a_stranger_is_recorded_and_not_answered_whether_or_not_the_reference_exists(
     engine: Engine, channels: dict[str, MemoryChannel]
 ) -> None:
-    _, ref = refer_heating_call(engine)
+    call_id, ref = refer_heating_call(engine)
     assert engine.receive("org-a", "sms", STRANGER, f"ACK {ref}") == "off_chain"
     assert engine.receive("org-a", "sms", "07700 999998", "ACK B4E-JJB-V") == "unmatched"
     engine.tick()
-    assert _answers(channels, STRANGER) == [NEUTRAL_ANSWER]
-    assert _answers(channels, "07700 999998") == [NEUTRAL_ANSWER]
-    assert ref not in NEUTRAL_ANSWER
+    assert _answers(channels) == []
+    received = [e for e in _events(engine) if e.kind == "inbound.received"]
+    assert [e.payload["answered"] for e in received] == [False, False]
+    assert engine.organisation("org-a").referrals(call_id)[-1].state == "alerting"
+
+
+def test_an_alerted_officer_gets_one_neutral_answer_whatever_reference_they_quote(
+    engine: Engine, channels: dict[str, MemoryChannel]
+) -> None:
+    """Rita, alerted for an open referral, mistypes: the answer is the same for a reference
+    that exists (another call's) and one that does not, and does not name either."""
+    other = engine.offer("0100 000 0002", caller_number="07700900124")
+    refer_heating_call(engine)
+    assert engine.receive("org-a", "sms", RITA, f"ACK {other.reference}") == "not_open"
+    assert engine.receive("org-a", "sms", RITA, "ACK B4E-JJB-V") == "unmatched"
+    engine.tick()
+    assert _answers(channels, RITA) == [NEUTRAL_ANSWER, NEUTRAL_ANSWER]
+    assert other.reference not in NEUTRAL_ANSWER
 
 
 def test_an_alerted_officer_gets_the_specific_answer_and_confirmations(
@@ -197,26 +212,23 @@ def test_answers_to_one_number_are_limited_in_the_store_across_a_restart(
     engine = _open(orgs, tmp_path, clock, channels)
     _, ref = refer_heating_call(engine)
     for _ in range(REPLY_LIMIT):
-        engine.receive("org-a", "sms", STRANGER, "hello?")
+        engine.receive("org-a", "sms", RITA, "hello?")
     engine.close()
     channels = {name: MemoryChannel() for name in CHANNELS}  # the first ones closed with it
     with _open(orgs, tmp_path, clock, channels) as engine:
         # written another way, the same number: still over its limit after the restart
-        for sender in ("+44 7700 999999", "447700999999", STRANGER):
-            assert engine.receive("org-a", "sms", sender, f"ACK {ref}") == "off_chain"
+        for sender in ("+44 7700 900001", "447700900001", RITA):
+            assert engine.receive("org-a", "sms", sender, "what?") == "unmatched"
         engine.tick()
-        assert len(_answers(channels)) == REPLY_LIMIT
+        assert _answers(channels) == [NEUTRAL_ANSWER] * REPLY_LIMIT
         received = [e for e in _events(engine) if e.kind == "inbound.received"]
-        assert len(received) == REPLY_LIMIT + 3  # every message is recorded
-        assert [e.payload["answered"] for e in received][-3:] == [False] * 3
-        # an officer's acknowledgement is confirmed even past the limit of its number
-        for _ in range(REPLY_LIMIT):
-            engine.receive("org-a", "sms", RITA, "what?")
+        assert [e.payload["answered"] for e in received] == [True] * REPLY_LIMIT + [False] * 3
+        clock.advance(REPLY_WINDOW)  # a new hour: answered again, up to the limit
+        for _ in range(REPLY_LIMIT + 1):
+            engine.receive("org-a", "sms", RITA, "hello?")
+        engine.tick()
+        assert len(_answers(channels, RITA)) == 2 * REPLY_LIMIT
+        # an acknowledgement is confirmed even past the limit of its number
         assert engine.receive("org-a", "sms", RITA, f"ACK {ref}") == "ack"
         engine.tick()
         assert _answers(channels, RITA)[-1] == f"Thank you: {ref} is acknowledged."
-        clock.advance(REPLY_WINDOW)
-        engine.receive("org-a", "sms", STRANGER, "hello?")
-        engine.tick()
-        assert _answers(channels, STRANGER)[-1] == NEUTRAL_ANSWER
-        assert len(_answers(channels, STRANGER)) == REPLY_LIMIT + 1

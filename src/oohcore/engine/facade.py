@@ -643,7 +643,8 @@ class OrganisationDesk:
         (:mod:`oohcore.engine.replies`), matched to the call by the reference it quotes, and
         recorded (``inbound.received``); the sender is answered. From an officer on the
         chain, ``ACK <ref>`` acknowledges and ``NO <ref>`` declines; anyone else's reply, or
-        an unknown reference, is recorded and answered politely, never an error. Returns the
+        an unknown reference, is recorded, never an error, and answered only as
+        :mod:`oohcore.engine.inbound` says (a stranger not at all). Returns the
         outcome: ``ack``, ``decline``, ``off_chain``, ``not_open`` or ``unmatched``."""
         reply = replies.parse(text)
         now = self.engine._now(at)

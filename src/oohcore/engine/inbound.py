@@ -1,7 +1,8 @@
 """Who an inbound text is answered, and how (5.3.2: acknowledgement by reply).
 
 Anyone can text an organisation's number, and every answer is a text the organisation pays
-for. So an inbound message is always recorded, but answered only this way:
+for. So an inbound message is always recorded (``inbound.received``, with ``answered``), but
+answered only this way:
 
 * **A confirmation** of what the message did (acknowledged, declined, checked out, extended)
   goes to the officer or lone worker whose message did it: they are on the chain or hold the
@@ -9,13 +10,17 @@ for. So an inbound message is always recorded, but answered only this way:
 * **A number alerted for the referral** its message quotes (a ``referral.alert`` to that number
   for that call is in the outbox) gets the specific answer: the referral is with the on-call
   officer, or needs no reply now.
-* **Everyone else** (a stranger, an unknown reference, an officer quoting another referral,
-  words the engine does not read) gets :data:`NEUTRAL_ANSWER`, the same text whether or not the
-  reference exists, so an answer never tells a stranger that a reference is real.
+* **A number the organisation is working with now** (alerted for a referral still open, or the
+  phone of a lone worker's open session) gets :data:`NEUTRAL_ANSWER` for anything else (an
+  unknown or mistyped reference, another referral's, words the engine does not read): the same
+  text whether or not the reference exists, so that an officer who mistyped learns the message
+  did nothing, and the escalation goes on.
+* **Anyone else** gets no answer at all: a stranger learns nothing (not even that a reference is
+  real), and costs nothing. Their message is still recorded, and the escalation it might have
+  touched goes on: failing safe.
 * Answers other than confirmations are **rate-limited per number**: at most
   :data:`REPLY_LIMIT` to one number in any :data:`REPLY_WINDOW`, counted from the answers in the
-  outbox (durable: a restart or a second runner does not reset it) at the engine's clock. A
-  message over the limit is recorded with ``answered: false`` and not answered.
+  outbox (durable: a restart or a second runner does not reset it) at the engine's clock.
 """
 
 from __future__ import annotations
@@ -30,7 +35,15 @@ from sqlalchemy import Connection, func, select
 from oohcore.engine.result import EventOut, StepResult
 from oohcore.vocabulary import EventKind, MessagePurpose
 
-__all__ = ["CONFIRMED", "NEUTRAL_ANSWER", "REPLY_LIMIT", "REPLY_WINDOW", "screen"]
+__all__ = [
+    "CONFIRMED",
+    "NEUTRAL_ANSWER",
+    "REPLY_LIMIT",
+    "REPLY_WINDOW",
+    "is_working_with",
+    "screen",
+    "was_alerted",
+]
 
 REPLY_LIMIT = 3
 REPLY_WINDOW = timedelta(hours=1)
@@ -90,6 +103,43 @@ def was_alerted(conn: Connection, organisation_id: str, call_id: str, sender: st
     return bool(number) and any(digits(r) == number for (r,) in rows)
 
 
+def is_working_with(conn: Connection, organisation_id: str, sender: str) -> bool:
+    """Whether ``sender``'s number was alerted for a referral of the organisation that is still
+    open, or is the phone of a lone worker's open session."""
+    import json
+
+    from oohcore.engine.steps import digits
+    from oohcore.outbox import outbox
+    from oohcore.referrals import OPEN_STATES, referrals
+
+    number = digits(sender)
+    if not number:
+        return False
+    r, o = referrals.c, outbox.c
+    open_calls = select(r.call_id).where(
+        r.organisation_id == organisation_id, r.state.in_(sorted(OPEN_STATES))
+    )
+    alerted = conn.execute(
+        select(o.recipient).where(
+            o.organisation_id == organisation_id,
+            o.call_id.in_(open_calls.scalar_subquery()),
+            o.purpose == str(MessagePurpose.REFERRAL_ALERT),
+        )
+    )
+    if any(digits(recipient) == number for (recipient,) in alerted):
+        return True
+    watches = conn.execute(
+        select(r.snapshot).where(
+            r.organisation_id == organisation_id, r.kind == "lone_worker", r.state == "watching"
+        )
+    )
+    for (snapshot,) in watches:
+        phone = json.loads(snapshot).get("worker_phone")
+        if isinstance(phone, str) and digits(phone) == number:
+            return True
+    return False
+
+
 def screen(conn: Connection, result: StepResult, *, sender: str, now: datetime) -> None:
     """Apply the answer rules above to ``result``, a step that records one inbound message
     (its last ``inbound.received`` event) and may answer it."""
@@ -105,11 +155,17 @@ def screen(conn: Connection, result: StepResult, *, sender: str, now: datetime) 
     kept = [m for m in result.messages if m.purpose != MessagePurpose.REPLY]
     answers = [m for m in result.messages if m.purpose == MessagePurpose.REPLY]
     answered = bool(answers)
+    org = result.organisation_id
     if answers and outcome not in CONFIRMED:
-        if answers_to(conn, result.organisation_id, sender, now) >= REPLY_LIMIT:
-            answers, answered = [], False
-        elif call_id is None or not was_alerted(conn, result.organisation_id, call_id, sender):
+        if call_id is not None and was_alerted(conn, org, call_id, sender):
+            pass  # the specific answer
+        elif is_working_with(conn, org, sender):
             answers = [replace(m, body=NEUTRAL_ANSWER) for m in answers]
+        else:
+            answers = []
+        if answers and answers_to(conn, org, sender, now) >= REPLY_LIMIT:
+            answers = []
+        answered = bool(answers)
     kept.extend(replace(m, idempotency_key=_key(sender, now, m.call_id)) for m in answers)
     result.messages[:] = kept
     result.events[index] = EventOut(
