@@ -51,6 +51,7 @@ def check_rota(
 
 def check_folder_files(folder: Path, *, catalogue: Path) -> list[Problem]:
     """The problems of the files beside the rulesets in one organisation (or catalogue) folder."""
+    from oohcore.rulesets.compiler import timezone_problem
     from oohcore.rulesets.loader import OPTIONS_DIR, _read_header, _Session
 
     problems: list[Problem] = []
@@ -68,7 +69,7 @@ def check_folder_files(folder: Path, *, catalogue: Path) -> list[Problem]:
         if name == rota.ROTA_FILE and is_org:
             header = _read_header(_Session(catalogue), folder)
             timezone = getattr(header.model, "timezone", None)
-            if not isinstance(timezone, str):
+            if not isinstance(timezone, str) or timezone_problem(timezone) is not None:
                 continue  # organisation.yaml's own problems are reported by the ruleset check
             problems.extend(check_rota(path, timezone=timezone, roles=header.roles or {}))
         elif name == GAZETTEER_FILE:
@@ -126,7 +127,11 @@ def check_paths(
         if path.is_dir():
             for folder in _ruleset_folders(path):
                 out.extend(check_folder_files(folder, catalogue=base))
-        elif path.is_file() and path.name in (rota.ROTA_FILE, GAZETTEER_FILE):
+        elif (
+            path.is_file()
+            and path.name in (rota.ROTA_FILE, GAZETTEER_FILE)
+            and (path.parent / "organisation.yaml").is_file()
+        ):  # outside an organisation folder the ruleset check says a folder is expected
             out.extend(
                 p
                 for p in check_folder_files(path.parent, catalogue=base)
