@@ -58,9 +58,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         for path in args.paths:
             if Path(path).is_dir():
                 for f in lint_path(path, catalogue=args.catalogue).open:
-                    problems.append(
-                        _shown(Problem(f.path, f.line, f.col, str(f).split(": ", 1)[1], f.kind))
-                    )
+                    error = _shown(Problem(f.path, f.line, f.col, str(f).split(": ", 1)[1], f.kind))
+                    # the same finding validate gave as a warning (nobody-holds) is now an error
+                    problems = [p for p in problems if replace(p, severity="error") != error]
+                    problems.append(error)
         errors = [p for p in problems if p.severity == "error"]
     if args.json:
         print(

@@ -71,7 +71,10 @@ def check_folder_files(folder: Path, *, catalogue: Path) -> list[Problem]:
             timezone = getattr(header.model, "timezone", None)
             if not isinstance(timezone, str) or timezone_problem(timezone) is not None:
                 continue  # organisation.yaml's own problems are reported by the ruleset check
-            problems.extend(check_rota(path, timezone=timezone, roles=header.roles or {}))
+            found = check_rota(path, timezone=timezone, roles=header.roles or {})
+            problems.extend(found)
+            if not found:
+                problems.extend(_nobody_holds(folder, catalogue))
         elif name == GAZETTEER_FILE:
             try:
                 Gazetteer.from_csv(path)
@@ -87,6 +90,19 @@ def check_folder_files(folder: Path, *, catalogue: Path) -> list[Problem]:
         elif not name.startswith("."):
             problems.append(_unknown(path, "a file"))
     return problems
+
+
+def _nobody_holds(folder: Path, catalogue: Path) -> list[Problem]:
+    """An escalation ending at a role nobody holds at every moment in ``rota.yaml`` (5.3.2,
+    audit item 9), without a store: a warning, since the store's living rota may hold it (the
+    file only seeds it); ``--strict`` and ``oohcore lint`` make it an error."""
+    from oohcore.procedure.lint import nobody_holds
+
+    return [
+        Problem(f.path, f.line, f.col, str(f).split(": ", 1)[1], f.kind, "warning")
+        for f in nobody_holds(folder, catalogue=catalogue)
+        if f.explained is None
+    ]
 
 
 def _scenario_problems(folder: Path, catalogue: Path) -> list[Problem]:
