@@ -9,16 +9,14 @@ written to the rota.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from hostile.run import _CHILD, Outcome
+from hostile.commands import TIMEOUT_S, cli_in_subprocess
 
-TIMEOUT_S = 60.0
+__all__ = ["CASES", "TIMEOUT_S", "RotaCase", "cli_in_subprocess"]
 ROTA = """officers:
   - {id: ann, name: Ann Lee, email: ann@borough.example}
   - {id: bob, name: Bob Stone, email: bob@borough.example}
@@ -224,23 +222,3 @@ CASES: list[RotaCase] = [
         suffix=".csv",
     ),
 ]
-
-
-def cli_in_subprocess(argv: Sequence[str], cwd: Path, timeout: float = TIMEOUT_S) -> Outcome:
-    """``oohcore ARGV`` in a child measured as tests/hostile/run.py measures ``validate``."""
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", _CHILD, *argv],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            errors="replace",
-        )
-    except subprocess.TimeoutExpired:
-        return Outcome(-1, "", f"a hang: no answer after {timeout} s")
-    err, _, peak = done.stderr.rpartition("peak-kb=")
-    peak_mb = int(peak.strip()) / 1024 if peak.strip().isdigit() else None
-    return Outcome(
-        done.returncode, done.stdout, err if peak_mb is not None else done.stderr, peak_mb
-    )
