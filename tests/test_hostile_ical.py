@@ -146,6 +146,11 @@ def test_just_under_the_cap_is_imported() -> None:
         ("FREQ=MONTHLY;BYDAY=6MO", "no period has that many"),
         ("FREQ=WEEKLY;BYDAY=2MO", "only for FREQ=MONTHLY or YEARLY"),
         ("FREQ=FORTNIGHTLY", "FORTNIGHTLY"),
+        ("FREQ=MONTHLY;BYMONTHDAY=1;BYDAY=5MO", "BYMONTHDAY with BYDAY"),
+        (
+            "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29,30,31;BYSETPOS=2",
+            "BYSETPOS=2 can never be chosen",
+        ),
     ],
 )
 def test_a_rule_that_can_never_fall_or_is_not_a_rota_is_refused_at_its_line(
@@ -194,3 +199,27 @@ def test_a_summary_naming_an_officer_inside_another_word_or_two_officers_matches
         else:
             layer = read_ical(text, officers, **window)  # type: ignore[arg-type]
             assert [s.officer for s in layer.shifts] == [expected], summary
+
+
+def test_expansion_stops_past_its_budget_naming_the_next_event() -> None:
+    """A guard on work, with an injected timer: each reading is 8 s later, so the third
+    series starts past the 20 s budget and is named; nothing is imported."""
+    readings = iter(range(0, 1000, 8))
+    text = calendar(
+        *(
+            event("RRULE:FREQ=WEEKLY;COUNT=2", uid=f"e{i}", start="20261202T170000")
+            for i in range(5)
+        )
+    )
+    with pytest.raises(RulesetError) as err:
+        read_ical(
+            text,
+            OFFICERS,
+            start=START,
+            end=START + timedelta(days=30),
+            timezone="Europe/London",
+            timer=lambda: float(next(readings)),
+        )
+    [problem] = err.value.problems
+    assert problem.line == text.splitlines().index("UID:e2")  # its BEGIN:VEVENT
+    assert "took more than 20 s" in problem.message

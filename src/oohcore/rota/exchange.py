@@ -25,7 +25,8 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator, Mapping
+import time as time_module
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -103,12 +104,15 @@ def read_ical(
     timezone: str,
     path: str = "<calendar>",
     name: str = "ical",
+    timer: Callable[[], float] = time_module.monotonic,
 ) -> Layer:
     """The shifts of a calendar between ``start`` and ``end`` as one layer; raises
     :class:`RulesetError` with line numbers when the file or any event is wrong.
 
     The file is checked before anything is expanded (:mod:`oohcore.rota.ical_checks`):
-    recurrences are expanded only inside the window, and at most ``MAX_SHIFTS`` shifts."""
+    recurrences are expanded only inside the window, at most ``MAX_SHIFTS`` shifts, for at
+    most ``EXPANSION_BUDGET_S`` seconds of ``timer`` (a guard on work, not a business time: a
+    rule the checks cannot prove impossible makes the expander search on to the year 9999)."""
     if not timedelta(0) < end - start <= checks.MAX_WINDOW:
         raise RulesetError(
             [
@@ -139,7 +143,7 @@ def read_ical(
         raise RulesetError(problems)
     by_email, by_name = _matcher(officers)
     shifts: list[Shift] = []
-    for occ, line in _occurrences(cal, start, end, uid_line, path):
+    for occ, line in _occurrences(cal, start, end, uid_line, path, timer):
         summary = str(occ.get("SUMMARY", ""))
         oid = _match(summary, _emails(occ), by_email, by_name)
         if oid is None:
@@ -172,11 +176,18 @@ def read_ical(
 
 
 def _occurrences(
-    cal: Any, start: datetime, end: datetime, uid_line: Mapping[str, int], path: str
+    cal: Any,
+    start: datetime,
+    end: datetime,
+    uid_line: Mapping[str, int],
+    path: str,
+    timer: Callable[[], float],
 ) -> Iterator[tuple[Any, int]]:
     """Each occurrence in [start, end) with its event's line, series by series, stopping with
-    a located error past ``MAX_SHIFTS`` (the expander is lazy: nothing past the cap is made)."""
+    a located error past ``MAX_SHIFTS`` (the expander is lazy: nothing past the cap is made)
+    or past the expansion budget."""
     count = 0
+    began = timer()
     try:
         query = recurring_ical_events.of(cal)
     except Exception as exc:  # the library raises several kinds for a bad calendar
@@ -185,6 +196,19 @@ def _occurrences(
         ) from None
     for series in query.series:
         line = uid_line.get(str(getattr(series, "uid", "")), 1)
+        if timer() - began > checks.EXPANSION_BUDGET_S:
+            raise RulesetError(
+                [
+                    _problem(
+                        path,
+                        line,
+                        f"expanding the recurrences took more than {checks.EXPANSION_BUDGET_S:g} "
+                        "s before this event: simplify the RRULEs (a rule that can never fall "
+                        "again is searched to the year 9999), or split the calendar",
+                        "too-slow",
+                    )
+                ]
+            )
         try:
             for occurrence in series.between(start, end):
                 count += 1

@@ -35,6 +35,7 @@ MAX_SHIFTS = 5_000
 MAX_DATES = 10_000
 MAX_DEPTH = 4  # VCALENDAR > VEVENT > VALARM; VCALENDAR > VTIMEZONE > STANDARD
 MAX_WINDOW = timedelta(days=1096)  # three years of --days
+EXPANSION_BUDGET_S = 20.0  # of expansion in all; one series that can never fall again costs ~1 s
 PLAUSIBLE = timedelta(days=3653)  # an event more than ten years from the window is a typo
 HOURLY_SINCE = timedelta(days=366)  # an hourly series is expanded from its start
 
@@ -304,6 +305,11 @@ def _check_rule(rule: Any, ev: Any, line: int, path: str, start: datetime) -> li
     if monthdays and days_in and not any(1 <= abs(d) <= max(days_in) for d in monthdays):
         return bad(f"BYMONTHDAY={','.join(map(str, monthdays))} never falls in those months")
     byday = [str(d) for d in rule.get("BYDAY", ())]
+    if monthdays and byday:
+        return bad(
+            "BYMONTHDAY with BYDAY (a weekday that is also a given day of the month) is not "
+            "read for rota shifts: write one or the other"
+        )
     ordinals = [int(d[:-2]) for d in byday if d[:-2] not in ("", "+", "-")]
     most = 53 if freq == "YEARLY" and "BYMONTH" not in rule else 5
     if ordinals and freq in ("HOURLY", "DAILY", "WEEKLY"):
@@ -335,7 +341,12 @@ def _candidates(freq: str, rule: Any, byday: Sequence[str], monthdays: Sequence[
     if freq == "WEEKLY":
         days = len(byday) or 1
     elif monthdays:
-        days = len(monthdays) * (months if freq == "YEARLY" else 1)
+        # the most of those days one month has (31 in February is never a candidate)
+        in_month = max(
+            sum(1 for d in monthdays if 1 <= abs(d) <= _MONTH_DAYS.get(m, 31))
+            for m in ([int(v) for v in rule.get("BYMONTH", ())] or range(1, 13))
+        )
+        days = in_month * (months if freq == "YEARLY" else 1)
     elif byday and freq == "MONTHLY":
         days = 5 * plain + numbered
     elif byday:
