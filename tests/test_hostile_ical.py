@@ -16,6 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/hostile (pytest imports by path)
 from hostile.corpus import BOROUGH, CATALOGUE
+from hostile.run import Outcome
 from hostile.ical import (
     CASES,
     ROTA,
@@ -41,7 +42,7 @@ def _borough(tmp_path: Path) -> Path:
     return folder
 
 
-def _import(tmp_path: Path, file: Path) -> tuple[object, list[str]]:
+def _import(tmp_path: Path, file: Path) -> tuple[Outcome, list[str]]:
     folder = _borough(tmp_path)
     store = tmp_path / "rota.sqlite"
     outcome = cli_in_subprocess(
@@ -77,16 +78,16 @@ def test_every_hostile_calendar_is_refused_at_its_line(case: RotaCase, tmp_path:
         file.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
     text = content if isinstance(content, str) else content.decode("latin-1")
     outcome, kinds = _import(tmp_path, file)
-    assert outcome.peak_mb is not None, outcome.err[-2000:]  # type: ignore[attr-defined]
-    assert outcome.failures(case.expect) == [], (outcome.out + outcome.err)[-3000:]  # type: ignore[attr-defined]
-    assert outcome.code == 1  # type: ignore[attr-defined]
+    assert outcome.peak_mb is not None, outcome.err[-2000:]
+    assert outcome.failures(case.expect) == [], (outcome.out + outcome.err)[-3000:]
+    assert outcome.code == 1
     if case.line is not None:
         lines = {
             int(m["line"])
-            for m in map(LOCATED.match, outcome.err.splitlines())  # type: ignore[attr-defined]
+            for m in map(LOCATED.match, outcome.err.splitlines())
             if m and m["path"].endswith(file.name)
         }
-        assert case.line(text) in lines, outcome.err  # type: ignore[attr-defined]
+        assert case.line(text) in lines, outcome.err
     assert "import" not in kinds  # nothing imported (seeding the store from rota.yaml aside)
 
 
@@ -94,8 +95,8 @@ def test_a_good_calendar_beside_them_still_imports(tmp_path: Path) -> None:
     file = tmp_path / "good.ics"
     file.write_text(calendar(event("RRULE:FREQ=WEEKLY;COUNT=4")))
     outcome, kinds = _import(tmp_path, file)
-    assert outcome.code == 0, outcome.err  # type: ignore[attr-defined]
-    assert "4 shifts imported into duty-officer stage 1" in outcome.out  # type: ignore[attr-defined]
+    assert outcome.code == 0, outcome.err
+    assert "4 shifts imported into duty-officer stage 1" in outcome.out
     assert kinds[-1] == "import"
 
 
