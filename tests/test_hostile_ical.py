@@ -16,7 +16,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/hostile (pytest imports by path)
 from hostile.corpus import BOROUGH, CATALOGUE
-from hostile.run import Outcome
 from hostile.ical import (
     CASES,
     ROTA,
@@ -27,6 +26,7 @@ from hostile.ical import (
     cli_in_subprocess,
     event,
 )
+from hostile.run import Outcome
 from oohcore.errors import RulesetError
 from oohcore.rota import OnCallOfficer
 from oohcore.rota.exchange import read_ical
