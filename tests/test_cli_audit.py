@@ -313,3 +313,32 @@ def test_verify_after_a_purge_passes_and_after_an_edit_fails(
     err = capsys.readouterr().err
     assert "organisation 'org-a', event id 2 (seq 2): its personal-data record was altered" in err
     assert "restore this event's personal_data row from a backup" in err
+
+
+@pytest.mark.parametrize(
+    "payload",
+    ["{not json", "", "[1, 2", "[1, 2]", "\x00"],
+    ids=["broken", "empty", "cut-short", "a-list", "nul"],
+)
+def test_a_payload_that_is_no_longer_json_is_tampering_reported_with_its_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], payload: str
+) -> None:
+    """An event whose payload no longer parses was edited in the database (Appendix 2): verify
+    says so with the event's row, exit 1, and no traceback (the other chain still verifies)."""
+    url = _store_with_calls(tmp_path)
+    with Engine.open(FIXTURES, url) as engine, engine.store.transaction() as conn:
+        row = conn.execute(
+            text(
+                "SELECT id, seq FROM events WHERE kind = 'call.answered' "
+                "AND organisation_id = 'org-a'"
+            )
+        ).one()
+        conn.execute(
+            text("UPDATE events SET payload = :p WHERE id = :id"), {"p": payload, "id": row.id}
+        )
+    assert main(["audit", "verify", "--store", url]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"event id {row.id} (seq {row.seq})" in err, err
+    assert "not valid JSON" in err and "tamper" in err, err
+    assert main(["audit", "verify", "--store", url, "--organisation", "org-b"]) == 0

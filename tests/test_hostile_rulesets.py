@@ -161,6 +161,16 @@ def test_a_yaml_number_beyond_the_bounds_is_located() -> None:
     assert [(p.line, p.col, p.code) for p in exc.value.problems] == [(3, 6, "number-too-large")]
 
 
+@pytest.mark.parametrize("nan", [".nan", ".NaN", ".NAN"])
+def test_a_yaml_nan_is_refused_as_not_a_number(nan: str) -> None:
+    """Not 'too large': NaN is no size at all, and compares unequal to everything."""
+    with pytest.raises(RulesetError) as exc:
+        parse_yaml(f"a: 1\nb:\n  c: {nan}\n", "f.yaml")
+    [problem] = exc.value.problems
+    assert (problem.line, problem.col, problem.code) == (3, 6, "not-a-number")
+    assert "is not a number" in problem.message and "too large" not in problem.message
+
+
 def test_a_duration_that_would_overflow_a_deadline_is_refused_where_written(
     tmp_path: Path,
 ) -> None:

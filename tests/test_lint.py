@@ -175,12 +175,109 @@ def test_action_findings(borough: Path) -> None:
 def test_escalation_nobody_holds_and_unrouted(borough: Path) -> None:
     found = _findings(borough)
     assert [f.target for f in found["nobody-holds"]] == ["refer"]
-    assert "no standing holder" in found["nobody-holds"][0].message
+    assert "nobody holds at every moment" in found["nobody-holds"][0].message
     assert [f.target for f in found["unrouted"]] == ["option"]
     assert found["unrouted"][0].path.endswith("organisation.yaml")
     # with a standing holder the escalation finding goes away
     (borough / "rota.yaml").write_text(
         ROTA + "  - {role: duty-officer, officer: ann}\n", encoding="utf-8"
+    )
+    assert "nobody-holds" not in _findings(borough)
+
+
+NEW_ROTA = """\
+officers:
+  - {id: ann, name: Ann, phone: "07700 900001"}
+  - {id: bob, name: Bob, phone: "07700 900002"}
+roles:
+  - role: duty-officer
+    stages:
+      - layers:
+          - {name: weekly, officers: [ann, bob], turn: 7d, handoff: "2026-01-05T17:00"}
+  - role: night-officer
+    stages:
+      - layers:
+          - name: nights
+            officers: [bob]
+            restrictions: [{days: [daily], from: "17:00", to: "08:00"}]
+  - role: area-officer
+    area: north
+    stages:
+      - layers: [{name: north only, officers: [ann]}]
+overrides:
+  - {role: area-officer, officer: bob, from: "2026-12-01T00:00", to: "2027-12-01T00:00"}
+"""
+
+ENDS_AT = """\
+  {action}:
+    kind: refer
+    rota_role: duty-officer
+    channels: [phone]
+    escalation:
+      - rota_role: {role}
+        channels: [phone]
+"""
+
+
+@pytest.mark.parametrize(
+    ("role", "held"),
+    [
+        ("duty-officer", True),  # a rotation with no restriction: someone at every moment
+        ("night-officer", False),  # nights only: nobody by day
+        ("area-officer", False),  # the north area only, and a year of dated cover
+    ],
+)
+def test_nobody_holds_reads_the_rota_format_the_docs_describe(
+    borough: Path, capsys: pytest.CaptureFixture[str], role: str, held: bool
+) -> None:
+    """The engine's reader (oohcore.rota.read_rota): with roles, stages and layers a rotation
+    holds the role, and a role held only by night, in one area or by dated cover does not.
+    validate says so too, as a warning, with no store; --strict makes it an error."""
+    org = borough / "organisation.yaml"
+    org.write_text(
+        org.read_text().replace(
+            "    kind: manager\n",
+            "    kind: manager\n  - {id: night-officer, name: Night officer, kind: officer}\n"
+            "  - {id: area-officer, name: Area officer, kind: officer}\n",
+            1,
+        )
+    )
+    (borough / "rota.yaml").write_text(NEW_ROTA, encoding="utf-8")
+    option = borough / "options" / "lintme.yaml"
+    option.write_text(
+        OPTION.replace(
+            "  refer:\n    kind: refer\n    rota_role: duty-officer\n    channels: [phone]\n"
+            "    escalation:\n      - rota_role: duty-officer\n        channels: [phone]\n",
+            ENDS_AT.format(action="refer", role=role),
+        ),
+        encoding="utf-8",
+    )
+    found = _findings(borough).get("nobody-holds", [])
+    line = _line_of(option, f"- rota_role: {role}")
+    assert [(f.target, f.line) for f in found] == ([] if held else [("refer", line)])
+    args = ["validate", str(borough), "--catalogue", str(RULESETS / "catalogue")]
+    assert main(args) == 0  # a warning: the store's living rota may hold it
+    out = capsys.readouterr().out
+    warned = [x for x in out.splitlines() if "nobody-holds" in x]
+    if held:
+        assert warned == []
+    else:
+        assert len(warned) == 1 and f"lintme.yaml:{line}:" in warned[0], out
+        assert ": warning: nobody-holds: the escalation of 'refer' ends at" in warned[0]
+        assert main([*args, "--strict"]) == 1
+        strict = [x for x in capsys.readouterr().out.splitlines() if "nobody-holds" in x]
+        assert len(strict) == 1 and "warning" not in strict[0], strict
+
+
+def test_the_old_format_still_counts_a_standing_assignment(borough: Path) -> None:
+    (borough / "rota.yaml").write_text(
+        ROTA + "  - {role: duty-officer, officer: ann}\n", encoding="utf-8"
+    )
+    assert "nobody-holds" not in _findings(borough)
+    # a standing assignment of an officer not on the list: the rota does not load, and lint
+    # does not guess (validate reports the rota's own error)
+    (borough / "rota.yaml").write_text(
+        ROTA + "  - {role: duty-officer, officer: zed}\n", encoding="utf-8"
     )
     assert "nobody-holds" not in _findings(borough)
 

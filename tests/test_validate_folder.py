@@ -8,6 +8,7 @@ crashed it with a raw ``ValueError``. Now ``validate`` gives the same located pr
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -110,3 +111,62 @@ def test_a_folder_of_organisations_checks_each(
     code, text = _validate(capsys, str(root))
     assert code == 1
     assert "uprn '١٢٣' is not a UPRN" in text
+
+
+@pytest.mark.parametrize(
+    ("written", "expect"),
+    [
+        ("Europe/Lundon", "did you mean 'Europe/London'?"),
+        ('"../../etc/passwd"', "use an IANA name"),
+        ('""', "unknown time zone ''"),
+        ('"Europe/Lon\\0don"', "unknown time zone"),
+        ("x" * 10_000, "unknown time zone 'xxxx"),
+    ],
+    ids=["typo", "a-path", "empty", "nul", "10000-characters"],
+)
+@pytest.mark.parametrize("json_output", [False, True], ids=["text", "json"])
+def test_a_bad_timezone_beside_a_rota_is_one_located_error(
+    borough: Path,
+    capsys: pytest.CaptureFixture[str],
+    written: str,
+    expect: str,
+    json_output: bool,
+) -> None:
+    """The rota is read on the organisation's wall clock (2.1.3): with the time zone unusable,
+    validate reports the time zone where it is written, not a traceback from reading rota.yaml
+    against it."""
+    org = borough / "organisation.yaml"
+    text = org.read_text()
+    org.write_text(text.replace("timezone: Europe/London", f"timezone: {written}"))
+    line = text.splitlines().index("timezone: Europe/London") + 1
+    code, out = _validate(capsys, *(["--json"] if json_output else []), str(borough))
+    assert code == 1
+    assert "Traceback" not in out
+    if json_output:
+        problems = json.loads(out)["problems"]
+        assert [(p["line"], p["code"]) for p in problems] == [(line, "bad-timezone")]
+        assert expect in problems[0]["message"]
+    else:
+        assert re.findall(r"^\S*organisation\.yaml:(\d+):(\d+): ", out, re.M) == [(str(line), "11")]
+        assert out.splitlines()[-1].startswith(str(borough))  # nothing after it: no traceback
+        assert expect in out
+        assert max(len(x) for x in out.splitlines()) < 300  # never the whole value back
+
+
+def test_a_file_outside_a_ruleset_folder_says_a_folder_is_expected(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not ':0:0' with no place to look: the file's first line, and what validate expects."""
+    lone = tmp_path / "lone.yaml"
+    lone.write_text("id: lone\nname: Lone\n")
+    (tmp_path / "rota.yaml").write_text("officers: []\n")
+    code, out = _validate(capsys, str(lone), str(tmp_path / "rota.yaml"))
+    assert code == 1
+    lines = out.splitlines()
+    assert len(lines) == 2, out  # one each (no 'a file oohcore does not read' warning besides)
+    for line, name in zip(lines, ("lone.yaml", "rota.yaml"), strict=True):
+        assert line.endswith(
+            f"{name}:1:1: this file is not in a ruleset folder: neither {tmp_path.name}/ nor the "
+            "folder above an 'options' folder holds organisation.yaml or catalogue.yaml; give "
+            "validate an organisation or catalogue folder, or a file inside one"
+        ), line

@@ -58,9 +58,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         for path in args.paths:
             if Path(path).is_dir():
                 for f in lint_path(path, catalogue=args.catalogue).open:
-                    problems.append(
-                        _shown(Problem(f.path, f.line, f.col, str(f).split(": ", 1)[1], f.kind))
-                    )
+                    error = _shown(Problem(f.path, f.line, f.col, str(f).split(": ", 1)[1], f.kind))
+                    # the same finding validate gave as a warning (nobody-holds) is now an error
+                    problems = [p for p in problems if replace(p, severity="error") != error]
+                    problems.append(error)
         errors = [p for p in problems if p.severity == "error"]
     if args.json:
         print(
@@ -946,11 +947,45 @@ def _since(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date; write e.g. 2026-10-01") from None
 
 
+EXIT_CLOSED_PIPE = 141
+"""The exit status of a command whose reader went away (``oohcore lint | head``): 128 + SIGPIPE,
+what a Unix tool killed by the signal reports, and no message (the reader wanted no more)."""
+
+
+def _closed_pipe() -> int:
+    """Stop writing quietly once the reader of standard output has gone: point the stream at
+    /dev/null so the interpreter's last flush at exit cannot raise again."""
+    import os
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            fd = stream.fileno()
+        except (OSError, ValueError, AttributeError):
+            continue  # not a real file (a test's StringIO): nothing will flush into a pipe
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    return EXIT_CLOSED_PIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        return _closed_pipe()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit:  # --help, or a usage error: its text is flushed here, not at exit
+        sys.stdout.flush()
+        raise
     try:
         code: int = args.func(args)
+        # what is still buffered goes out now, where a closed pipe is caught (not at exit)
+        sys.stdout.flush()
         return code
     except (RulesetError, ChannelConfigError) as exc:
         for problem in exc.problems:

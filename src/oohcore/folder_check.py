@@ -51,6 +51,7 @@ def check_rota(
 
 def check_folder_files(folder: Path, *, catalogue: Path) -> list[Problem]:
     """The problems of the files beside the rulesets in one organisation (or catalogue) folder."""
+    from oohcore.rulesets.compiler import timezone_problem
     from oohcore.rulesets.loader import OPTIONS_DIR, _read_header, _Session
 
     problems: list[Problem] = []
@@ -68,9 +69,12 @@ def check_folder_files(folder: Path, *, catalogue: Path) -> list[Problem]:
         if name == rota.ROTA_FILE and is_org:
             header = _read_header(_Session(catalogue), folder)
             timezone = getattr(header.model, "timezone", None)
-            if not isinstance(timezone, str):
+            if not isinstance(timezone, str) or timezone_problem(timezone) is not None:
                 continue  # organisation.yaml's own problems are reported by the ruleset check
-            problems.extend(check_rota(path, timezone=timezone, roles=header.roles or {}))
+            found = check_rota(path, timezone=timezone, roles=header.roles or {})
+            problems.extend(found)
+            if not found:
+                problems.extend(_nobody_holds(folder, catalogue))
         elif name == GAZETTEER_FILE:
             try:
                 Gazetteer.from_csv(path)
@@ -86,6 +90,19 @@ def check_folder_files(folder: Path, *, catalogue: Path) -> list[Problem]:
         elif not name.startswith("."):
             problems.append(_unknown(path, "a file"))
     return problems
+
+
+def _nobody_holds(folder: Path, catalogue: Path) -> list[Problem]:
+    """An escalation ending at a role nobody holds at every moment in ``rota.yaml`` (5.3.2,
+    audit item 9), without a store: a warning, since the store's living rota may hold it (the
+    file only seeds it); ``--strict`` and ``oohcore lint`` make it an error."""
+    from oohcore.procedure.lint import nobody_holds
+
+    return [
+        Problem(f.path, f.line, f.col, str(f).split(": ", 1)[1], f.kind, "warning")
+        for f in nobody_holds(folder, catalogue=catalogue)
+        if f.explained is None
+    ]
 
 
 def _scenario_problems(folder: Path, catalogue: Path) -> list[Problem]:
@@ -126,7 +143,11 @@ def check_paths(
         if path.is_dir():
             for folder in _ruleset_folders(path):
                 out.extend(check_folder_files(folder, catalogue=base))
-        elif path.is_file() and path.name in (rota.ROTA_FILE, GAZETTEER_FILE):
+        elif (
+            path.is_file()
+            and path.name in (rota.ROTA_FILE, GAZETTEER_FILE)
+            and (path.parent / "organisation.yaml").is_file()
+        ):  # outside an organisation folder the ruleset check says a folder is expected
             out.extend(
                 p
                 for p in check_folder_files(path.parent, catalogue=base)

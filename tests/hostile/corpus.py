@@ -215,7 +215,7 @@ CASES: list[Case] = [
     Case(
         "yaml-float-nan",
         {"options/hostile.yaml": _option("").replace("min: 1", "min: .nan")},
-        expect="is too large",
+        expect="is not a number",
     ),
     Case(
         "yaml-huge-int",
@@ -461,6 +461,38 @@ CASES: list[Case] = [
             .replace("Testing", "Test\x1bing")
         },
         expect="not allowed in YAML",
+    ),
+    # -- the second round: organisation.yaml's time zone beside a rota, a lone file ----------
+    *(
+        Case(
+            f"timezone-{name}",
+            {
+                "organisation.yaml": (BOROUGH / "organisation.yaml")
+                .read_text()
+                .replace("timezone: Europe/London", f"timezone: {written}"),
+                "rota.yaml": "officers:\n  - {id: ann, name: Ann Lee}\n",
+            },
+            expect=expect,
+        )
+        for name, written, expect in (
+            ("typo", "Europe/Lundon", "did you mean 'Europe/London'?"),
+            ("a-path", '"../../etc/passwd"', "unknown time zone '../../etc/passwd'"),
+            ("empty", '""', "unknown time zone ''"),
+            ("nul", '"Europe/\\0London"', "unknown time zone"),
+            ("10000-characters", "x" * 10_000, "unknown time zone 'xxx"),
+        )
+    ),
+    Case(
+        "validate-a-file-outside-a-ruleset-folder",
+        {"../lone.yaml": "id: lone\nname: Lone\n"},
+        target="../lone.yaml",
+        expect="lone.yaml:1:1: this file is not in a ruleset folder",
+    ),
+    Case(
+        "validate-a-rota-outside-a-ruleset-folder",
+        {"../rota.yaml": "officers: []\n"},
+        target="../rota.yaml",
+        expect="rota.yaml:1:1: this file is not in a ruleset folder",
     ),
     Case(
         "validate-a-link-out-directly",

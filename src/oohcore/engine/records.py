@@ -116,8 +116,25 @@ def verify_records(conn: Connection, organisation_id: str) -> list[AuditProblem]
     call_seal: dict[str, tuple[int, int, dict[str, Any], dict[str, Any] | None]] = {}
     message_seal: dict[str, tuple[int, int, str | None]] = {}
     personal_of: dict[str, dict[str, Any] | None] = {}
+    problems: list[AuditProblem] = []
+    restore = "restore it from a backup; the store was changed outside oohcore"
     for ev in events_for_organisation(conn, organisation_id):
-        sealed = ev.payload.get(SEALED_KEY)
+        try:
+            payload = ev.payload
+        except ValueError:  # json.JSONDecodeError: oohcore only ever writes JSON here
+            payload = None
+        if not isinstance(payload, dict):
+            problems.append(
+                AuditProblem(
+                    organisation_id,
+                    ev.id,
+                    ev.seq,
+                    f"the payload of this {ev.kind} event is not valid JSON (not an object): it "
+                    f"was tampered with; {restore}",
+                )
+            )
+            continue
+        sealed = payload.get(SEALED_KEY)
         if not isinstance(sealed, dict):
             continue
         personal = None
@@ -133,8 +150,6 @@ def verify_records(conn: Connection, organisation_id: str) -> list[AuditProblem]
         for key in sealed.get("messages", ()):
             digests = (personal or {}).get("messages") or {}
             message_seal.setdefault(str(key), (ev.id, ev.seq, digests.get(key)))
-    problems: list[AuditProblem] = []
-    restore = "restore it from a backup; the store was changed outside oohcore"
     rows = conn.execute(select(*CALLS.columns).where(calls.c.organisation_id == organisation_id))
     for raw in rows:
         row = CALLS.row(raw)

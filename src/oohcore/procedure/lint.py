@@ -14,9 +14,9 @@ contacted when and how"; 5.3.1, 5.3.2).
   record's search index: name, address, postcode);
 * ``unused-action``: an action no reachable rule, the default or a fallback chooses;
 * ``no-number``: a signpost or transfer with neither a directory contact nor a number;
-* ``nobody-holds``: an escalation whose last stage is a rota role nobody holds at all times
-  (no standing assignment in ``rota.yaml``), so an exhausted escalation can end with nobody
-  holding the call (audit item 9, 5.3.2);
+* ``nobody-holds``: an escalation whose last stage is a rota role nobody holds at every
+  moment in ``rota.yaml`` (read as the engine reads it, either format; dated cover aside), so
+  an exhausted escalation can end with nobody holding the call (audit item 9, 5.3.2);
 * ``unrouted``: an option no access number or IVR menu leads to (7.1.3, 7.1.4).
 
 Every witness is checked by running the compiled decision on it (:mod:`.witness`). A finding
@@ -46,7 +46,7 @@ from oohcore.rulesets.source import PathKey, Source, read_yaml
 
 from .witness import Search, Witness, first, names
 
-__all__ = ["KINDS", "Finding", "LintReport", "lint_option", "lint_path"]
+__all__ = ["KINDS", "Finding", "LintReport", "lint_option", "lint_path", "nobody_holds"]
 
 KINDS = (
     "never-matches",
@@ -149,8 +149,8 @@ def lint_option(
     *,
     rota_roles_held: frozenset[str] | None = None,
 ) -> list[Finding]:
-    """The findings of one compiled option. ``rota_roles_held``: the roles with a standing
-    holder in the organisation's rota (None: no rota to check against)."""
+    """The findings of one compiled option. ``rota_roles_held``: the roles someone holds at
+    every moment of the organisation's rota (None: no rota to check against)."""
     findings: list[Finding] = []
     model = option.definition
     default_file = source.path if source is not None else option.id
@@ -274,18 +274,8 @@ def lint_option(
                 "'contact' (5.2.3.1, 5.2.3.2)",
                 at_key=True,
             )
-        if isinstance(action, Refer | LoneWorker) and rota_roles_held is not None:
-            stages = action.escalation
-            if stages and stages[-1].rota_role not in rota_roles_held:
-                last = len(stages) - 1
-                add(
-                    "nobody-holds",
-                    action_id,
-                    (*path, "escalation", last, "rota_role"),
-                    f"the escalation of {action_id!r} ends at {stages[-1].rota_role!r}, which has "
-                    "no standing holder in rota.yaml: outside its dated assignments an exhausted "
-                    "escalation ends with nobody holding the call (5.3.2, audit item 9)",
-                )
+    if rota_roles_held is not None:
+        findings += _escalation_findings(option, source, rota_roles_held)
     return _explain(findings, model.lint)
 
 
@@ -299,16 +289,76 @@ def _explain(findings: list[Finding], reasons: Mapping[str, str]) -> list[Findin
     return out
 
 
-def _standing_roles(folder: Path) -> frozenset[str] | None:
+def _standing_roles(folder: Path, org: Organisation) -> frozenset[str] | None:
+    """The roles someone holds at every moment in the folder's ``rota.yaml``, read as the
+    engine reads it (either format); None when there is no rota, or it does not load (its own
+    problems are validate's)."""
+    from zoneinfo import ZoneInfo
+
+    from oohcore.rota import read_rota
+    from oohcore.rota.gaps import always_held
+
     path = folder / ROTA_FILE
     if not path.is_file():
         return None
-    data = read_yaml(path).data
-    held = set()
-    for a in (data or {}).get("assignments", []) or []:
-        if isinstance(a, dict) and a.get("from") is None and a.get("to") is None:
-            held.add(str(a.get("role")))
-    return frozenset(held)
+    try:
+        data = read_rota(path, timezone=org.timezone, roles=org.rota_roles)
+    except RulesetError:
+        return None
+    tz = ZoneInfo(org.timezone)
+    return frozenset(role for role in org.rota_roles if always_held(data, role, tz))
+
+
+def nobody_holds(folder: str | Path, *, catalogue: str | Path | None = None) -> list[Finding]:
+    """Only the ``nobody-holds`` findings of an organisation folder (``oohcore validate``
+    reports them as warnings without a store: the store's living rota may hold the role, but
+    the file that seeds it does not). Empty for a folder that does not load."""
+    root = Path(folder)
+    try:
+        org = load_organisation(root, catalogue=catalogue)
+    except RulesetError:
+        return []
+    held = _standing_roles(root, org)
+    if held is None:
+        return []
+    sources = option_sources(root, catalogue=catalogue)
+    return [
+        f
+        for option_id in sorted(org.service_options)
+        for f in _escalation_findings(org.service_options[option_id], sources.get(option_id), held)
+    ]
+
+
+def _escalation_findings(
+    option: ServiceOption, source: Source | None, held: frozenset[str]
+) -> list[Finding]:
+    findings: list[Finding] = []
+    for action_id, action in option.definition.actions.items():
+        if not isinstance(action, Refer | LoneWorker):
+            continue
+        stages = action.escalation
+        if stages and stages[-1].rota_role not in held:
+            last = len(stages) - 1
+            file, line, col = _at(
+                source,
+                ("actions", action_id, "escalation", last, "rota_role"),
+                default=source.path if source is not None else option.id,
+            )
+            findings.append(
+                Finding(
+                    "nobody-holds",
+                    option.id,
+                    action_id,
+                    file,
+                    line,
+                    col,
+                    f"the escalation of {action_id!r} ends at {stages[-1].rota_role!r}, which "
+                    "nobody holds at every moment in rota.yaml (dated cover aside): an "
+                    "exhausted escalation can end with nobody holding the call (5.3.2, audit "
+                    "item 9)",
+                )
+            )
+    return _explain(findings, option.definition.lint)
 
 
 def _unrouted(org: Organisation, folder: Path) -> list[Finding]:
@@ -356,7 +406,7 @@ def lint_path(path: str | Path, *, catalogue: str | Path | None = None) -> LintR
         else:
             options = load_catalogue(folder).service_options
         sources = option_sources(folder, catalogue=catalogue)
-        held = _standing_roles(folder) if org is not None else None
+        held = _standing_roles(folder, org) if org is not None else None
         for option_id in sorted(options):
             report.findings += lint_option(
                 options[option_id], sources.get(option_id), rota_roles_held=held

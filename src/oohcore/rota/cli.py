@@ -156,18 +156,27 @@ def _cmd_load(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
+    from oohcore.rota import ical_checks
     from oohcore.rota.exchange import read_csv, read_ical
 
+    path = Path(args.file)
+    if not 1 <= args.days <= ical_checks.MAX_WINDOW.days:
+        raise OohcoreError(f"--days must be from 1 to {ical_checks.MAX_WINDOW.days}")
+    try:
+        if not path.is_file():
+            raise OohcoreError(f"{path} is not a file")
+        with path.open("rb") as f:  # no more than the limit is read, whatever the file's size
+            raw = f.read(ical_checks.MAX_BYTES + 1)
+    except OSError as exc:
+        raise OohcoreError(f"cannot read {path}: {exc.strerror}") from None
     with _rota(args) as (org, rs):
         data = rs.data()
-        path = Path(args.file)
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise OohcoreError(f"cannot read {path}: {exc.strerror}") from None
         if path.suffix.lower() == ".csv":
             layer = read_csv(
-                raw.decode("utf-8-sig"), data.officers, timezone=org.timezone, path=str(path)
+                ical_checks.decode(raw, str(path)),
+                data.officers,
+                timezone=org.timezone,
+                path=str(path),
             )
         else:
             start = rs.store.clock.now() - timedelta(days=1)
@@ -302,7 +311,9 @@ def add_rota_parser(sub: Any) -> None:
     q.add_argument("role")
     q.add_argument("file")
     q.add_argument("--stage", type=int, default=1)
-    q.add_argument("--days", type=int, default=366, help="how far ahead to expand recurrences")
+    q.add_argument(
+        "--days", type=int, default=366, help="how far ahead to expand recurrences (1-1096)"
+    )
     q.add_argument("--by", required=True)
     q.set_defaults(func=_cmd_import)
 

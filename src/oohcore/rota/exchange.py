@@ -25,7 +25,8 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Mapping
+import time as time_module
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,6 +35,7 @@ import icalendar
 import recurring_ical_events
 
 from oohcore.errors import Problem, RulesetError
+from oohcore.rota import ical_checks as checks
 from oohcore.rota.model import OnCallOfficer
 from oohcore.rota.schedule import Layer, RotaData, Shift, in_gap
 
@@ -61,9 +63,15 @@ def _match(
     text = summary.strip().casefold()
     if text in by_name:
         return by_name[text]
-    # "On call: Ann Lee", "Ann Lee (on call)": the longest officer name inside the summary
-    inside = [(len(n), oid) for n, oid in by_name.items() if n and n in text]
-    return max(inside)[1] if inside else None
+    # "On call: Ann Lee", "Ann Lee (on call)": an officer's full name (two words or more) as
+    # whole words of the summary, and only one officer's: "Joanne Leeds" is not Ann Lee, and a
+    # summary naming two officers says nothing about which one holds the shift
+    inside = {
+        oid
+        for n, oid in by_name.items()
+        if " " in n and re.search(rf"(?<!\w){re.escape(n)}(?!\w)", text)
+    }
+    return inside.pop() if len(inside) == 1 else None
 
 
 def _emails(component: Any) -> list[str]:
@@ -87,45 +95,6 @@ def _instant(value: Any, tz: ZoneInfo) -> datetime:
     raise ValueError(f"not a date or time: {value!r}")
 
 
-def _event_lines(text: str) -> list[int]:
-    """The line number of each BEGIN:VEVENT, in file order."""
-    return [
-        i for i, line in enumerate(text.splitlines(), 1) if line.strip().upper() == "BEGIN:VEVENT"
-    ]
-
-
-def _check_lines(text: str, path: str) -> list[Problem]:
-    problems: list[Problem] = []
-    depth = 0
-    unfolded: list[tuple[int, str]] = []
-    for i, raw in enumerate(text.splitlines(), 1):
-        if raw[:1] in (" ", "\t") and unfolded:
-            unfolded[-1] = (unfolded[-1][0], unfolded[-1][1] + raw[1:])  # RFC 5545 3.1
-        elif raw.strip():
-            unfolded.append((i, raw))
-    for i, line in unfolded:
-        if ":" not in line:
-            problems.append(_problem(path, i, f"not an iCalendar content line: {line[:40]!r}"))
-            continue
-        name = line.split(":", 1)[0].split(";", 1)[0].upper()
-        if name == "BEGIN":
-            depth += 1
-        elif name == "END":
-            depth -= 1
-            if depth < 0:
-                problems.append(_problem(path, i, "END without its BEGIN"))
-                depth = 0
-    if depth > 0:
-        problems.append(
-            _problem(
-                path,
-                len(text.splitlines()),
-                "the file ends inside a component (a BEGIN without its END)",
-            )
-        )
-    return problems
-
-
 def read_ical(
     content: str | bytes,
     officers: Mapping[str, OnCallOfficer],
@@ -135,38 +104,46 @@ def read_ical(
     timezone: str,
     path: str = "<calendar>",
     name: str = "ical",
+    timer: Callable[[], float] = time_module.monotonic,
 ) -> Layer:
     """The shifts of a calendar between ``start`` and ``end`` as one layer; raises
-    :class:`RulesetError` with line numbers when the file or any event is wrong."""
-    text = content.decode("utf-8-sig") if isinstance(content, bytes) else content
+    :class:`RulesetError` with line numbers when the file or any event is wrong.
+
+    The file is checked before anything is expanded (:mod:`oohcore.rota.ical_checks`):
+    recurrences are expanded only inside the window, at most ``MAX_SHIFTS`` shifts, for at
+    most ``EXPANSION_BUDGET_S`` seconds of ``timer`` (a guard on work, not a business time: a
+    rule the checks cannot prove impossible makes the expander search on to the year 9999)."""
+    if not timedelta(0) < end - start <= checks.MAX_WINDOW:
+        raise RulesetError(
+            [
+                _problem(
+                    path,
+                    1,
+                    f"the import window must be longer than nothing and at most "
+                    f"{checks.MAX_WINDOW.days} days",
+                )
+            ]
+        )
+    text = checks.decode(content, path)
     tz = ZoneInfo(timezone)
-    problems = _check_lines(text, path)
-    if problems:
-        raise RulesetError(problems)
+    lines = checks.scan(text, path)
     try:
         cal = icalendar.Calendar.from_ical(text)
-    except ValueError as exc:
-        raise RulesetError([_problem(path, 1, f"not a readable iCalendar file: {exc}")]) from None
-    lines = _event_lines(text)
+    except (ValueError, RecursionError) as exc:
+        raise RulesetError(
+            [_problem(path, 1, f"not a readable iCalendar file: {str(exc)[:200]}")]
+        ) from None
     uid_line: dict[str, int] = {}
+    problems: list[Problem] = []
     for i, ev in enumerate(cal.walk("VEVENT")):
-        line = lines[i] if i < len(lines) else 1
-        uid_line.setdefault(str(ev.get("UID", "")), line)
-        if ev.get("DTSTART") is None:
-            problems.append(_problem(path, line, "an event without DTSTART"))
+        where = lines[i] if i < len(lines) else checks.EventLines(1)
+        uid_line.setdefault(str(ev.get("UID", "")), where.begin)
+        problems += checks.check_event(ev, where, path, start=start, end=end)
     if problems:
         raise RulesetError(problems)
     by_email, by_name = _matcher(officers)
     shifts: list[Shift] = []
-    try:
-        occurrences = recurring_ical_events.of(cal).between(start, end)
-    except Exception as exc:  # the library raises several kinds for a bad RRULE or date
-        raise RulesetError(
-            [_problem(path, 1, f"cannot expand the calendar's recurrences: {exc}")]
-        ) from None
-    for occ in occurrences:
-        uid = str(occ.get("UID", ""))
-        line = uid_line.get(uid, 1)
+    for occ, line in _occurrences(cal, start, end, uid_line, path, timer):
         summary = str(occ.get("SUMMARY", ""))
         oid = _match(summary, _emails(occ), by_email, by_name)
         if oid is None:
@@ -174,8 +151,9 @@ def read_ical(
                 _problem(
                     path,
                     line,
-                    f"event {summary or uid!r}: no officer matches its attendee e-mail or its "
-                    "summary; add the officer first (match by e-mail or name)",
+                    f"event {(summary or str(occ.get('UID', '')))[:80]!r}: no officer matches its "
+                    "attendee e-mail or its summary; add the officer first (match by e-mail or "
+                    "name)",
                     "unknown-officer",
                 )
             )
@@ -188,13 +166,71 @@ def read_ical(
         else:
             e = s + timedelta(days=1)
         if e <= s:
-            problems.append(_problem(path, line, f"event {summary!r} ends before it starts"))
+            problems.append(_problem(path, line, f"event {summary[:80]!r} ends before it starts"))
             continue
         shifts.append(Shift(s, e, oid))
     if problems:
         raise RulesetError(problems)
     shifts.sort(key=lambda sh: (sh.start, sh.end))
     return Layer(name, shifts=tuple(shifts))
+
+
+def _occurrences(
+    cal: Any,
+    start: datetime,
+    end: datetime,
+    uid_line: Mapping[str, int],
+    path: str,
+    timer: Callable[[], float],
+) -> Iterator[tuple[Any, int]]:
+    """Each occurrence in [start, end) with its event's line, series by series, stopping with
+    a located error past ``MAX_SHIFTS`` (the expander is lazy: nothing past the cap is made)
+    or past the expansion budget."""
+    count = 0
+    began = timer()
+    try:
+        query = recurring_ical_events.of(cal)
+    except Exception as exc:  # the library raises several kinds for a bad calendar
+        raise RulesetError(
+            [_problem(path, 1, f"cannot expand the calendar: {str(exc)[:200]}")]
+        ) from None
+    for series in query.series:
+        line = uid_line.get(str(getattr(series, "uid", "")), 1)
+        if timer() - began > checks.EXPANSION_BUDGET_S:
+            raise RulesetError(
+                [
+                    _problem(
+                        path,
+                        line,
+                        f"expanding the recurrences took more than {checks.EXPANSION_BUDGET_S:g} "
+                        "s before this event: simplify the RRULEs (a rule that can never fall "
+                        "again is searched to the year 9999), or split the calendar",
+                        "too-slow",
+                    )
+                ]
+            )
+        try:
+            for occurrence in series.between(start, end):
+                count += 1
+                if count > checks.MAX_SHIFTS:
+                    raise RulesetError(
+                        [
+                            _problem(
+                                path,
+                                line,
+                                f"more than {checks.MAX_SHIFTS:,} shifts in the import window: "
+                                "import a shorter period (--days), or check the RRULE",
+                                "too-many",
+                            )
+                        ]
+                    )
+                yield occurrence.as_component(False), line
+        except RulesetError:
+            raise
+        except Exception as exc:  # a bad RRULE or date: ValueError, OverflowError, the library's
+            raise RulesetError(
+                [_problem(path, line, f"cannot expand this event's recurrence: {str(exc)[:200]}")]
+            ) from None
 
 
 def write_ical(
@@ -247,12 +283,32 @@ def read_csv(
     by_email, by_name = _matcher(officers)
     problems: list[Problem] = []
     shifts: list[Shift] = []
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    missing = {"officer", "start", "end"} - set(reader.fieldnames or ())
-    if missing:
-        raise RulesetError([_problem(path, 1, f"the header lacks {', '.join(sorted(missing))}")])
-    for row in reader:
-        line = reader.line_num
+    reader = csv.DictReader(io.StringIO(checks.decode(text, path).lstrip("\ufeff")))
+    try:
+        missing = {"officer", "start", "end"} - set(reader.fieldnames or ())
+        if missing:
+            raise RulesetError(
+                [_problem(path, 1, f"the header lacks {', '.join(sorted(missing))}")]
+            )
+        rows = [(reader.line_num, row) for row in reader]
+    except csv.Error as exc:  # a field over the csv module's size limit, a NUL …
+        raise RulesetError(
+            [_problem(path, reader.line_num or 1, f"not a readable CSV row: {exc}")]
+        ) from None
+    if len(rows) > checks.MAX_SHIFTS:
+        raise RulesetError(
+            [
+                _problem(
+                    path,
+                    rows[checks.MAX_SHIFTS][0],
+                    f"more than {checks.MAX_SHIFTS:,} shifts in one import: import a shorter "
+                    "period",
+                    "too-many",
+                )
+            ]
+        )
+    plausible = (date(1970, 1, 1), date(2200, 1, 1))
+    for line, row in rows:
         who = (row.get("officer") or "").strip()
         oid = by_email.get(who.lower()) or by_name.get(who.casefold())
         if oid is None:
@@ -270,10 +326,15 @@ def read_csv(
             raw = (row.get(col) or "").strip()
             try:
                 value = datetime.fromisoformat(raw)
+                if not plausible[0] <= value.date() < plausible[1]:
+                    raise ValueError(raw)  # 9999-12-31T23:59-14:00 is past the last UTC instant
             except ValueError:
                 problems.append(
                     _problem(
-                        path, line, f"{col} {raw!r} is not a date and time (e.g. 2026-11-20T17:00)"
+                        path,
+                        line,
+                        f"{col} {raw!r} is not a date and time from 1970 to 2199 "
+                        "(e.g. 2026-11-20T17:00)",
                     )
                 )
                 continue

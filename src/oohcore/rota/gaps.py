@@ -135,3 +135,19 @@ def _merged(gaps: list[Gap]) -> list[Gap]:
         else:
             out.append(g)
     return out
+
+
+# a fortnight from a Monday with no clock change in it: restrictions are weekly wall-clock
+# windows, so what a standing rota covers in it, it covers every week
+_SAMPLE = datetime(2026, 1, 5)
+
+
+def always_held(data: RotaData, role: str, tz: ZoneInfo) -> bool:
+    """Whether ``role``'s general schedule has an officer at every moment, dated cover
+    (overrides, the old format's dated assignments) left out: the holder an escalation's last
+    stage can count on, whoever rings from wherever (5.3.2, audit item 9). Read from the rota
+    as the engine reads it (:func:`oohcore.rota.read_rota`, either format of ``rota.yaml``)."""
+    standing = RotaData(data.officers, data.roles)
+    start = _SAMPLE.replace(tzinfo=tz)
+    segments = standing.timeline(role, start, start + _STEP, tz)
+    return bool(segments) and all(s.answer.officer is not None for s in segments)

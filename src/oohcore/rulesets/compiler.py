@@ -65,7 +65,7 @@ from oohcore.rulesets.models import (
     format_duration,
 )
 from oohcore.rulesets.patterns import PatternError, compile_pattern
-from oohcore.rulesets.source import PathKey, Source
+from oohcore.rulesets.source import PathKey, Source, _excerpt
 from oohcore.rulesets.templates import CompiledTemplate, TemplateError, compile_template
 
 # Fields every condition may read, filled in by the engine for each call (docs/rulesets.md).
@@ -988,15 +988,28 @@ def _check_policy(
         )
 
 
+def timezone_problem(timezone: str) -> str | None:
+    """Why ``timezone`` is not a usable IANA time zone name (with a did-you-mean), or None.
+
+    Hours, rotas and working days are read on this wall clock (2.1.5); a name that is a path,
+    empty, holds a NUL or is far too long is refused here before anything opens a zone file."""
+    if timezone and len(timezone) <= 64 and "\0" not in timezone:
+        try:
+            zoneinfo.ZoneInfo(timezone)
+            return None
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            pass
+    close = difflib.get_close_matches(
+        timezone[:64], sorted(zoneinfo.available_timezones()), n=1, cutoff=0.8
+    )
+    hint = f"did you mean {close[0]!r}?" if close else "use an IANA name such as Europe/London"
+    return f"unknown time zone {_excerpt(timezone)}; {hint}"
+
+
 def _check_timezone(r: _Report, timezone: str) -> None:
-    try:
-        zoneinfo.ZoneInfo(timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        close = difflib.get_close_matches(
-            timezone, sorted(zoneinfo.available_timezones()), n=1, cutoff=0.8
-        )
-        hint = f"did you mean {close[0]!r}?" if close else "use an IANA name such as Europe/London"
-        r.add(("timezone",), f"unknown time zone {timezone!r}; {hint}", "bad-timezone")
+    problem = timezone_problem(timezone)
+    if problem is not None:
+        r.add(("timezone",), problem, "bad-timezone")
 
 
 def _check_ivr_menus(

@@ -823,6 +823,21 @@ def validate(paths: Sequence[str | Path], *, catalogue: str | Path | None = None
             )
         else:
             folders = _ruleset_folders(path)
+        if not folders and only is not None:
+            # a file is checked in its organisation's context, which this one does not have
+            out.append(
+                Problem(
+                    str(path),
+                    1,
+                    1,
+                    f"this file is not in a ruleset folder: neither {path.parent.name or '.'}/ "
+                    f"nor the folder above an '{OPTIONS_DIR}' folder holds {ORGANISATION_FILE} "
+                    f"or {CATALOGUE_FILE}; give validate an organisation or catalogue folder, or "
+                    "a file inside one",
+                    "not-a-ruleset",
+                )
+            )
+            continue
         if not folders:
             out.append(
                 Problem(

@@ -298,6 +298,19 @@ class _Builder:
                         )
                     )
                     return None
+            if isinstance(value, float) and math.isnan(value):
+                # .nan compares unequal to everything: a rule reading it could never hold
+                self.problems.append(
+                    Problem(
+                        pos.file,
+                        pos.line,
+                        pos.col,
+                        f"{_excerpt(node.value)} is not a number (YAML's NaN); write a number, "
+                        "or text in quotes",
+                        "not-a-number",
+                    )
+                )
+                return None
             if (
                 isinstance(value, (int, float))
                 and not isinstance(value, bool)
