@@ -474,7 +474,7 @@ class Runner:
             self._workers[id(channel)] = worker
         return worker
 
-    def _gate(self, row: OutboxRow) -> datetime | None | bool:
+    def _gate(self, row: OutboxRow) -> datetime | bool | None:
         """In the channel's worker, before each send: True to send; else hand it back (None:
         at once, the lease no longer covers a whole send; a time: over the rate limit)."""
         started = self._real()

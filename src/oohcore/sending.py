@@ -88,7 +88,7 @@ class Job:
         return [r for r in self.rows if r.id not in self.handled and r.id != busy]
 
 
-Gate = Callable[[OutboxRow], datetime | None | bool]
+Gate = Callable[[OutboxRow], datetime | bool | None]
 """Before each send, in the worker: True to send, or a real time to hand the row back until
 (``None``: at once, because the lease no longer covers a send)."""
 

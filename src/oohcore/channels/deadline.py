@@ -24,6 +24,7 @@ connection and the watchdog always has the socket to cut.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -131,10 +132,8 @@ class _Watchdog:
 
     @staticmethod
     def _shutdown(sock: socket.socket) -> None:
-        try:
+        with contextlib.suppress(OSError):  # already closed
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # already closed
 
     def __enter__(self) -> _Watchdog:
         self._timer.start()

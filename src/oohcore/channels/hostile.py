@@ -128,7 +128,7 @@ class HostileHttpPeer:
             data += part
         head, _, rest = data.partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
-        method, path, *_ = lines[0].split(" ") + ["", ""]
+        method, path, *_ = [*lines[0].split(" "), "", ""]
         length = 0
         for line in lines[1:]:
             name, _, value = line.partition(":")

@@ -451,15 +451,11 @@ class Open311Channel:
 
     # -- answers --------------------------------------------------------------------------------
 
-    def _get(
-        self, path: str, params: dict[str, str], deadline: Deadline | None, cap: int
-    ) -> Any:
+    def _get(self, path: str, params: dict[str, str], deadline: Deadline | None, cap: int) -> Any:
         if deadline is None:
             deadline = Deadline(self.config.send_timeout.total_seconds())
         try:
-            response = exchange(
-                self._http, "GET", path, deadline=deadline, cap=cap, params=params
-            )
+            response = exchange(self._http, "GET", path, deadline=deadline, cap=cap, params=params)
         except (httpx.HTTPError, DeadlineExceeded, AnswerRefused) as exc:
             raise Open311Error(
                 f"open311 {self._where}{path}: {self._reason(exc)}", retryable=True
