@@ -57,6 +57,7 @@ from oohcore.channels import (
     ChannelInfo,
     DeliveryResult,
     OutboundMessage,
+    Receipt,
     retry_after,
     tls_verify,
 )
@@ -71,6 +72,7 @@ from oohcore.clock import Clock, SystemClock
 
 from .config import Open311Config
 from .ledger import SentLedger
+from .readback import RequestStatus, parse_requests, status_receipt
 
 __all__ = [
     "MAX_ANSWER",
@@ -275,6 +277,53 @@ class Open311Channel:
             if isinstance(item, Mapping) and item.get("service_request_id") not in (None, ""):
                 return str(item["service_request_id"])
         return None
+
+    # -- reading a request back ----------------------------------------------------------------
+
+    def request_status(self, service_request_id: str) -> RequestStatus | None:
+        """``GET requests/{id}.json``: the request's status now, or None when the CRM does not
+        name it yet. Raises :class:`Open311Error` (the CRM's error, or not GeoReport v2)."""
+        path = f"requests/{quote(service_request_id, safe='')}.json"
+        found = self._statuses(path, self._jurisdiction())
+        return next((s for s in found if s.service_request_id == service_request_id), None)
+
+    def request_statuses(self, service_request_ids: list[str]) -> list[RequestStatus]:
+        """``GET requests.json?service_request_id=a,b,…``: the statuses of several requests at
+        once (those the CRM names)."""
+        if not service_request_ids:
+            return []
+        params = {**self._jurisdiction(), "service_request_id": ",".join(service_request_ids)}
+        wanted = set(service_request_ids)
+        return [
+            s for s in self._statuses("requests.json", params) if s.service_request_id in wanted
+        ]
+
+    def status_receipts(self, provider_refs: list[str]) -> list[Receipt]:
+        """The receipts of the requests these messages became (their provider references: a
+        service_request_id, or ``token:<t>``, resolved first), read back in one
+        ``GET requests.json``. Record each with ``Runner.record_receipt``: the outbox keeps a
+        status once, so only changes are added. A token the CRM has not resolved yet gives
+        nothing."""
+        ids: dict[str, str] = {}  # service_request_id -> the message's reference
+        for ref in provider_refs:
+            if ref.startswith("token:"):
+                found = self.resolve_token(ref[len("token:") :])
+                if found is not None:
+                    ids[found] = ref
+            elif ref:
+                ids[ref] = ref
+        now = self._clock.now()
+        return [
+            status_receipt(s, provider_ref=ids[s.service_request_id], at=now, channel=self.name)
+            for s in self.request_statuses(list(ids))
+        ]
+
+    def _statuses(self, path: str, params: dict[str, str]) -> list[RequestStatus]:
+        body = self._get(path, params, None, MAX_LIST_ANSWER)
+        try:
+            return parse_requests(body, source=f"open311 {self._where}{path}")
+        except ChannelError as exc:
+            raise Open311Error(str(exc), retryable=False) from None
 
     # -- sending --------------------------------------------------------------------------------
 
