@@ -112,7 +112,7 @@ def test_a_hung_channel_never_holds_back_an_sms(store: Store, hung: HungChannel)
     sms = TimedMemory()
     crm_id, sms_id = _enqueue(store, _msg("C1:crm", "crm"), _msg("C1:sms", "sms"))
     runner = Runner(store, {"crm": hung, "sms": sms}, on_timer=_noop, send_grace=GRACE)
-    report, began = _tick(runner, T0, within=20)
+    report, _ = _tick(runner, T0, within=20)
     # the SMS left at once, before the hung CRM send's deadline, and is recorded sent
     assert [m.idempotency_key for m in sms.messages] == ["C1:sms"]
     assert sms.sent_at["C1:sms"] < hung.entered_at[0] + HUNG_TIMEOUT
