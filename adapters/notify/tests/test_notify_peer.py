@@ -14,7 +14,7 @@ from oohcore_notify.testing import LETTER_ADDRESS_FIELDS, STATUS_FIELDS, FakeNot
 
 
 def _check(document: dict[str, Any], kind: str) -> None:
-    assert STATUS_FIELDS <= document.keys(), sorted(STATUS_FIELDS - document.keys())
+    assert document.keys() >= STATUS_FIELDS, sorted(STATUS_FIELDS - document.keys())
     assert all(document[name] is None for name in LETTER_ADDRESS_FIELDS)
     assert document["type"] == kind
     assert set(document["template"]) == {"id", "version", "uri"}
