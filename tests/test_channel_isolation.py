@@ -14,10 +14,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection
 
+from engine_support import FIXTURES, FRIDAY_EVENING, refer_heating_call
 from oohcore.channels import ChannelInfo, DeliveryResult, OutboundMessage
 from oohcore.channels.local import MemoryChannel
 from oohcore.clock import ManualClock
-from oohcore.outbox import OutboxRow, RetryPolicy, attempts_for, enqueue, get_message
+from oohcore.engine import Engine
+from oohcore.outbox import (
+    OutboxRow,
+    RetryPolicy,
+    attempts_for,
+    enqueue,
+    get_message,
+    messages_for_call,
+)
 from oohcore.runner import Runner, TickReport
 from oohcore.store import Store
 from oohcore.timers import TimerRow
@@ -28,14 +37,14 @@ GRACE = timedelta(seconds=0.2)
 
 
 class HungChannel:
-    """A CRM channel whose ``send`` does not return until the test lets it go."""
+    """A channel whose ``send`` does not return until the test lets it go."""
 
     name = "hung"
 
-    def __init__(self) -> None:
+    def __init__(self, carries: str = "crm", contact_field: str | None = None) -> None:
         self.info = ChannelInfo(
-            carries=frozenset({"crm"}),
-            contact_field=None,
+            carries=frozenset({carries}),
+            contact_field=contact_field,
             send_timeout=timedelta(seconds=HUNG_TIMEOUT),
         )
         self.let_go = threading.Event()
@@ -173,3 +182,36 @@ def test_a_send_that_never_returns_ends_in_a_failure_the_engine_escalates(
     assert first.retried == [crm_id] and second.failed == [crm_id]
     assert [r.idempotency_key for r in failed] == ["C1:crm"]
     assert "gave up after 2 attempt(s)" in (failed[0].last_error or "")
+
+
+def test_through_engine_tick_a_hung_email_adapter_never_holds_back_the_referral_sms(
+    tmp_path: Path,
+) -> None:
+    sms, email = TimedMemory(), HungChannel("email", "email")
+    channels = {
+        "sms": sms,
+        "email": email,
+        "pager": MemoryChannel(contact_field="pager"),
+        "feed": MemoryChannel(),
+        "crm": MemoryChannel(),
+    }
+    clock = ManualClock(FRIDAY_EVENING)
+    engine = Engine.open(FIXTURES, f"sqlite:///{tmp_path / 'ooh.sqlite'}", clock=clock,
+                         channels=channels)  # fmt: skip
+    engine.runner.send_grace = GRACE
+    try:
+        done: list[tuple[str, str]] = []
+        worker = threading.Thread(target=lambda: done.append(refer_heating_call(engine)))
+        worker.start()
+        worker.join(timeout=20)
+        assert done, "engine.tick() was still blocked on the hung e-mail adapter after 20 s"
+        call_id, _ = done[0]
+        # the referral's SMS left before the hung e-mail send's deadline, and is recorded sent
+        alerts = [m for m in sms.messages if m.purpose == "referral.alert"]
+        assert alerts and sms.sent_at[alerts[0].idempotency_key] < email.entered_at[0] + 1.0
+        with engine.store.read() as conn:
+            rows = {r.channel: r for r in messages_for_call(conn, call_id)}
+        assert rows["sms"].sent_at is not None
+        assert rows["email"].pending and "abandoned" in (rows["email"].last_error or "")
+    finally:
+        engine.close()
