@@ -201,7 +201,9 @@ def test_through_engine_tick_a_hung_email_adapter_never_holds_back_the_referral_
     engine.runner.send_grace = GRACE
     try:
         done: list[tuple[str, str]] = []
-        worker = threading.Thread(target=lambda: done.append(refer_heating_call(engine)))
+        worker = threading.Thread(
+            target=lambda: done.append(refer_heating_call(engine)), daemon=True
+        )
         worker.start()
         worker.join(timeout=20)
         assert done, "engine.tick() was still blocked on the hung e-mail adapter after 20 s"
