@@ -11,7 +11,10 @@ A host runs one (or several, in several processes) :class:`Runner` next to its s
    pending, the error is noted on the timer row (``attempts``, ``last_error``) and in the report,
    and it is tried again on the next tick.
 2. **Outbox.** Due messages are claimed in a short transaction, sent through their channel
-   *outside* any transaction, then one transaction records the results of the whole batch:
+   *outside* any transaction — each channel on a worker thread of its own, so a slow or hung
+   channel never holds back another's messages, and a send that outlives its channel's
+   ``send_timeout`` (plus ``send_grace``) is abandoned as a failed attempt
+   (:mod:`oohcore.sending`) — then one transaction records the results of a batch:
    ``mark_sent`` plus ``on_sent(conn, row, now)`` for each message sent (if anything in it
    fails, each message is recorded in a transaction of its own instead, so one bad callback
    holds back no other). A failed attempt is recorded at once, in a transaction of its own: a
@@ -25,11 +28,11 @@ A host runs one (or several, in several processes) :class:`Runner` next to its s
 or ``lease_clock``), not on the tick's logical ``now``, and a runner claims no more messages
 than it can send, one after another, within 90% of ``claim_lease``, counting each channel's
 ``ChannelInfo.send_timeout``. Before each send it checks that the lease still covers a whole
-send; if not (a channel was slower than it declared), it hands the rest of the batch back
-unsent. So while runners are alive, another runner never takes a message that is being sent,
-and a message is sent once; only a runner that dies mid-send leaves a message to be sent again
-when its lease ends (the receiver dedupes on the idempotency key where it can: see
-``docs/adapters.md``). **Rate limits**: each channel's ``ChannelInfo.rate_limit`` is kept with
+send; if not (a channel was slower than it declared), it hands the message back unsent. So
+while runners are alive, another runner never takes a message that is being sent, and a message
+is sent once; only a runner that dies mid-send, or a send abandoned past its deadline that
+reaches the peer after all, leaves a message to be sent again (the receiver dedupes on the
+idempotency key where it can: see ``docs/adapters.md``). **Rate limits**: each channel's ``ChannelInfo.rate_limit`` is kept with
 a token bucket on the same real clock; a message over the limit is handed back, to be claimed
 again when a token is due (``TickReport.deferred``).
 

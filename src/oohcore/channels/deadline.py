@@ -164,6 +164,7 @@ def exchange(
     extensions = {**dict(request.pop("extensions", None) or {})}
     watchdog = _Watchdog(remaining)
     extensions["trace"] = watchdog.trace
+    answer: Answer | None = None
     try:
         with (
             watchdog,
@@ -183,17 +184,18 @@ def exchange(
             except AnswerRefused as exc:
                 exc.status, exc.headers = status, answer_headers
                 raise
+            answer = Answer(status, answer_headers, body)
     except AnswerRefused:
         raise
-    except Exception as exc:
+    except Exception:
+        if answer is not None:
+            return answer  # read in full; only closing the connection failed
         if watchdog.cut or deadline.expired:
             raise DeadlineExceeded(
                 f"no complete answer within the send's {deadline.seconds:g} s"
             ) from None
-        raise exc
-    if watchdog.cut:
-        raise DeadlineExceeded(f"no complete answer within the send's {deadline.seconds:g} s")
-    return Answer(status, answer_headers, body)
+        raise
+    return answer
 
 
 def _read(response: Any, headers: Mapping[str, str], cap: int) -> bytes:
