@@ -403,7 +403,8 @@ class Runner:
         answered = 0
         try:
             while jobs:
-                event = wait_for(jobs, events, self.send_grace.total_seconds())
+                grace = self.send_grace.total_seconds()
+                event = wait_for(jobs, events, grace, holding=bool(sent))
                 if not isinstance(event, Done):
                     self._flush(sent, clock, report)
                 if isinstance(event, Abandoned):
@@ -420,8 +421,6 @@ class Runner:
                     answered += 1
                     if event.result.status is DeliveryStatus.SENT:
                         sent.append((event.row, event.result, event.started))
-                        if events.empty():
-                            self._flush(sent, clock, report)
                     else:
                         self._record_failure(
                             event.row, event.result, clock(), event.started, report

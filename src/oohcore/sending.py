@@ -160,11 +160,18 @@ class ChannelWorker:
                 job.events.put(Done(row, result, started[2]))
 
 
-def wait_for(jobs: set[Job], events: queue.Queue[Event], grace: float) -> Event | Abandoned | None:
+#: how long answers already in are held for more to record with them (one transaction)
+BATCH_WINDOW = 0.05
+
+
+def wait_for(
+    jobs: set[Job], events: queue.Queue[Event], grace: float, *, holding: bool = False
+) -> Event | Abandoned | None:
     """The next event of ``jobs``; or a job whose send has passed its ``send_timeout`` plus
     ``grace``, with that send's row and real start (abandoned: the job is marked cancelled,
-    under its lock, so its thread reports nothing more); or None when nothing came for a while (the caller then flushes and asks
-    again)."""
+    under its lock, so its thread reports nothing more); or None when nothing came for a while
+    (the caller then records what it holds and asks again). ``holding``: the caller holds
+    answers not yet recorded, so "a while" is at most :data:`BATCH_WINDOW`."""
     now = time.monotonic()
     waits = []
     for job in jobs:
@@ -172,6 +179,8 @@ def wait_for(jobs: set[Job], events: queue.Queue[Event], grace: float) -> Event 
         if current is not None:
             waits.append(current[1] + job.send_timeout.total_seconds() + grace - now)
     timeout = max(0.0, min(waits)) if waits else 0.5
+    if holding:
+        timeout = min(timeout, BATCH_WINDOW)
     try:
         return events.get(timeout=timeout)
     except queue.Empty:
