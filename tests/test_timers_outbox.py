@@ -447,8 +447,9 @@ def test_a_permanent_failure_fails_at_once(store: Store) -> None:
         on_failed=lambda conn, row, now: failures.append(row.last_error or ""),
     ).tick(T0)
     assert sorted(report.failed) == [1, 2]
-    assert failures[0] == "not a mobile number"
-    assert "no channel named 'pager'" in failures[1]
+    # each channel sends on its own worker: the two failures come in either order
+    assert "not a mobile number" in failures
+    assert any("no channel named 'pager'" in f for f in failures)
     assert channel.sent == ["C1:ref"]
 
 

@@ -11,7 +11,10 @@ A host runs one (or several, in several processes) :class:`Runner` next to its s
    pending, the error is noted on the timer row (``attempts``, ``last_error``) and in the report,
    and it is tried again on the next tick.
 2. **Outbox.** Due messages are claimed in a short transaction, sent through their channel
-   *outside* any transaction, then one transaction records the results of the whole batch:
+   *outside* any transaction — each channel on a worker thread of its own, so a slow or hung
+   channel never holds back another's messages, and a send that outlives its channel's
+   ``send_timeout`` (plus ``send_grace``) is abandoned as a failed attempt
+   (:mod:`oohcore.sending`) — then one transaction records the results of a batch:
    ``mark_sent`` plus ``on_sent(conn, row, now)`` for each message sent (if anything in it
    fails, each message is recorded in a transaction of its own instead, so one bad callback
    holds back no other). A failed attempt is recorded at once, in a transaction of its own: a
@@ -25,11 +28,11 @@ A host runs one (or several, in several processes) :class:`Runner` next to its s
 or ``lease_clock``), not on the tick's logical ``now``, and a runner claims no more messages
 than it can send, one after another, within 90% of ``claim_lease``, counting each channel's
 ``ChannelInfo.send_timeout``. Before each send it checks that the lease still covers a whole
-send; if not (a channel was slower than it declared), it hands the rest of the batch back
-unsent. So while runners are alive, another runner never takes a message that is being sent,
-and a message is sent once; only a runner that dies mid-send leaves a message to be sent again
-when its lease ends (the receiver dedupes on the idempotency key where it can: see
-``docs/adapters.md``). **Rate limits**: each channel's ``ChannelInfo.rate_limit`` is kept with
+send; if not (a channel was slower than it declared), it hands the message back unsent. So
+while runners are alive, another runner never takes a message that is being sent, and a message
+is sent once; only a runner that dies mid-send, or a send abandoned past its deadline that
+reaches the peer after all, leaves a message to be sent again (the receiver dedupes on the
+idempotency key where it can: see ``docs/adapters.md``). **Rate limits**: each channel's ``ChannelInfo.rate_limit`` is kept with
 a token bucket on the same real clock; a message over the limit is handed back, to be claimed
 again when a token is due (``TickReport.deferred``).
 
@@ -76,6 +79,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -101,6 +105,16 @@ from oohcore.outbox import (
     record_failure,
     record_receipt,
     release,
+)
+from oohcore.sending import (
+    Abandoned,
+    ChannelWorker,
+    Done,
+    Event,
+    Finished,
+    Handback,
+    Job,
+    wait_for,
 )
 from oohcore.store import Store
 from oohcore.timers import TimerRow, due_timers, mark_fired, record_timer_error
@@ -217,11 +231,14 @@ class Runner:
         raise_errors: bool = False,
         max_rounds: int = 1000,
         lag_threshold: timedelta | None = None,
+        send_grace: timedelta = timedelta(seconds=1),
     ) -> None:
         """``lease_clock``: the real clock leases and rate limits are measured on (default the
         store's clock); the ``now`` given to :meth:`tick` is what is recorded.
         ``lag_threshold``: after each tick, read the lag left (``TickReport.lag``) and record a
-        lag episode when it passes this (:func:`oohcore.health.watch`, once per episode)."""
+        lag episode when it passes this (:func:`oohcore.health.watch`, once per episode).
+        ``send_grace``: how much longer than its ``send_timeout`` a channel's send is waited
+        for before it is abandoned (:mod:`oohcore.sending`)."""
         if claim_lease <= timedelta(0):
             raise RunnerError("claim_lease must be positive")
         for name, channel in channels.items():
@@ -259,6 +276,10 @@ class Runner:
             for ch in self.channels.values()
             if ch.info.rate_limit is not None
         }
+        if send_grace < timedelta(0):
+            raise RunnerError("send_grace must not be negative")
+        self.send_grace = send_grace
+        self._workers: dict[int, ChannelWorker] = {}
         self._closed = False
 
     def _real(self) -> datetime:
@@ -335,7 +356,8 @@ class Runner:
         report.fired.append(timer.id)
 
     def _dispatch_messages(self, clock: Callable[[], datetime], report: TickReport) -> bool:
-        """Send one claim of due messages; ``False`` if none was sent or failed."""
+        """Send one claim of due messages, each channel's on its own worker (see
+        :mod:`oohcore.sending`); ``False`` if none was sent or failed."""
         with self.store.transaction() as conn:
             rows = claim_due(
                 conn,
@@ -345,32 +367,126 @@ class Runner:
                 real_now=self._real(),
                 send_time=self._send_time,
             )
-        sent: list[_Sent] = []
+        if not rows:
+            return False
+        events: queue.Queue[Event] = queue.Queue()
+        groups: dict[int, list[OutboxRow]] = {}
+        workers: dict[int, ChannelWorker] = {}
         finished = 0
-        for i, row in enumerate(rows):
-            started = self._real()
+        for row in rows:
             channel = self.channels.get(row.channel)
-            lease_until = row.lease_until or started
-            if started + self._send_time(row.channel) > lease_until:
-                # The lease no longer covers a whole send (a send took longer than its channel
-                # declared): hand this and the rest back rather than risk a second runner
-                # sending them too.
-                self._release(rows[i:], None, report)
-                break
-            bucket = self._buckets.get(id(channel)) if channel is not None else None
-            wait = bucket.take(started) if bucket is not None else None
-            if wait is not None:
-                self._release([row], started + wait, report)
-                continue
-            result = self._send(row)
-            if result.status is DeliveryStatus.SENT:
-                sent.append((row, result, started))
-            else:
-                self._record_failure(row, result, clock(), started, report)
+            if channel is None:
+                self._record_failure(row, self._send(row), clock(), self._real(), report)
                 finished += 1
+                continue
+            worker = self._worker(row.channel, channel)
+            if worker.busy:
+                # its thread is still in a send that outlived its deadline: count an attempt
+                # now rather than wait, so the retry policy ends in an escalation (8.14)
+                timeout = channel.info.send_timeout.total_seconds()
+                busy = DeliveryResult.retry(
+                    f"channel {row.channel!r} is still busy with a send that gave no answer "
+                    f"within its send_timeout ({timeout:g} s); not sent"
+                )
+                self._record_failure(row, busy, clock(), self._real(), report)
+                finished += 1
+                continue
+            workers[id(channel)] = worker
+            groups.setdefault(id(channel), []).append(row)
+        jobs: set[Job] = set()
+        for key, group in groups.items():
+            send_timeout = workers[key].channel.info.send_timeout
+            job = Job(rows=group, events=events, send_timeout=send_timeout)
+            workers[key].submit(job)
+            jobs.add(job)
+        sent: list[_Sent] = []
+        answered = 0
+        try:
+            while jobs:
+                grace = self.send_grace.total_seconds()
+                event = wait_for(jobs, events, grace, holding=bool(sent))
+                if not isinstance(event, Done):
+                    self._flush(sent, clock, report)
+                if isinstance(event, Abandoned):
+                    jobs.discard(event.job)
+                    self._abandon(event.job, event.row, event.started, clock(), report)
+                    finished += 1
+                elif isinstance(event, Finished):
+                    jobs.discard(event.job)
+                elif isinstance(event, Handback):
+                    self._handled(event.row, jobs)
+                    self._release([event.row], event.until, report)
+                elif isinstance(event, Done):
+                    self._handled(event.row, jobs)
+                    answered += 1
+                    if event.result.status is DeliveryStatus.SENT:
+                        sent.append((event.row, event.result, event.started))
+                    else:
+                        self._record_failure(
+                            event.row, event.result, clock(), event.started, report
+                        )
+                        finished += 1
+            self._flush(sent, clock, report)
+        finally:
+            for job in jobs:
+                with job.lock:
+                    job.cancelled = True  # an error stopped the runner: send nothing more
+        return answered > 0 or finished > 0
+
+    def _handled(self, row: OutboxRow, jobs: set[Job]) -> None:
+        for job in jobs:
+            if any(r.id == row.id for r in job.rows):
+                job.handled.add(row.id)
+                return
+
+    def _flush(self, sent: list[_Sent], clock: Callable[[], datetime], report: TickReport) -> None:
         if sent:
-            self._record_sent(sent, clock(), report)
-        return bool(sent) or finished > 0
+            batch = list(sent)
+            sent.clear()
+            self._record_sent(batch, clock(), report)
+
+    def _abandon(
+        self, job: Job, row: OutboxRow, started: datetime, now: datetime, report: TickReport
+    ) -> None:
+        """A send outlived its channel's deadline: record it as a failed attempt (the message
+        is retried, or fails for good and the engine escalates), and hand the channel's other
+        messages back unsent. If the send did reach the peer, the retry carries the same
+        idempotency key, so the receiver can drop the repeat."""
+        seconds = job.send_timeout.total_seconds()
+        logger.warning(
+            "channel %r gave no answer for message %s within its send_timeout (%g s): "
+            "abandoned; the channel gets nothing more until that send returns",
+            row.channel,
+            row.id,
+            seconds,
+        )
+        job.handled.add(row.id)
+        result = DeliveryResult.retry(
+            f"channel {row.channel!r} gave no answer within its send_timeout ({seconds:g} s); "
+            "the send was abandoned (it may yet arrive: the same idempotency key lets the "
+            "receiver drop a repeat)"
+        )
+        self._record_failure(row, result, now, started, report)
+        self._release(job.unstarted(), None, report)
+
+    def _worker(self, name: str, channel: Channel) -> ChannelWorker:
+        worker = self._workers.get(id(channel))
+        if worker is None:
+            worker = ChannelWorker(name, channel, self._send, self._gate, self._real)
+            self._workers[id(channel)] = worker
+        return worker
+
+    def _gate(self, row: OutboxRow) -> datetime | bool | None:
+        """In the channel's worker, before each send: True to send; else hand it back (None:
+        at once, the lease no longer covers a whole send; a time: over the rate limit)."""
+        started = self._real()
+        lease_until = row.lease_until or started
+        if started + self._send_time(row.channel) > lease_until:
+            return None
+        channel = self.channels.get(row.channel)
+        bucket = self._buckets.get(id(channel)) if channel is not None else None
+        wait = bucket.take(started) if bucket is not None else None
+        return True if wait is None else started + wait
 
     def _release(self, rows: list[OutboxRow], until: datetime | None, report: TickReport) -> None:
         with self.store.transaction() as conn:
@@ -545,6 +661,8 @@ class Runner:
         if self._closed:
             return
         self._closed = True
+        for worker in self._workers.values():
+            worker.stop()
         seen: set[int] = set()
         for name, channel in self.channels.items():
             if id(channel) in seen:

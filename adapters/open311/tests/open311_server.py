@@ -10,7 +10,14 @@ format of GeoReport v2 and records what it accepted:
   ``[{"service_request_id", "service_notice"}]``, or ``[{"token", "service_notice"}]`` when
   ``tokens`` is on; ``script`` answers the next POSTs with given statuses first;
 * ``GET tokens/{token}.json``: ``[{"token"}]`` for the first ``token_pending_polls`` polls, then
-  ``[{"token", "service_request_id"}]``.
+  ``[{"token", "service_request_id"}]``;
+* ``GET requests.json`` (``service_request_id`` comma-delimited, ``service_code``, ``status``,
+  ``start_date``/``end_date`` on ``requested_datetime``) and ``GET requests/{id}.json`` (a list of
+  one; 404 with an error document for an unknown id): the requests it holds, each with
+  ``status`` (``open`` until :meth:`Open311TestServer.set_status` changes it), ``status_notes``,
+  ``agency_responsible``, ``service_notice``, ``requested_datetime``, ``updated_datetime``,
+  ``expected_datetime``, the address, ``address_id``, ``zipcode``, ``lat``/``long``,
+  ``media_url``, as GeoReport v2 lists them. Times come from ``clock``.
 
 Errors are GeoReport's error documents: ``[{"code": 400, "description": "..."}]``.
 """
@@ -19,8 +26,9 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -98,8 +106,14 @@ class ServiceRequest:
         return {k[10:-1]: v for k, v in self.form.items() if k.startswith("attribute[")}
 
 
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class Open311TestServer:
-    def __init__(self) -> None:
+    def __init__(self, now: Callable[[], datetime] | None = None) -> None:
+        self.now = now or (lambda: datetime(2026, 1, 10, 3, 0, tzinfo=UTC))
+        self._states: dict[str, dict[str, Any]] = {}  # id -> the fields that change
         self.api_key: str | None = API_KEY
         self.services = [dict(s) for s in SERVICES]
         self.definitions = {k: json.loads(json.dumps(v)) for k, v in DEFINITIONS.items()}
@@ -164,7 +178,70 @@ class Open311TestServer:
                 if state[0] <= self.token_pending_polls:
                     return 200, {}, [{"token": token}]
                 return 200, {}, [{"token": token, "service_request_id": state[1]}]
+        if path == "requests.json":
+            return 200, {}, self._list(query)
+        if path.startswith("requests/") and path.endswith(".json"):
+            request_id = unquote(path[len("requests/") : -len(".json")])
+            found = self._list({"service_request_id": request_id})
+            if not found:
+                return 404, {}, [{"code": 404, "description": f"{request_id} not found"}]
+            return 200, {}, found
         return 404, {}, [{"code": 404, "description": f"no resource {path}"}]
+
+    def set_status(self, request_id: str, status: str, notes: str | None = None) -> None:
+        """The council's back office moves the request on (``open`` / ``closed``)."""
+        with self._lock:
+            state = self._states[request_id]
+            state.update(status=status, status_notes=notes, updated_datetime=_iso(self.now()))
+
+    def _list(self, query: dict[str, str]) -> list[dict[str, Any]]:
+        ids = set(query["service_request_id"].split(",")) if "service_request_id" in query else None
+        codes = set(query["service_code"].split(",")) if "service_code" in query else None
+        statuses = set(query["status"].split(",")) if "status" in query else None
+        with self._lock:
+            found = []
+            for request in self._requests:
+                form, state = request.form, self._states[request.service_request_id]
+                if ids is not None and request.service_request_id not in ids:
+                    continue
+                if codes is not None and form.get("service_code") not in codes:
+                    continue
+                if statuses is not None and state["status"] not in statuses:
+                    continue
+                requested = state["requested_datetime"]
+                if query.get("start_date", "") > requested:
+                    continue
+                if "end_date" in query and requested > query["end_date"]:
+                    continue
+                found.append(
+                    {
+                        "service_request_id": request.service_request_id,
+                        "status": state["status"],
+                        "status_notes": state["status_notes"],
+                        "service_name": next(
+                            (
+                                s["service_name"]
+                                for s in self.services
+                                if s["service_code"] == form.get("service_code")
+                            ),
+                            "",
+                        ),
+                        "service_code": form.get("service_code"),
+                        "description": form.get("description", ""),
+                        "agency_responsible": "Housing repairs out-of-hours team",
+                        "service_notice": "",
+                        "requested_datetime": requested,
+                        "updated_datetime": state["updated_datetime"],
+                        "expected_datetime": None,
+                        "address": form.get("address_string", ""),
+                        "address_id": form.get("address_id", ""),
+                        "zipcode": "",
+                        "lat": form.get("lat"),
+                        "long": form.get("long"),
+                        "media_url": "",
+                    }
+                )
+            return found
 
     def handle_post(self, path: str, form: dict[str, str]) -> tuple[int, dict[str, str], Any]:
         with self._lock:
@@ -196,6 +273,13 @@ class Open311TestServer:
         with self._lock:
             request_id = f"SR-{len(self._requests) + 1:04d}"
             self._requests.append(ServiceRequest(request_id, dict(form)))
+            stamp = _iso(self.now())
+            self._states[request_id] = {
+                "status": "open",
+                "status_notes": None,
+                "requested_datetime": stamp,
+                "updated_datetime": stamp,
+            }
             if self.tokens_mode:
                 token = f"tok-{len(self._requests)}"
                 self._tokens[token] = [0, request_id]

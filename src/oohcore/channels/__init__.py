@@ -29,8 +29,11 @@ The delivery contract
   temporary failure; ``retry_after`` when the provider said how long to wait) or ``permanent``
   (the message can never be delivered as it is, e.g. an invalid number: the outbox fails it at
   once and the engine escalates, 8.14). An exception raised by ``send`` counts as ``retry``.
-* ``send`` gives up within ``ChannelInfo.send_timeout`` so that the runner's lease on the
-  message holds; it must not read the clock for anything that matters to the message.
+* ``send`` gives up within ``ChannelInfo.send_timeout`` as a whole (not per read) so that the
+  runner's lease on the message holds, and reads no unbounded answer
+  (:mod:`oohcore.channels.deadline` does both for HTTP adapters); it must not read the clock
+  for anything that matters to the message. The runner sends each channel's messages on a
+  thread of its own and abandons a send that outlives ``send_timeout`` (:mod:`oohcore.sending`).
 * Delivery reports that arrive later (a provider's callback, a status look-up) are
   :class:`Receipt` values, matched to the message by the provider's id or the idempotency key.
 """

@@ -3,8 +3,9 @@
 :class:`FakeNotify` speaks the parts of Notify's ``/v2`` API that the channel uses, as Notify
 documents them: ``POST /v2/notifications/sms`` and ``/email`` (201 with ``id``, ``reference``,
 ``content``, ``uri``, ``template``), ``GET /v2/notifications`` (filtered by ``reference``,
-``status``, ``template_type``) and ``GET /v2/notifications/{id}``. Every request's JWT is
-checked with the client library's own authentication helpers (signature, issuer = service id,
+``status``, ``template_type``) and ``GET /v2/notifications/{id}``, each notification with every
+key Notify always returns (:data:`STATUS_FIELDS`: the letter's ``line_1``-``line_6`` and
+``postcode`` are null for texts and e-mails). Every request's JWT is checked with the client library's own authentication helpers (signature, issuer = service id,
 ``iat`` within 30 s); errors are Notify's documents (``{"status_code": …, "errors": [{"error":
 …, "message": …}]}``): 400 ``ValidationError`` / ``BadRequestError``, 401/403 ``AuthError``,
 404 ``NoResultFound``, 429 ``RateLimitError``, 500 ``Exception``.
@@ -38,12 +39,34 @@ from notifications_python_client.errors import TokenError
 
 from oohcore.clock import Clock, SystemClock
 
-__all__ = ["FakeNotify", "Recorded"]
+__all__ = ["LETTER_ADDRESS_FIELDS", "STATUS_FIELDS", "FakeNotify", "Recorded"]
 
 HOST = "127.0.0.1"  # never any other address
 SMS_LIMIT = 918
 PERMANENT_FAILURE_NUMBER = "07700900002"
 TEMPORARY_FAILURE_NUMBER = "07700900003"
+#: a letter's address, in every status look-up's answer (null for texts and e-mails)
+LETTER_ADDRESS_FIELDS = ("line_1", "line_2", "line_3", "line_4", "line_5", "line_6", "postcode")
+#: the keys Notify's status look-ups always return (its API documentation, "Get message status")
+STATUS_FIELDS = frozenset(
+    {
+        "id",
+        "reference",
+        "email_address",
+        "phone_number",
+        *LETTER_ADDRESS_FIELDS,
+        "type",
+        "status",
+        "template",
+        "body",
+        "subject",
+        "created_at",
+        "created_by_name",
+        "sent_at",
+        "completed_at",
+        "scheduled_for",
+    }
+)
 
 # the client library's own token checks (not annotated, hence Any)
 _auth: Any = authentication
@@ -420,19 +443,28 @@ class FakeNotify:
         }
 
     def _document(self, n: Recorded) -> dict[str, Any]:
+        """A notification as Notify's status look-ups return it: every key always present (the
+        letter's address lines and postcode are null for a text or an e-mail)."""
         return {
             "id": n.id,
             "reference": n.reference,
             "email_address": n.to if n.type == "email" else None,
             "phone_number": n.to if n.type == "sms" else None,
+            **dict.fromkeys(LETTER_ADDRESS_FIELDS),
             "type": n.type,
             "status": n.status,
-            "template": {"id": n.template_id, "version": 1, "uri": ""},
+            "template": {
+                "id": n.template_id,
+                "version": 1,
+                "uri": f"{self.base_url}/services/{self.service_id}/templates/{n.template_id}",
+            },
             "body": n.body,
             "subject": n.subject,
             "created_at": _iso(n.created_at),
+            "created_by_name": None,  # sent through the API, not by a person in Notify's pages
             "sent_at": _iso(n.created_at),
             "completed_at": _iso(n.created_at) if n.status != "created" else None,
+            "scheduled_for": None,
         }
 
     def wait_for_release(self) -> None:

@@ -21,6 +21,7 @@ from .channel import (
 )
 from .config import Open311Config
 from .ledger import SentLedger
+from .readback import ReadBackError, RequestStatus, parse_requests, status_receipt
 
 __all__ = [
     "MAX_DESCRIPTION",
@@ -29,7 +30,11 @@ __all__ = [
     "Open311Channel",
     "Open311Config",
     "Open311Error",
+    "ReadBackError",
+    "RequestStatus",
     "SentLedger",
     "Service",
     "ServiceDefinition",
+    "parse_requests",
+    "status_receipt",
 ]

@@ -25,6 +25,12 @@ every ``5xx`` are ``retry``, passing on ``Retry-After`` (capped at :data:`MAX_RE
 connection or a time-out is ``retry``. The API key is a ``SecretStr``: it goes in the form body
 only, never in a URL, a ``repr``, a log line or an error.
 
+Bounds: one ``send`` (discovery, the POST, the token polls and the waits between them) is
+over within ``send_timeout`` as a whole, whatever the CRM's pace (a CRM answering one byte a
+second is cut off at the deadline: ``retry``), and no answer larger than :data:`MAX_ANSWER`
+bytes (:data:`MAX_LIST_ANSWER` for discovery and read-back lists) is read into memory: a larger
+one is refused unread (``retry``) (:mod:`oohcore.channels.deadline`).
+
 At most once? Open311 has no idempotency key and no look-up by our reference, so the channel
 keeps the keys it delivered (:class:`~oohcore_open311.ledger.SentLedger`) and does not post a key
 twice. An answer lost after the CRM accepted (a time-out) cannot be told apart from a request
@@ -51,16 +57,27 @@ from oohcore.channels import (
     ChannelInfo,
     DeliveryResult,
     OutboundMessage,
+    Receipt,
     retry_after,
     tls_verify,
+)
+from oohcore.channels.deadline import (
+    Answer,
+    AnswerRefused,
+    Deadline,
+    DeadlineExceeded,
+    exchange,
 )
 from oohcore.clock import Clock, SystemClock
 
 from .config import Open311Config
 from .ledger import SentLedger
+from .readback import RequestStatus, parse_requests, status_receipt
 
 __all__ = [
+    "MAX_ANSWER",
     "MAX_DESCRIPTION",
+    "MAX_LIST_ANSWER",
     "MAX_RETRY_AFTER",
     "Attribute",
     "Open311Channel",
@@ -73,7 +90,10 @@ log = logging.getLogger("oohcore_open311")
 
 #: GeoReport v2: "description ... may not exceed 4,000 characters"
 MAX_DESCRIPTION = 4000
-#: the longest wait a CRM's Retry-After may impose
+#: the largest answer to a POST or a token poll that is read (a request id is a few bytes)
+MAX_ANSWER = 256 * 1024
+#: the largest discovery or read-back list that is read
+MAX_LIST_ANSWER = 4 * 1024 * 1024
 _RETRY_STATUSES = frozenset({408, 425, 429})
 
 
@@ -173,6 +193,8 @@ class Open311Channel:
             timeout=httpx.Timeout(config.send_timeout.total_seconds()),
             follow_redirects=False,
             headers={"User-Agent": "oohcore-open311", "Accept": "application/json"},
+            # a connection per request, so that the deadline's watchdog can always cut it
+            limits=httpx.Limits(max_keepalive_connections=0),
         )
         self._ledger = SentLedger(config.state_path)
         self._services: dict[str, Service] | None = None
@@ -185,12 +207,12 @@ class Open311Channel:
 
     # -- discovery ------------------------------------------------------------------------------
 
-    def services(self) -> dict[str, Service]:
+    def services(self, *, deadline: Deadline | None = None) -> dict[str, Service]:
         """``GET services.json``, by service code (read once, then cached)."""
         with self._lock:
             if self._services is not None:
                 return self._services
-        body = self._get("services.json", self._jurisdiction())
+        body = self._get("services.json", self._jurisdiction(), deadline, MAX_LIST_ANSWER)
         if not isinstance(body, list):
             raise Open311Error(f"open311 {self._where}services.json: not a list", retryable=False)
         found: dict[str, Service] = {}
@@ -208,12 +230,15 @@ class Open311Channel:
             self._services = found
         return found
 
-    def definition(self, service_code: str) -> ServiceDefinition:
+    def definition(
+        self, service_code: str, *, deadline: Deadline | None = None
+    ) -> ServiceDefinition:
         """``GET services/{code}.json``: the service's attributes (cached)."""
         with self._lock:
             if service_code in self._definitions:
                 return self._definitions[service_code]
-        body = self._get(f"services/{quote(service_code, safe='')}.json", self._jurisdiction())
+        path = f"services/{quote(service_code, safe='')}.json"
+        body = self._get(path, self._jurisdiction(), deadline, MAX_LIST_ANSWER)
         if not isinstance(body, Mapping) or not isinstance(body.get("attributes", []), list):
             raise Open311Error(
                 f"open311 {self._where}services/{service_code}.json: not a service definition",
@@ -243,14 +268,62 @@ class Open311Channel:
             self._definitions[service_code] = definition
         return definition
 
-    def resolve_token(self, token: str) -> str | None:
+    def resolve_token(self, token: str, *, deadline: Deadline | None = None) -> str | None:
         """``GET tokens/{token}.json``: the service_request_id the token now names, or None."""
-        body = self._get(f"tokens/{quote(token, safe='')}.json", self._jurisdiction())
+        path = f"tokens/{quote(token, safe='')}.json"
+        body = self._get(path, self._jurisdiction(), deadline, MAX_ANSWER)
         items = body if isinstance(body, list) else [body]
         for item in items:
             if isinstance(item, Mapping) and item.get("service_request_id") not in (None, ""):
                 return str(item["service_request_id"])
         return None
+
+    # -- reading a request back ----------------------------------------------------------------
+
+    def request_status(self, service_request_id: str) -> RequestStatus | None:
+        """``GET requests/{id}.json``: the request's status now, or None when the CRM does not
+        name it yet. Raises :class:`Open311Error` (the CRM's error, or not GeoReport v2)."""
+        path = f"requests/{quote(service_request_id, safe='')}.json"
+        found = self._statuses(path, self._jurisdiction())
+        return next((s for s in found if s.service_request_id == service_request_id), None)
+
+    def request_statuses(self, service_request_ids: list[str]) -> list[RequestStatus]:
+        """``GET requests.json?service_request_id=a,b,…``: the statuses of several requests at
+        once (those the CRM names)."""
+        if not service_request_ids:
+            return []
+        params = {**self._jurisdiction(), "service_request_id": ",".join(service_request_ids)}
+        wanted = set(service_request_ids)
+        return [
+            s for s in self._statuses("requests.json", params) if s.service_request_id in wanted
+        ]
+
+    def status_receipts(self, provider_refs: list[str]) -> list[Receipt]:
+        """The receipts of the requests these messages became (their provider references: a
+        service_request_id, or ``token:<t>``, resolved first), read back in one
+        ``GET requests.json``. Record each with ``Runner.record_receipt``: the outbox keeps a
+        status once, so only changes are added. A token the CRM has not resolved yet gives
+        nothing."""
+        ids: dict[str, str] = {}  # service_request_id -> the message's reference
+        for ref in provider_refs:
+            if ref.startswith("token:"):
+                found = self.resolve_token(ref[len("token:") :])
+                if found is not None:
+                    ids[found] = ref
+            elif ref:
+                ids[ref] = ref
+        now = self._clock.now()
+        return [
+            status_receipt(s, provider_ref=ids[s.service_request_id], at=now, channel=self.name)
+            for s in self.request_statuses(list(ids))
+        ]
+
+    def _statuses(self, path: str, params: dict[str, str]) -> list[RequestStatus]:
+        body = self._get(path, params, None, MAX_LIST_ANSWER)
+        try:
+            return parse_requests(body, source=f"open311 {self._where}{path}")
+        except ChannelError as exc:
+            raise Open311Error(str(exc), retryable=False) from None
 
     # -- sending --------------------------------------------------------------------------------
 
@@ -267,13 +340,14 @@ class Open311Channel:
                 "open311: the message names no service: set the recipient to a service_code or "
                 "an alias in service_codes"
             )
+        deadline = Deadline(self.config.send_timeout.total_seconds())
         try:
-            form = self._form(message, code)
+            form = self._form(message, code, deadline)
         except Open311Error as exc:
             return self._failure(exc)
         if isinstance(form, DeliveryResult):
             return form
-        result = self._post(form)
+        result = self._post(form, deadline)
         if result.status.value == "sent" and result.provider_ref is not None:
             self._ledger.record(message.idempotency_key, result.provider_ref)
         log.info(
@@ -285,7 +359,9 @@ class Open311Channel:
         )
         return result
 
-    def _form(self, message: OutboundMessage, code: str) -> dict[str, str] | DeliveryResult:
+    def _form(
+        self, message: OutboundMessage, code: str, deadline: Deadline
+    ) -> dict[str, str] | DeliveryResult:
         cfg = self.config
         fields = message.fields
         form: dict[str, str] = {"service_code": code}
@@ -330,15 +406,17 @@ class Open311Channel:
         if cfg.key_attribute:
             attributes[cfg.key_attribute] = message.idempotency_key
         if cfg.check_definitions:
-            problem = self._check(code, attributes)
+            problem = self._check(code, attributes, deadline)
             if problem is not None:
                 return problem
         for attr_code, value in attributes.items():
             form[f"attribute[{attr_code}]"] = value
         return form
 
-    def _check(self, code: str, attributes: dict[str, str]) -> DeliveryResult | None:
-        services = self.services()
+    def _check(
+        self, code: str, attributes: dict[str, str], deadline: Deadline
+    ) -> DeliveryResult | None:
+        services = self.services(deadline=deadline)
         service = services.get(code)
         if service is None:
             known = ", ".join(sorted(services)) or "none"
@@ -348,7 +426,7 @@ class Open311Channel:
             )
         if not service.metadata:
             return None
-        definition = self.definition(code)
+        definition = self.definition(code, deadline=deadline)
         for attribute in definition.attributes:
             if attribute.required and attribute.variable and attribute.code not in attributes:
                 return DeliveryResult.permanent(
@@ -369,10 +447,17 @@ class Open311Channel:
                 )
         return None
 
-    def _post(self, form: dict[str, str]) -> DeliveryResult:
+    def _post(self, form: dict[str, str], deadline: Deadline) -> DeliveryResult:
         try:
-            response = self._http.post("requests.json", data=form)
-        except httpx.TimeoutException:
+            response = exchange(
+                self._http, "POST", "requests.json", deadline=deadline, cap=MAX_ANSWER, data=form
+            )
+        except AnswerRefused as exc:
+            return DeliveryResult.retry(
+                f"open311 {self._where}requests.json: HTTP {exc.status} with {exc} (not read; "
+                "the CRM may have the request: Open311 cannot tell us)"
+            )
+        except (httpx.TimeoutException, DeadlineExceeded):
             return DeliveryResult.retry(
                 f"open311 {self._where}requests.json: no answer within "
                 f"{self.config.send_timeout.total_seconds():g} s (the CRM may have the request: "
@@ -380,9 +465,9 @@ class Open311Channel:
             )
         except httpx.HTTPError as exc:
             return DeliveryResult.retry(f"open311 {self._where}requests.json: {self._reason(exc)}")
-        if response.status_code not in (200, 201):
+        if response.status not in (200, 201):
             return self._failure(self._error(response, "requests.json"))
-        body = _json(response)
+        body = response.json()
         items = body if isinstance(body, list) else [body]
         first = items[0] if items and isinstance(items[0], Mapping) else {}
         if first.get("service_request_id") not in (None, ""):
@@ -390,18 +475,21 @@ class Open311Channel:
         token = first.get("token")
         if token in (None, ""):
             return DeliveryResult.retry(
-                f"open311 {self._where}requests.json: HTTP {response.status_code} without a "
+                f"open311 {self._where}requests.json: HTTP {response.status} without a "
                 "service_request_id or token"
             )
-        return self._await_token(str(token))
+        return self._await_token(str(token), deadline)
 
-    def _await_token(self, token: str) -> DeliveryResult:
+    def _await_token(self, token: str, deadline: Deadline) -> DeliveryResult:
         cfg = self.config
+        interval = cfg.token_poll_interval.total_seconds()
         for attempt in range(cfg.token_polls):
             if attempt:
-                self._sleep(cfg.token_poll_interval.total_seconds())
+                if deadline.remaining() <= interval:
+                    break  # no time left for another poll within the send's deadline
+                self._sleep(interval)
             try:
-                found = self.resolve_token(token)
+                found = self.resolve_token(token, deadline=deadline)
             except Open311Error as exc:
                 log.info("open311 token %s: %s", token, exc)
                 break
@@ -412,26 +500,28 @@ class Open311Channel:
 
     # -- answers --------------------------------------------------------------------------------
 
-    def _get(self, path: str, params: dict[str, str]) -> Any:
+    def _get(self, path: str, params: dict[str, str], deadline: Deadline | None, cap: int) -> Any:
+        if deadline is None:
+            deadline = Deadline(self.config.send_timeout.total_seconds())
         try:
-            response = self._http.get(path, params=params)
-        except httpx.HTTPError as exc:
+            response = exchange(self._http, "GET", path, deadline=deadline, cap=cap, params=params)
+        except (httpx.HTTPError, DeadlineExceeded, AnswerRefused) as exc:
             raise Open311Error(
                 f"open311 {self._where}{path}: {self._reason(exc)}", retryable=True
             ) from None
-        if response.status_code != 200:
+        if response.status != 200:
             raise self._error(response, path)
-        body = _json(response)
+        body = response.json()
         if body is None:
             raise Open311Error(f"open311 {self._where}{path}: not JSON", retryable=True)
         return body
 
-    def _error(self, response: httpx.Response, path: str) -> Open311Error:
-        status = response.status_code
+    def _error(self, response: Answer, path: str) -> Open311Error:
+        status = response.status
         said = _error_document(response)
         text = f"open311 {self._where}{path}: HTTP {status}{said}"
         if status in _RETRY_STATUSES or status >= 500:
-            after = retry_after(response.headers.get("Retry-After"), self._clock.now())
+            after = retry_after(response.headers.get("retry-after"), self._clock.now())
             return Open311Error(self._scrub(text), retryable=True, after=after)
         if status in (401, 403):
             text += ": the CRM refused the API key; check api_key"
@@ -473,16 +563,9 @@ def _truthy(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.lower() == "true")
 
 
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _error_document(response: httpx.Response) -> str:
+def _error_document(response: Answer) -> str:
     """GeoReport's error document ``[{"code", "description"}]`` in words, or nothing."""
-    body = _json(response)
+    body = response.json()
     items = body if isinstance(body, list) else [body]
     said = [
         f"{item.get('code', '')} {item.get('description', '')}".strip()

@@ -14,6 +14,11 @@ refused credentials, ``413`` too long) are ``permanent``. No connection, a TLS f
 than an untrusted certificate, or a time-out is ``retry``; an untrusted certificate is
 ``permanent`` (a configuration fault: escalate rather than wait).
 
+Every send is over within ``send_timeout`` as a whole (a gateway answering one byte a second is
+cut off at the deadline), and an answer over :data:`MAX_ANSWER` bytes is not read
+(:mod:`oohcore.channels.deadline`): a ``2xx`` is still ``sent`` (without the gateway's id), any
+other answer is judged on its status alone.
+
 Delivery reports: a gateway that reports back POSTs ``{"id", "idempotency_key", "status",
 "at", "detail"}`` to the host; :func:`receipt_from_callback` turns one into a
 :class:`~oohcore.channels.Receipt`.
@@ -45,6 +50,13 @@ from oohcore.channels import (
     retry_after,
     tls_verify,
 )
+from oohcore.channels.deadline import (
+    Answer,
+    AnswerRefused,
+    Deadline,
+    DeadlineExceeded,
+    exchange,
+)
 from oohcore.channels.inbound import bearer_matches, instant, json_document
 from oohcore.clock import Clock, SystemClock
 
@@ -53,6 +65,7 @@ from .ledger import Duplicate, Outcome, PageLedger, Wait
 from .text import ascii_text, page_text
 
 __all__ = [
+    "MAX_ANSWER",
     "MAX_RETRY_AFTER",
     "PagerHttpChannel",
     "PagerHttpConfig",
@@ -64,6 +77,8 @@ logger = logging.getLogger("oohcore_pager.http")
 
 #: the longest wait a gateway's Retry-After is allowed to impose on a page
 _RETRY_STATUSES = frozenset({408, 409, 425, 429})
+#: the largest gateway answer read (an acknowledgement is a few hundred bytes)
+MAX_ANSWER = 64 * 1024
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 _PAGER_ID = re.compile(r"^[^\s\x00-\x1f\x7f]{1,64}$")
 
@@ -154,6 +169,8 @@ class PagerHttpChannel:
             timeout=httpx.Timeout(seconds),
             follow_redirects=False,
             headers={"User-Agent": "oohcore-pager", "Accept": "application/json"},
+            # a connection per page, so that the deadline's watchdog can always cut it
+            limits=httpx.Limits(max_keepalive_connections=0),
         )
         self._ledger = PageLedger(cfg.state_path, clock=self._clock, rate_limit=cfg.rate_limit)
         self._closed = False
@@ -205,8 +222,16 @@ class PagerHttpChannel:
         headers = {"Idempotency-Key": message.idempotency_key}
         if cfg.auth_value is not None:
             headers[cfg.auth_header] = cfg.auth_value.get_secret_value()
+        deadline = Deadline(cfg.send_timeout.total_seconds())
         try:
-            response = self._http.post(cfg.url, json=payload, headers=headers)
+            response = exchange(
+                self._http, "POST", cfg.url, deadline=deadline, cap=MAX_ANSWER, json=payload,
+                headers=headers,
+            )  # fmt: skip
+        except AnswerRefused as exc:
+            # the status line and headers were read, not the body: judged on the status alone
+            logger.warning("pager-http %s: %s", self._where, exc)
+            return self._answer(exc.head)
         except httpx.ConnectError as exc:
             if _untrusted(exc):
                 return DeliveryResult.permanent(
@@ -216,7 +241,7 @@ class PagerHttpChannel:
             return DeliveryResult.retry(
                 f"pager-http {self._where}: cannot connect ({_reason(exc)})"
             ), Outcome.FAILED
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, DeadlineExceeded):
             seconds = cfg.send_timeout.total_seconds()
             return DeliveryResult.retry(
                 f"pager-http {self._where}: no answer within {seconds:g} s (the page may have "
@@ -228,17 +253,17 @@ class PagerHttpChannel:
             ), Outcome.UNKNOWN
         return self._answer(response)
 
-    def _answer(self, response: httpx.Response) -> tuple[DeliveryResult, Outcome]:
-        status = response.status_code
+    def _answer(self, response: Answer) -> tuple[DeliveryResult, Outcome]:
+        status = response.status
         if 200 <= status < 300:
             return DeliveryResult.sent(_provider_id(response)), Outcome.SENT
         said = _said(response)
         error = f"pager-http {self._where}: HTTP {status}{said}"
         if status in _RETRY_STATUSES or status >= 500:
-            after = retry_after(response.headers.get("Retry-After"), self._clock.now())
+            after = retry_after(response.headers.get("retry-after"), self._clock.now())
             return DeliveryResult.retry(error, after=after), Outcome.FAILED
         if 300 <= status < 400:
-            where = response.headers.get("Location", "")
+            where = response.headers.get("location", "")
             return DeliveryResult.permanent(
                 f"{error}: the gateway redirects (to {urlsplit(where).netloc or 'elsewhere'}); "
                 "set url to the address it names"
@@ -250,22 +275,16 @@ class PagerHttpChannel:
         return DeliveryResult.permanent(error), Outcome.FAILED
 
 
-def _provider_id(response: httpx.Response) -> str | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
+def _provider_id(response: Answer) -> str | None:
+    body = response.json()
     if isinstance(body, dict) and isinstance(body.get("id"), str | int):
         return str(body["id"])
     return None
 
 
-def _said(response: httpx.Response) -> str:
+def _said(response: Answer) -> str:
     """The gateway's own error text, shortened, or nothing."""
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
+    body = response.json()
     if isinstance(body, dict):
         for key in ("message", "error", "detail"):
             if isinstance(body.get(key), str) and body[key].strip():

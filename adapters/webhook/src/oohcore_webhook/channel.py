@@ -12,6 +12,10 @@ and every other ``4xx`` (``400`` a body it refuses, ``401``/``403`` a signature 
 secret out of step) are ``permanent``; ``408``, ``425``, ``429`` and every ``5xx`` are
 ``retry``, with ``Retry-After`` passed on (capped at :data:`MAX_RETRY_AFTER`); no connection or
 a time-out is ``retry``.
+
+Every send is over within ``send_timeout`` as a whole (not per read: a receiver answering one
+byte a second is cut off at the deadline) and reads no answer body at all: the status and
+headers say everything (:mod:`oohcore.channels.deadline`).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from oohcore.channels import (
     retry_after,
     tls_verify,
 )
+from oohcore.channels.deadline import Answer, Deadline, DeadlineExceeded, exchange
 from oohcore.clock import Clock, SystemClock
 
 from .signing import decode_secret, sign, webhook_id
@@ -147,6 +152,8 @@ class WebhookChannel:
             timeout=httpx.Timeout(config.send_timeout.total_seconds()),
             follow_redirects=False,
             headers={"User-Agent": "oohcore-webhook"},
+            # a connection per send, so that the deadline's watchdog can always cut it
+            limits=httpx.Limits(max_keepalive_connections=0),
         )
         self._closed = False
 
@@ -168,9 +175,18 @@ class WebhookChannel:
                 self._key, webhook_id(message.idempotency_key), timestamp, body
             ),
         }
+        deadline = Deadline(self.config.send_timeout.total_seconds())
         try:
-            response = self._http.post(self.config.url, content=body, headers=headers)
-        except httpx.TimeoutException:
+            answer = exchange(
+                self._http,
+                "POST",
+                self.config.url,
+                deadline=deadline,
+                cap=0,  # the status and headers are the whole answer; the body is not read
+                content=body,
+                headers=headers,
+            )
+        except (httpx.TimeoutException, DeadlineExceeded):
             result = DeliveryResult.retry(
                 f"webhook {self._where}: no answer within "
                 f"{self.config.send_timeout.total_seconds():g} s (it may have arrived; the "
@@ -181,7 +197,7 @@ class WebhookChannel:
                 f"webhook {self._where}: {type(exc).__name__} ({str(exc)[:200]})"
             )
         else:
-            result = self._answer(response, now)
+            result = self._answer(answer, now)
         log.info(
             "webhook %s: %s%s",
             message.idempotency_key,
@@ -190,14 +206,14 @@ class WebhookChannel:
         )
         return result
 
-    def _answer(self, response: httpx.Response, now: datetime) -> DeliveryResult:
-        status = response.status_code
+    def _answer(self, response: Answer, now: datetime) -> DeliveryResult:
+        status = response.status
         if 200 <= status < 300:
             return DeliveryResult.sent(response.headers.get("webhook-id") or None)
         error = f"webhook {self._where}: HTTP {status}"
         if status in _RETRY_STATUSES or status >= 500:
             return DeliveryResult.retry(
-                error, after=retry_after(response.headers.get("Retry-After"), now)
+                error, after=retry_after(response.headers.get("retry-after"), now)
             )
         if status == 410:
             return DeliveryResult.permanent(
