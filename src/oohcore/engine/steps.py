@@ -258,7 +258,9 @@ def capture(ctx: CallContext, answers: Mapping[str, Any], facts: AddressFacts) -
     if problems:
         raise InvalidAnswers(problems)
     merged = {k: v for k, v in {**ctx.row.answers, **cleaned}.items() if v is not None}
+    # the gazetteer's facts of the address (4.1.5b, 7.11); one it no longer supports is None
     merged.update(facts(merged))
+    merged = {k: v for k, v in merged.items() if v is not None}
     result = _result(ctx, dest, answers=merged)
     # 7.14.3: the answers are personal data, kept beside the audit chain (which holds their
     # digest and which fields were captured)
