@@ -10,8 +10,10 @@ working the call (:func:`erase_call_copies`):
 ``call_search``            the call's earlier-call search keys (5.2.7): ``desk.search`` no longer
                            finds it
 ``outbox``                 every message's subject, body and case fields, the UPRN in its
-                           channel options, and the recipient of messages to the caller
-                           (follow-up texts, auto-receipts) with their delivery errors
+                           channel options, and the recipient of messages to the caller or to a
+                           number or address the caller gave (follow-up texts, auto-receipts, a
+                           lone worker's reminders, a buddy's amber alert) with their delivery
+                           errors
 ``referrals``              the frozen escalation's texts and case fields (a lone-worker watch's
                            too)
 ``cdrs``                   the caller's number on the call's telephone records
@@ -51,6 +53,8 @@ __all__ = ["active_work", "erase_call_copies", "has_active_work"]
 CALLER_PURPOSES = (MessagePurpose.CALLER_SMS.value, MessagePurpose.RECEIPT.value)
 # a message's channel options that describe the property (7.11) rather than the delivery
 PERSONAL_META = ("uprn", "outside_area", "postcode", "address")
+# a lone-worker watch's session: the worker's and the buddy's numbers, the worker's staff id
+PERSONAL_SNAPSHOT = ("worker_phone", "buddy_phone", "staff")
 
 
 def _unsent(organisation_id: str, call_id: str) -> Any:
@@ -110,13 +114,12 @@ def has_active_work(organisation_id: str) -> Any:
 def erase_call_copies(conn: Connection, organisation_id: str, call_id: str) -> None:
     """Clear every copy of the call's personal data outside the audit records (see the module
     documentation). Idempotent; run it in the purge's transaction."""
-    conn.execute(
-        update(calls)
-        .where(calls.c.id == call_id, calls.c.organisation_id == organisation_id)
-        .values(caller_number=None, answers="{}")
-    )
+    where = and_(calls.c.id == call_id, calls.c.organisation_id == organisation_id)
+    row = conn.execute(select(calls.c.caller_number, calls.c.answers).where(where)).first()
+    given = _given(row.caller_number, _loads(row.answers)) if row is not None else set()
+    _erase_messages(conn, organisation_id, call_id, given)
+    conn.execute(update(calls).where(where).values(caller_number=None, answers="{}"))
     remove_calls(conn, organisation_id=organisation_id, call_ids=[call_id])
-    _erase_messages(conn, organisation_id, call_id)
     _erase_snapshots(conn, organisation_id, call_id)
     conn.execute(
         update(cdrs)
@@ -125,13 +128,31 @@ def erase_call_copies(conn: Connection, organisation_id: str, call_id: str) -> N
     )
 
 
-def _erase_messages(conn: Connection, organisation_id: str, call_id: str) -> None:
+def _key(value: str) -> str:
+    """A number or address in a form two spellings share: ``+44 7700 900123`` and
+    ``07700900123`` both give ``7700900123``; an e-mail address in lower case."""
+    digits = "".join(c for c in value if c.isdigit())
+    if "@" in value or len(digits) < 7:
+        return value.strip().lower()
+    for prefix in ("0044", "44", "0"):
+        if digits.startswith(prefix) and len(digits) - len(prefix) >= 9:
+            return digits[len(prefix) :]
+    return digits
+
+
+def _given(caller_number: str | None, answers: dict[str, Any]) -> set[str]:
+    """The caller's number and every text they gave, as recipients would be spelled."""
+    texts = [caller_number, *answers.values()]
+    return {_key(t) for t in texts if isinstance(t, str) and t.strip()}
+
+
+def _erase_messages(conn: Connection, organisation_id: str, call_id: str, given: set[str]) -> None:
     rows = conn.execute(
-        select(outbox.c.id, outbox.c.purpose, outbox.c.meta).where(
+        select(outbox.c.id, outbox.c.purpose, outbox.c.recipient, outbox.c.meta).where(
             outbox.c.organisation_id == organisation_id, outbox.c.call_id == call_id
         )
     ).all()
-    for message_id, purpose, meta_json in rows:
+    for message_id, purpose, recipient, meta_json in rows:
         meta = _loads(meta_json)
         values: dict[str, Any] = {
             "subject": "",
@@ -139,7 +160,7 @@ def _erase_messages(conn: Connection, organisation_id: str, call_id: str) -> Non
             "fields": "{}",
             "meta": to_json({k: v for k, v in meta.items() if k not in PERSONAL_META}),
         }
-        if purpose in CALLER_PURPOSES:
+        if purpose in CALLER_PURPOSES or _key(recipient) in given:
             values.update(recipient="", last_error=None)
             conn.execute(
                 update(delivery_attempts)
@@ -158,6 +179,9 @@ def _erase_snapshots(conn: Connection, organisation_id: str, call_id: str) -> No
     for referral_id, snapshot_json in rows:
         snap = _loads(snapshot_json)
         snap.update(sms="", subject="", body="", fields={})
+        for key in PERSONAL_SNAPSHOT:  # a lone-worker watch's session (5.2.3.6)
+            if snap.get(key) is not None:
+                snap[key] = None
         for stage in snap.get("stages") or ():
             if isinstance(stage, dict):
                 stage["say"] = None
