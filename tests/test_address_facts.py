@@ -6,6 +6,7 @@ matched property's owner comes from the gazetteer's ``owner`` column."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from datetime import datetime
@@ -18,6 +19,7 @@ from oohcore.channels.local import MemoryChannel
 from oohcore.clock import ManualClock
 from oohcore.engine import Engine, NextStep
 from oohcore.errors import RulesetError
+from oohcore.rulesets.compiler import ADDRESS_FACTS, BUILTIN_FIELDS
 from oohcore.rulesets.loader import load_organisation
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,3 +114,15 @@ def test_rules_can_read_the_property_owner_and_outside_area(tmp_path: Path) -> N
         load_organisation(org)
     assert "housing-repairs.yaml:27:" in str(err.value)
     assert "cannot compare text with number" in str(err.value)
+
+
+def test_every_built_in_field_is_documented_in_the_guide_and_the_schema() -> None:
+    """An author finds the facts where they look: docs/rulesets.md and the JSON Schema that
+    editors show beside a ``when:``."""
+    guide = (ROOT / "docs" / "rulesets.md").read_text()
+    schema = ROOT / "src" / "oohcore" / "rulesets" / "schemas" / "service-option.schema.json"
+    when = json.loads(schema.read_text())["$defs"]["Rule"]["properties"]["when"]["description"]
+    for name in BUILTIN_FIELDS:
+        assert f"`{name}`" in guide, name
+        assert name in when, name
+    assert ADDRESS_FACTS <= set(BUILTIN_FIELDS)
