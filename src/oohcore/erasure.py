@@ -21,15 +21,17 @@ working the call (:func:`erase_call_copies`):
 
 What stays is what proves the service: states, times, references, actions, who was alerted and
 when, the officers' numbers (staff contact data of the organisation, 5.3.2) and the chain with
-its digests. Timers carry only ids (referral, run, stage) and inbound replies are events whose
-text is a personal record, so neither holds a copy. ``oohcore audit verify`` keeps passing: the
+its digests. Timers carry only ids (referral, run, stage), and an inbound reply is an event
+whose sender is a personal record beside the chain, so neither holds a copy; nor do the
+messages' keys, which the chain holds (a lone worker's texts are keyed by whom, not by number). ``oohcore audit verify`` keeps passing: the
 call row's personal columns and the messages are sealed by digests in the personal records, which
 the purge removes, while the columns the chain seals are left as they are.
 
 A call with work still to do is refused (:func:`active_work` says why, and
-:func:`oohcore.retention.purge_personal_data` raises ``RetentionError``): an open call, a referral or
-lone-worker watch not yet acknowledged or checked out, a message not yet sent. Its escalation
-still needs the caller's details (7.14.3 allows what is needed); acknowledge or close it first.
+:func:`oohcore.retention.purge_personal_data` raises ``RetentionError``): an open call, a
+referral or lone-worker watch not yet acknowledged or checked out, a message not yet sent. Its
+escalation still needs the caller's details (7.14.3 allows what is needed); acknowledge, check
+out or close it first.
 """
 
 from __future__ import annotations
