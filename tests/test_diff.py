@@ -20,7 +20,7 @@ from oohcore.rulesets.loader import load_catalogue
 
 ROOT = Path(__file__).parents[1]
 CATALOGUE = ROOT / "rulesets" / "catalogue"
-RULE5 = '"electrical_fault", "insecure"]'
+RULE6 = '"electrical_fault", "insecure"]'
 
 
 def _edit(path: Path, old: str, new: str, count: int = 1) -> None:
@@ -44,23 +44,23 @@ def test_unchanged_says_nothing(versions: tuple[Path, Path]) -> None:
 def test_widened_condition_with_a_checked_example(versions: tuple[Path, Path]) -> None:
     old, new = versions
     path = new / "options" / "housing-repairs.yaml"
-    _edit(path, RULE5, '"electrical_fault", "insecure", "no_heating"]')
+    _edit(path, RULE6, '"electrical_fault", "insecure", "no_heating"]')
     changes = diff_paths(old, new)
     assert [c.what for c in changes] == ["condition-widened"]
     change = changes[0]
-    assert change.text.startswith("rule 5 now applies to more calls")
+    assert change.text.startswith("rule 6 now applies to more calls")
     assert change.example is not None and change.example["repair"] == "no_heating"
     a = load_catalogue(old).service_options["housing-repairs"]
     b = load_catalogue(new).service_options["housing-repairs"]
-    before = compile_condition(a.definition.decision.rules[4].when, b.fields)
-    after = compile_condition(b.definition.decision.rules[4].when, b.fields)
+    before = compile_condition(a.definition.decision.rules[5].when, b.fields)
+    after = compile_condition(b.definition.decision.rules[5].when, b.fields)
     assert after.holds(change.example) and not before.holds(change.example)
 
 
 def test_narrowed_and_reworded(versions: tuple[Path, Path]) -> None:
     old, new = versions
     path = new / "options" / "housing-repairs.yaml"
-    _edit(path, RULE5, '"electrical_fault"]')
+    _edit(path, RULE6, '"electrical_fault"]')
     _edit(
         path,
         '\'tenure in ["housing_association", "private"]\'',
@@ -69,7 +69,7 @@ def test_narrowed_and_reworded(versions: tuple[Path, Path]) -> None:
     whats = {c.what: c for c in diff_paths(old, new)}
     assert set(whats) == {"condition-narrowed", "condition-reworded"}
     assert (whats["condition-narrowed"].example or {}).get("repair") == "insecure"
-    assert "rule 3 was reworded (it applies to the same calls)" in whats["condition-reworded"].text
+    assert "rule 4 was reworded (it applies to the same calls)" in whats["condition-reworded"].text
 
 
 def test_rule_added_wait_shortened_contact_changed(
@@ -88,7 +88,7 @@ def test_rule_added_wait_shortened_contact_changed(
     _edit(path, "contact: gas-emergency", "contact: samaritans")
     texts = [str(c) for c in diff_paths(old, new)]
     assert any(
-        'rule 4 added: when repair == "no_power" and vulnerable then refer-emergency' in t
+        'rule 5 added: when repair == "no_power" and vulnerable then refer-emergency' in t
         for t in texts
     ), texts
     assert any("escalation stage 1: the wait shortened from 15m to 10m" in t for t in texts)
@@ -96,7 +96,7 @@ def test_rule_added_wait_shortened_contact_changed(
     # one file against another works the same, from the command line
     assert main(["diff", str(old / "options/housing-repairs.yaml"), str(path)]) == 0
     out = capsys.readouterr().out
-    assert "housing-repairs: rule 4 added" in out
+    assert "housing-repairs: rule 5 added" in out
 
 
 def test_options_added_and_removed(versions: tuple[Path, Path]) -> None:

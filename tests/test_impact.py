@@ -35,7 +35,7 @@ def _answers(i: int, **extra: Any) -> dict[str, Any]:
     streets = ["Mill", "Oak", "Quay", "Rose", "Ship", "Tide", "Vale", "Wren"]
     return {
         "caller_name": f"{names[i]} {streets[i]}son",
-        "address": f"{i + 3} {streets[i]} Street",
+        "address": f"{i + 1} High Street, Eastbrook",  # in the gazetteer: inside the area
         "contact_phone": f"07700 90010{i}",
         "tenure": "council_tenant",
         "vulnerable": False,
@@ -48,8 +48,8 @@ CALLS = [
     _answers(0, repair="no_heating", outside_temp=10),  # default: forward
     _answers(1, repair="no_heating", outside_temp=8),  # default: forward
     _answers(2, repair="gas_smell"),  # rule 1
-    _answers(3, repair="other", tenure="housing_association"),  # rule 3: signpost-landlord
-    _answers(4, repair="flooding", near_electrics=False),  # rule 5: refer
+    _answers(3, repair="other", tenure="housing_association"),  # rule 4: signpost-landlord
+    _answers(4, repair="flooding", near_electrics=False),  # rule 6: refer
 ]
 
 
@@ -107,8 +107,8 @@ def test_a_widened_rule_lists_the_calls_it_moves(store: str, tmp_path: Path) -> 
     assert report.options == ["housing-repairs"]  # the only option whose version changed
     assert report.calls == len(CALLS)
     moved = [(d.old_action, d.new_action, d.old_rule, d.new_rule) for d in report.differences]
-    assert moved == [("forward-daytime", "refer-emergency", None, 4)] * 2
-    assert dict(report.per_rule) == {("housing-repairs", "the default", "rule 5"): 2}
+    assert moved == [("forward-daytime", "refer-emergency", None, 5)] * 2
+    assert dict(report.per_rule) == {("housing-repairs", "the default", "rule 6"): 2}
     option = new.service_options["housing-repairs"]
     for d, answers in zip(report.differences, CALLS[:2], strict=True):
         values = {**option.settings, **answers, "variant": "standard", "duplicate": False}
@@ -135,7 +135,7 @@ def test_a_changed_contact_is_listed_from_the_command_line(
         "signpost-landlord -> signpost-landlord; contacts ['example-homes-repairs'] -> ['daytime-repairs']"
         in out
     )
-    assert "housing-repairs: 1 call(s) from rule 3 now go by rule 3" in out
+    assert "housing-repairs: 1 call(s) from rule 4 now go by rule 4" in out
     assert main([*args, "--since", "2027-01-01"]) == 0
     assert "0 call(s) would have been handled differently" in capsys.readouterr().out
     with pytest.raises(SystemExit):

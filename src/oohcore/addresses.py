@@ -25,7 +25,8 @@ any order, names case-insensitive:
 ``owner`` (optional)
     Property ownership where the organisation keeps it (7.11), e.g. ``council``,
     ``leasehold``, ``housing association``, ``private``: free text, used for instance to decide
-    whether a repair order will be issued.
+    whether a repair order will be issued. The engine gives the matched property's owner to
+    the decision as the built-in field ``property_owner`` (docs/rulesets.md).
 
 Any other column is refused (a misspelt ``owner`` would otherwise be dropped in silence).
 Blank lines are skipped. Every problem found is reported at once, each with the file, line and

@@ -24,10 +24,14 @@ deletes:
   Each batch is one short transaction, so a long purge never holds the write lock for long and
   an interrupted run loses nothing: run it again.
 
-What this does not purge: copies of personal data outside the audit log's records (the call
-row's answers, the earlier-call search keys, outbox message bodies and fields, backups). Pass
-``also=`` to clear the call's other rows in the same transaction; backups age out by the
-host's backup policy.
+A purge also clears, in the same transaction, every copy of the call's personal data the
+engine keeps outside the audit records (:mod:`oohcore.erasure`: the call row's caller number and
+answers, the earlier-call search keys, message bodies and fields, the referral's frozen texts,
+the telephone records' caller number), so ``desk.get`` and ``desk.search`` no longer show it. A
+call whose work is not finished (still open, a referral or watch running, a message unsent) is
+refused, and skipped by :func:`purge_expired`: its escalation still needs the details. Pass
+``also=`` to clear the host's own copies in the same transaction; backups age out by the host's
+backup policy.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from oohcore import audit
 from oohcore.audit import events
 from oohcore.calls import calls
 from oohcore.clock import as_utc
+from oohcore.erasure import active_work, erase_call_copies, has_active_work
 from oohcore.personal_data import personal_data
 from oohcore.vocabulary import EventKind
 
@@ -67,12 +72,25 @@ def purge_personal_data(
     ``by`` names who or what purged it (an operator, "retention policy …"), ``reason`` why (an
     erasure request's reference, the policy): both go on the chain, so keep personal data out of
     them. Nothing to purge (none recorded, or already purged) appends nothing and returns 0.
-    Run it inside ``store.transaction()``; the purge and its event commit together.
+    Every copy outside the audit records is cleared too (:mod:`oohcore.erasure`), even then.
+    Raises :class:`RetentionError` for a call whose work is not finished (7.14.3: the details
+    are still needed). Run it inside ``store.transaction()``; all of it commits together.
     """
     at = _aware(at, "at")
     by, reason = _said(by, "by"), _said(reason, "reason")
     if not organisation_id or not call_id:
         raise RetentionError("a purge needs an organisation_id and a call_id")
+    if conn.dialect.name == "postgresql":
+        # a step of the call waits for the purge (and the purge for a step under way)
+        conn.execute(
+            select(calls.c.id)
+            .where(calls.c.id == call_id, calls.c.organisation_id == organisation_id)
+            .with_for_update()
+        )
+    busy = active_work(conn, organisation_id, call_id)
+    if busy is not None:
+        raise RetentionError(f"nothing was purged: {busy}")
+    erase_call_copies(conn, organisation_id, call_id)
     # the call's events (by their call index), then their records still holding data by the
     # event id; no condition on the records' own organisation column, which would lead SQLite
     # to walk the organisation's whole index of records instead
@@ -148,6 +166,7 @@ def purge_expired(
         .where(personal_data.c.organisation_id == organisation_id)
         .where(personal_data.c.data.is_not(None))
         .where(ended < older_than)
+        .where(~has_active_work(organisation_id))  # its escalation still needs the details
         .order_by(personal_data.c.event_id)
         .limit(batch_size * 20)  # a call has a few records; duplicates are dropped below
     )

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from oohcore import audit, directory, outbox, search
-from oohcore.addresses import Gazetteer
+from oohcore.addresses import MAX_QUERY_CHARS, Gazetteer, InvalidPostcode, address_parts
 from oohcore.channels import Channel, Receipt, ReceiptState
 from oohcore.clock import Clock, SystemClock, as_utc
 from oohcore.engine import inbound, inputs, links, replies, steps
@@ -552,6 +552,8 @@ class OrganisationDesk:
             fallback=d.fallback,
             phone=d.phone,
             untaken=d.untaken,
+            outside_area=row.answers.get("outside_area") is True,
+            property_owner=_text_or_none(row.answers.get("property_owner")),
         )
 
     def complete(self, call_id: str, *, at: datetime | None = None) -> CallView:
@@ -877,20 +879,38 @@ class OrganisationDesk:
         return row, stored
 
     def _address_facts(self, answers: Mapping[str, Any]) -> dict[str, Any]:
-        """Match a captured address to the gazetteer for its UPRN (7.11, 4.1.5b)."""
+        """What the organisation's gazetteer says of the captured address (4.1.5b, 7.11).
+
+        The postcode is the ``postcode`` answer when the option asks one, else the one written
+        in the address itself. ``outside_area`` is true when that postcode is not in the
+        gazetteer, or, with no postcode at all, when no gazetteer address matches: the handler
+        is told and the decision can signpost (4.1.5c). The matched property's ``uprn``,
+        ``ward`` and ``property_owner`` (7.11: whether a repair order will be issued) go with
+        the call; a fact the new address no longer supports is cleared (``None``)."""
         gazetteer = self.engine._gazetteers.get(self.id)
         address = answers.get("address")
-        if gazetteer is None or not isinstance(address, str):
+        if gazetteer is None or not isinstance(address, str) or not address.strip():
             return {}
-        postcode = answers.get("postcode")
-        matches = gazetteer.match(address, postcode if isinstance(postcode, str) else None)
-        facts: dict[str, Any] = {}
-        if matches and matches[0].score >= 0.8:
-            facts["uprn"] = matches[0].record.uprn
-            if matches[0].record.ward:  # the locality a rota may be kept by (7.5, 4.1.5a)
-                facts["ward"] = matches[0].record.ward
-        if isinstance(postcode, str):
-            facts["outside_area"] = not gazetteer.in_area(postcode)
+        answered = answers.get("postcode")
+        postcode = answered if isinstance(answered, str) else None
+        if postcode is None:
+            postcode = address_parts(address[:MAX_QUERY_CHARS]).postcode
+        matches = gazetteer.match(address, postcode)
+        best = matches[0].record if matches and matches[0].score >= 0.8 else None
+        facts: dict[str, Any] = {"uprn": None, "property_owner": None}
+        if best is not None:
+            facts["uprn"] = best.uprn
+            if best.ward:  # the locality a rota may be kept by (7.5, 4.1.5a)
+                facts["ward"] = best.ward
+            if best.owner:
+                facts["property_owner"] = best.owner
+        if postcode is not None:
+            try:
+                facts["outside_area"] = not gazetteer.in_area(postcode)
+            except InvalidPostcode:  # the script validated it; unreadable: judge by the match
+                facts["outside_area"] = best is None
+        else:
+            facts["outside_area"] = best is None
         return facts
 
     def _duplicate(self, conn: Connection, row: CallRow) -> str | None:
@@ -960,6 +980,10 @@ class OrganisationDesk:
             duplicate_of=row.duplicate_of,
             ivr_prompt=prompt,
         )
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _first_dispatch(conn: Connection, referral: ReferralRow) -> datetime | None:

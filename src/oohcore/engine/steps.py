@@ -10,6 +10,7 @@ outcomes are steps too (:func:`timer_fired`, :func:`message_sent`, :func:`messag
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -258,7 +259,9 @@ def capture(ctx: CallContext, answers: Mapping[str, Any], facts: AddressFacts) -
     if problems:
         raise InvalidAnswers(problems)
     merged = {k: v for k, v in {**ctx.row.answers, **cleaned}.items() if v is not None}
+    # the gazetteer's facts of the address (4.1.5b, 7.11); one it no longer supports is None
     merged.update(facts(merged))
+    merged = {k: v for k, v in merged.items() if v is not None}
     result = _result(ctx, dest, answers=merged)
     # 7.14.3: the answers are personal data, kept beside the audit chain (which holds their
     # digest and which fields were captured)
@@ -683,7 +686,9 @@ def reply_message(
         channel=channel,
         recipient=sender,
         body=body,
-        idempotency_key=f"reply:{call_id or '-'}:{digits(sender)}:{at.isoformat()}",
+        # a random part, not the sender's number: the key goes on the audit chain, which a
+        # purge cannot change (7.14.3)
+        idempotency_key=f"reply:{call_id or '-'}:{uuid.uuid4().hex[:16]}:{at.isoformat()}",
         purpose=MessagePurpose.REPLY,
     )
 
@@ -804,11 +809,11 @@ def _to_worker(
 ) -> list[str]:
     """A text to the lone worker (and, for the amber alert, their buddy)."""
     snap = watch.snapshot
-    people = [snap.get("worker_phone")]
+    people = [("worker", snap.get("worker_phone"))]
     if what == "amber":
-        people.append(snap.get("buddy_phone"))
+        people.append(("buddy", snap.get("buddy_phone")))
     sent = []
-    for number in people:
+    for whom, number in people:
         if not isinstance(number, str) or not number:
             continue
         sent.append(number)
@@ -819,7 +824,9 @@ def _to_worker(
                 channel="sms",
                 recipient=number,
                 body=body,
-                idempotency_key=f"{watch.id}:{watch.run_id}:{what}:{number}:{ctx.now.isoformat()}",
+                # whom, not the number: the key goes on the audit chain, which a purge cannot
+                # change (7.14.3)
+                idempotency_key=f"{watch.id}:{watch.run_id}:{what}:{whom}:{ctx.now.isoformat()}",
                 purpose=MessagePurpose.LONE_WORKER_ALERT,
                 reference=ctx.row.reference,
                 meta={"referral": watch.id, "run": watch.run_id, "level": what},

@@ -77,6 +77,12 @@ class NextStep:
     untaken: bool = False
     """Nobody on the rota holds any stage of the referral (issue 7 defect 1): completing it
     alerts the organisation's last resort (``contact``) at once and tells the caller so."""
+    outside_area: bool = False
+    """The address is outside the organisation's area by its gazetteer (4.1.5b): check it with
+    the caller before acting; it may belong to a neighbouring borough (4.1.5c)."""
+    property_owner: str | None = None
+    """The gazetteer's owner of the property (7.11), e.g. ``council``: whether a repair order
+    will be issued."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,8 @@ A scenario file sits beside the options of a ruleset folder, ``scenarios/<option
         at: "2026-12-19T22:00"          # local time of the call
         answers: {repair: gas_smell, tenure: council_tenant}
         duplicate: false                 # optional: an earlier call on the same issue (5.2.7)
+        facts: {outside_area: true}      # optional: what the gazetteer says of the address
+                                         # (outside_area, property_owner: 4.1.5b, 7.11)
         rota: {housing-duty-officer: Jas Patel}   # optional: who holds each role then
         expect:
           action: signpost-gas
@@ -39,7 +41,7 @@ from pydantic import ValidationError as PydanticError
 from oohcore.calendar import active_variant, local_fields
 from oohcore.directory import placeholders
 from oohcore.errors import Problem, RulesetError
-from oohcore.rulesets.compiler import ServiceOption
+from oohcore.rulesets.compiler import ADDRESS_FACTS, ServiceOption
 from oohcore.rulesets.loader import ORGANISATION_FILE, load_catalogue, load_organisation
 from oohcore.rulesets.models import DirectoryEntry, QuestionType, UkNation
 from oohcore.rulesets.source import Source, read_yaml
@@ -77,6 +79,11 @@ class Scenario(_Strict):
     at: datetime
     answers: dict[str, Any] = Field(default_factory=dict)
     duplicate: bool = False
+    facts: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What the gazetteer says of the address (outside_area: yes/no, "
+        "property_owner: text; 4.1.5b, 7.11)",
+    )
     settings: dict[str, str] = Field(
         default_factory=dict,
         description="Another choice of the option's settings (2.2.2), to test that procedure",
@@ -189,6 +196,15 @@ def check_scenarios(source: Source, model: ScenarioFile, option: ServiceOption) 
             problems.append(
                 _problem(source, (*base, "expect", "rule"), f"{option.id} has only {count} rules")
             )
+        for name, value in sc.facts.items():
+            where = (*base, "facts", name)
+            if name not in ADDRESS_FACTS:
+                known = ", ".join(sorted(ADDRESS_FACTS))
+                problems.append(_problem(source, where, f"{name!r} is not a fact ({known})"))
+            elif name == "outside_area" and not isinstance(value, bool):
+                problems.append(_problem(source, where, "outside_area takes true or false"))
+            elif name == "property_owner" and not isinstance(value, str):
+                problems.append(_problem(source, where, "property_owner takes a text"))
         for name, value in sc.answers.items():
             q = questions.get(name)
             where = (*base, "answers", name)
@@ -225,6 +241,7 @@ def _values(
         **local_fields(at, timezone=timezone, nation=nation),
     }
     values.update(sc.answers)
+    values.update(sc.facts)
     values.update(
         variant=variant.id if variant else "standard",
         duplicate=sc.duplicate,
@@ -527,11 +544,13 @@ def _draft_one(
         if at is None:
             continue
         answers = {k: v for k, v in w.values.items() if k in {q.field for q in option.questions}}
+        facts = {k: w.values[k] for k in sorted(ADDRESS_FACTS) if w.values.get(k) is not None}
         sc = Scenario(
             name="draft",
             at=at.replace(tzinfo=None),
             answers=answers,
             duplicate=bool(w.values.get("duplicate", False)),
+            facts=facts,
             settings=other,
             expect={"action": w.chosen or ""},
         )
@@ -555,6 +574,8 @@ def _draft_one(
         }
         if sc.duplicate:
             entry["duplicate"] = True
+        if facts:
+            entry["facts"] = facts
         if other:
             entry["settings"] = other
         entry["expect"] = expect

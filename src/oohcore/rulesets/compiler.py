@@ -87,8 +87,22 @@ BUILTIN_FIELDS: Mapping[str, FieldType] = MappingProxyType(
             description="the earlier call's referral is past its attendance_target with no "
             "attendance recorded (audit item 7)",
         ),
+        # Facts the engine reads from the organisation's gazetteer for the ``address`` answer
+        # (ADDRESS_FACTS below); unknown (None) when there is no gazetteer or no address yet.
+        "outside_area": FieldType(
+            Type.BOOL,
+            description="the address is outside the organisation's area: its postcode is not "
+            "in the gazetteer, or (no postcode given) no gazetteer address matches (4.1.5b)",
+        ),
+        "property_owner": FieldType(
+            Type.STRING,
+            description="the gazetteer's owner of the matched property, e.g. council, "
+            "leasehold (7.11: whether a repair order will be issued)",
+        ),
     }
 )
+ADDRESS_FACTS = frozenset({"outside_area", "property_owner"})
+"""The built-in fields the engine fills in from the gazetteer (4.1.5b, 7.11)."""
 # Placeholders every template may use besides the option's fields and settings.
 BUILTIN_PLACEHOLDERS = frozenset(
     {

@@ -134,7 +134,11 @@ Condition = Annotated[
     Field(
         min_length=1,
         description="A condition in the oohcore condition language (docs/rulesets.md), e.g. "
-        "'repair == \"no_heating\" and (vulnerable or outside_temp < 5)'.",
+        "'repair == \"no_heating\" and (vulnerable or outside_temp < 5)'. Besides the "
+        "questions' fields and the settings it may read the built-in fields hour, minute, "
+        "weekday, weekend, bank_holiday, variant, caller_number, duplicate, "
+        "attendance_overdue, and the gazetteer's facts of the address: outside_area (yes/no, "
+        "4.1.5b) and property_owner (text, 7.11).",
     ),
 ]
 
