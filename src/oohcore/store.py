@@ -676,7 +676,8 @@ class Store:
             store = cls(engine, clock)
         except SQLAlchemyError as exc:
             engine.dispose()
-            raise StoreError(f"cannot open the database at {_safe_url(url)}: {exc}") from exc
+            fault = _as_store_error(_safe_url(url), exc)
+            raise (fault or StoreError(f"cannot open the database at {_safe_url(url)}: {exc}")) from exc
         if migrate:
             try:
                 store.upgrade()
@@ -779,16 +780,7 @@ class Store:
         """The :class:`StoreError` a fault of the machine becomes (``error`` itself when it is
         one already); None for an error of the statement or a conflict, which keeps
         SQLAlchemy's class (:mod:`oohcore.store_faults`)."""
-        if isinstance(error, StoreError):
-            return error
-        kind = classify(error)
-        if kind is None:
-            return None
-        message = describe(kind, error, _safe_url(str(self.engine.url)), in_doubt=in_doubt)
-        safe = kind is not Fault.DAMAGED and not in_doubt
-        if kind is Fault.BUSY:
-            return StoreBusyError(message, retry_safe=safe)
-        return StoreError(message, retry_safe=safe)
+        return _as_store_error(_safe_url(str(self.engine.url)), error, in_doubt=in_doubt)
 
     # -- closing ---------------------------------------------------------------------------------
 
@@ -889,6 +881,21 @@ class _SqliteTransaction:
                     raise fault from exc
         finally:
             store._lock.release()
+
+
+def _as_store_error(
+    where: str, error: BaseException, *, in_doubt: bool = False
+) -> StoreError | None:
+    if isinstance(error, StoreError):
+        return error
+    kind = classify(error)
+    if kind is None:
+        return None
+    message = describe(kind, error, where, in_doubt=in_doubt)
+    safe = kind is not Fault.DAMAGED and not in_doubt
+    if kind is Fault.BUSY:
+        return StoreBusyError(message, retry_safe=safe)
+    return StoreError(message, retry_safe=safe)
 
 
 def _quietly(end: Callable[[], None]) -> None:
