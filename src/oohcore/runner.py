@@ -628,4 +628,4 @@ def store_backoff(faults: int, interval: float) -> float:
     """Seconds to wait after ``faults`` ticks in a row failed with a :class:`StoreError`: the
     tick interval doubled for each, up to :data:`STORE_BACKOFF_MAX` (never less than the
     interval)."""
-    return max(interval, min(interval * 2 ** min(faults, 16), STORE_BACKOFF_MAX))
+    return max(interval, min(interval * (1 << min(faults, 16)), STORE_BACKOFF_MAX))

@@ -98,7 +98,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, date, datetime
 from enum import Enum
 from pathlib import Path
@@ -677,7 +677,9 @@ class Store:
         except SQLAlchemyError as exc:
             engine.dispose()
             fault = _as_store_error(_safe_url(url), exc)
-            raise (fault or StoreError(f"cannot open the database at {_safe_url(url)}: {exc}")) from exc
+            raise (
+                fault or StoreError(f"cannot open the database at {_safe_url(url)}: {exc}")
+            ) from exc
         if migrate:
             try:
                 store.upgrade()
@@ -843,7 +845,9 @@ class _SqliteTransaction:
                 raw.execute(self._begin_sql)  # type: ignore[union-attr]
                 _ACTIVE_DRIVER[id(conn)] = raw
             except conn.dialect.loaded_dbapi.Error as err:
-                raise (store._fault(err) or StoreError(f"cannot begin a transaction: {err}")) from err
+                raise (
+                    store._fault(err) or StoreError(f"cannot begin a transaction: {err}")
+                ) from err
         except BaseException:
             store._lock.release()
             raise
@@ -901,10 +905,8 @@ def _as_store_error(
 def _quietly(end: Callable[[], None]) -> None:
     """Roll back or close a connection the server may have dropped: the error that brought
     us here is the one to report."""
-    try:
+    with suppress(Exception):
         end()
-    except Exception:
-        pass
 
 
 def _rollback_quietly(conn: Connection, raw: Any) -> None:
