@@ -38,19 +38,12 @@ class Fault(Enum):
 # PostgreSQL's SQLSTATEs for "another transaction got there first" (kept in step with
 # oohcore.store.CONFLICT_SQLSTATES, which the engine turns into ConcurrentChange).
 _CONFLICTS = frozenset({"40001", "40P01", "55P03", "23505"})
+_PG_DAMAGED = frozenset({"XX001", "XX002"})  # data_corrupted, index_corrupted
 
 
 def _driver_classes(error: BaseException) -> tuple[type[BaseException], ...] | None:
     """The DB-API module's (OperationalError, InterfaceError, InternalError, DatabaseError) of
-    a raw driver error, found on its own module (the SQLite driver's raw errors reach the
-    store from a commit made on the driver)."""
-    if isinstance(error, sqlite3.Error):
-        return (
-            sqlite3.OperationalError,
-            sqlite3.InterfaceError,
-            sqlite3.InternalError,
-            sqlite3.DatabaseError,
-        )
+    a raw driver error (PostgreSQL's), found on its own module."""
     module: Any = sys.modules.get(type(error).__module__.split(".")[0])
     names = ("OperationalError", "InterfaceError", "InternalError", "DatabaseError")
     found = [getattr(module, n, None) for n in names]
@@ -70,22 +63,39 @@ def classify(error: BaseException) -> Fault | None:
         if error.connection_invalidated:
             return Fault.UNAVAILABLE  # SQLAlchemy saw the connection die (a restart, a reset)
         return classify(orig) if orig is not error else None
+    if isinstance(error, sqlite3.Error):
+        return _sqlite_fault(error)
     classes = _driver_classes(error)
     if classes is None:
         return None
     operational, interface, internal, database = classes
-    text = str(error).lower()
-    if isinstance(error, operational):
-        if "locked" in text or "busy" in text:
-            return Fault.BUSY
-        return Fault.UNAVAILABLE
-    if isinstance(error, (interface, internal)):
-        return Fault.UNAVAILABLE
-    if type(error) is database:  # not its subclasses IntegrityError, DataError …
-        if "malformed" in text or "not a database" in text or "corrupt" in text:
-            return Fault.DAMAGED
+    if getattr(error, "sqlstate", None) in _PG_DAMAGED:
+        return Fault.DAMAGED
+    # not DatabaseError's subclasses IntegrityError, DataError, ProgrammingError …
+    if isinstance(error, (operational, interface, internal)) or type(error) is database:
         return Fault.UNAVAILABLE
     return None
+
+
+# SQLite's primary result codes (https://sqlite.org/rescode.html): its OperationalError also
+# covers errors of the statement ("no such table" is SQLITE_ERROR), so the code decides.
+_SQLITE_BUSY = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED
+_SQLITE_DAMAGED = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
+# SQLITE_NOMEM, SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_PROTOCOL,
+# SQLITE_NOLFS
+_SQLITE_UNAVAILABLE = frozenset({7, 8, 10, 13, 14, 15, 22})
+
+
+def _sqlite_fault(error: sqlite3.Error) -> Fault | None:
+    code = getattr(error, "sqlite_errorcode", None)
+    if not isinstance(code, int):
+        return None
+    primary = code & 0xFF
+    if primary in _SQLITE_BUSY:
+        return Fault.BUSY
+    if primary in _SQLITE_DAMAGED:
+        return Fault.DAMAGED
+    return Fault.UNAVAILABLE if primary in _SQLITE_UNAVAILABLE else None
 
 
 def _reason(error: BaseException) -> str:
