@@ -297,7 +297,9 @@ class Engine:
         return desk._view(row)
 
     def tick(self, now: datetime | None = None) -> TickReport:
-        """Fire every due timer and send every due message (deterministic driving)."""
+        """Fire every due timer and send every due message (deterministic driving). When the
+        store cannot be used this raises :class:`~oohcore.store.StoreError`; nothing due is
+        lost, and the next tick once the store is back carries on."""
         return self.runner.tick(self._now(now))
 
     def close(self) -> None:
