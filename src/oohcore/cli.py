@@ -262,7 +262,7 @@ def _audit_store(url_text: str) -> Iterator[tuple[Connection, str]]:
 
     from oohcore.audit import events
     from oohcore.clock import SystemClock
-    from oohcore.store import Store
+    from oohcore.store import Store, StoreError
 
     try:
         url = make_url(url_text)
@@ -310,8 +310,9 @@ def _audit_store(url_text: str) -> Iterator[tuple[Connection, str]]:
                     "published head: --expect-head)"
                 )
             yield conn, shown
-    except SQLAlchemyError as exc:
-        orig = getattr(exc, "orig", None)
+    except (SQLAlchemyError, StoreError) as exc:
+        # a fault of the machine is the store's StoreError; its cause is the driver's error
+        orig = getattr(exc, "orig", None) or getattr(exc.__cause__, "orig", None)
         raise _Unusable(f"cannot read {shown}: {clean(str(orig or exc))}") from None
     finally:
         store.close()
@@ -900,7 +901,7 @@ def _cmd_health(args: argparse.Namespace) -> int:
 
     from oohcore.clock import SystemClock
     from oohcore.health import prometheus, read_lag
-    from oohcore.store import Store
+    from oohcore.store import Store, StoreError
 
     shown = _redacted(args.store)
     try:
@@ -909,8 +910,8 @@ def _cmd_health(args: argparse.Namespace) -> int:
         raise _Unusable(f"cannot open {shown}: {str(exc).strip().splitlines()[0]}") from None
     try:
         seen = read_lag(store)
-    except SQLAlchemyError as exc:
-        orig = getattr(exc, "orig", None)
+    except (SQLAlchemyError, StoreError) as exc:
+        orig = getattr(exc, "orig", None) or getattr(exc.__cause__, "orig", None)
         line = str(orig or exc).strip().splitlines()[0]
         raise _Unusable(
             f"cannot read the lag from {shown} (is it an oohcore store?): {line}"

@@ -116,7 +116,7 @@ from oohcore.sending import (
     Job,
     wait_for,
 )
-from oohcore.store import Store
+from oohcore.store import Store, StoreError
 from oohcore.timers import TimerRow, due_timers, mark_fired, record_timer_error
 
 __all__ = [
@@ -127,6 +127,7 @@ __all__ = [
     "TickReport",
     "TimerCallback",
     "TokenBucket",
+    "store_backoff",
 ]
 
 logger = logging.getLogger("oohcore.runner")
@@ -685,8 +686,11 @@ class Runner:
         self, clock: Clock, *, interval: float | timedelta = 1.0, stop: asyncio.Event
     ) -> None:
         """Tick every ``interval`` until ``stop`` is set, in a worker thread so that slow
-        channels do not block the event loop. Unexpected errors (e.g. the database is
-        unreachable) are logged and the loop carries on (unless ``raise_errors``)."""
+        channels do not block the event loop. A tick the store cannot serve (a
+        :class:`~oohcore.store.StoreError`: the database unreachable, restarting, out of disk
+        space) is logged once per outage and the loop backs off (:func:`store_backoff`), then
+        carries on by itself when the store is back; nothing due is lost meanwhile. Other
+        unexpected errors are logged and the loop carries on (unless ``raise_errors``)."""
         seconds = interval.total_seconds() if isinstance(interval, timedelta) else interval
         if seconds < 0:
             raise RunnerError("interval must not be negative")
@@ -701,12 +705,45 @@ class Runner:
             last[:] = [current]
             return current
 
+        faults = 0  # ticks in a row that the store could not be used
         while not stop.is_set():
+            wait = seconds
             try:
                 await asyncio.to_thread(self._tick, now)
+            except StoreError as exc:
+                # The store is unreachable, restarting or full: not this runner's fault, and
+                # nothing was lost (what was not committed is still due). Say so once per
+                # outage, back off so as not to hammer it, and carry on when it is back.
+                if self.raise_errors:
+                    raise
+                faults += 1
+                wait = store_backoff(faults, seconds)
+                (logger.error if faults == 1 else logger.debug)(
+                    "the store cannot be used (%s); the runner tries again in %s s and keeps "
+                    "trying until it is back",
+                    exc,
+                    wait,
+                )
             except Exception:
                 if self.raise_errors:
                     raise
                 logger.exception("runner tick failed; trying again in %s s", seconds)
+            else:
+                if faults:
+                    logger.warning("the store is back after %d failed tick(s)", faults)
+                faults = 0
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=seconds)
+                await asyncio.wait_for(stop.wait(), timeout=wait)
+
+
+STORE_BACKOFF_MAX = 30.0
+"""The longest a runner waits between ticks while its store cannot be used (seconds): well
+inside the referral time limit (10 minutes, 6.4b), so due work goes out within half a minute of
+the store coming back."""
+
+
+def store_backoff(faults: int, interval: float) -> float:
+    """Seconds to wait after ``faults`` ticks in a row failed with a :class:`StoreError`: the
+    tick interval doubled for each, up to :data:`STORE_BACKOFF_MAX` (never less than the
+    interval)."""
+    return max(interval, min(interval * (1 << min(faults, 16)), STORE_BACKOFF_MAX))

@@ -33,8 +33,16 @@ Contract for the modules built on top (the call engine and friends)
   the unique key exists" used for idempotency keys.
 * Errors: :class:`StoreError` and subclasses (:class:`StoreBusyError` when another process kept
   the database locked past the busy timeout, :class:`SchemaError`,
-  :class:`NestedTransactionError`, :class:`NaiveDatetimeError`); database errors keep
-  SQLAlchemy's classes (``sqlalchemy.exc.IntegrityError`` …) on every path.
+  :class:`NestedTransactionError`, :class:`NaiveDatetimeError`). A fault of the machine (the
+  server unreachable or restarting, a full disk, an I/O error, a damaged file) raised anywhere
+  in a ``transaction()`` or ``read()`` block, or by its commit, leaves the block as a
+  :class:`StoreError` whose ``retry_safe`` says whether the same step may be tried again
+  (:mod:`oohcore.store_faults`): this is the one place driver errors are translated. Errors of
+  the statement and concurrent transactions' conflicts keep SQLAlchemy's classes
+  (``sqlalchemy.exc.IntegrityError`` …, :func:`is_conflict`) for the layers above to map.
+  On PostgreSQL a commit whose answer is lost is resolved by asking the server whether the
+  transaction arrived (``txid_status``): if it did, the block ends normally; if it cannot be
+  told (the server is still down), ``retry_safe`` is ``False``.
 
 SQLite settings and their trade-offs
 ------------------------------------
@@ -90,7 +98,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, date, datetime
 from enum import Enum
 from pathlib import Path
@@ -118,6 +126,7 @@ from sqlalchemy.types import TypeDecorator
 
 from oohcore.clock import Clock
 from oohcore.errors import OohcoreError
+from oohcore.store_faults import Fault, classify, describe
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -151,7 +160,19 @@ _PG_MIGRATION_LOCK = 0x00_0C_C0_2E  # any constant: the advisory lock id for sch
 
 
 class StoreError(OohcoreError):
-    """The store could not be opened or used."""
+    """The store could not be opened or used.
+
+    ``retry_safe`` says whether the same step may simply be tried again: ``True`` when nothing
+    of it was committed and the fault may pass (the database was unreachable, restarting, out
+    of disk space or locked), so a retry once it is back records the step once; ``False`` when
+    a retry as it is would not help (the store is closed, its schema is wrong) or could record
+    the step twice (the connection was lost after the commit was sent and whether it arrived
+    cannot be told: read the call back before trying again). The message says which, for people.
+    """
+
+    def __init__(self, message: str, *, retry_safe: bool = False) -> None:
+        super().__init__(message)
+        self.retry_safe = retry_safe
 
 
 class SchemaError(StoreError):
@@ -160,6 +181,9 @@ class SchemaError(StoreError):
 
 class StoreBusyError(StoreError):
     """The database stayed locked by another writer for longer than the busy timeout."""
+
+    def __init__(self, message: str, *, retry_safe: bool = True) -> None:
+        super().__init__(message, retry_safe=retry_safe)
 
 
 class NestedTransactionError(StoreError):
@@ -652,7 +676,10 @@ class Store:
             store = cls(engine, clock)
         except SQLAlchemyError as exc:
             engine.dispose()
-            raise StoreError(f"cannot open the database at {_safe_url(url)}: {exc}") from exc
+            fault = _as_store_error(_safe_url(url), exc)
+            raise (
+                fault or StoreError(f"cannot open the database at {_safe_url(url)}: {exc}")
+            ) from exc
         if migrate:
             try:
                 store.upgrade()
@@ -698,17 +725,64 @@ class Store:
     def _pooled(self, *, rollback_only: bool) -> Iterator[Connection]:
         if self._closed:
             raise StoreError("the store is closed")
-        with self.engine.connect() as conn:
+        try:
+            conn = self.engine.connect()
+        except Exception as exc:
+            fault = self._fault(exc)
+            if fault is None:
+                raise
+            raise fault from exc
+        try:
             trans = conn.begin()
             try:
                 yield conn
-            except BaseException:
-                trans.rollback()
+            except BaseException as exc:
+                _quietly(trans.rollback)
+                fault = self._fault(exc)
+                if fault is not None and fault is not exc:
+                    raise fault from exc
                 raise
             if rollback_only:
-                trans.rollback()
-            else:
+                _quietly(trans.rollback)
+                return
+            xid: int | None = None
+            try:
+                # The transaction's id, to ask after a lost commit whether it arrived (below).
+                xid = conn.exec_driver_sql("SELECT txid_current_if_assigned()").scalar()
                 trans.commit()
+            except Exception as exc:
+                if classify(exc) is None:
+                    raise
+                in_doubt = False
+                if xid is not None:  # the commit was sent: did it arrive?
+                    committed = self._committed(int(xid))
+                    if committed is True:
+                        return  # it did: the step is recorded, once
+                    in_doubt = committed is None
+                fault = self._fault(exc, in_doubt=in_doubt)
+                assert fault is not None
+                raise fault from exc
+        finally:
+            _quietly(conn.close)
+
+    def _committed(self, xid: int) -> bool | None:
+        """Whether the transaction ``xid``, whose commit was sent but whose answer was lost,
+        committed: asked of the server on a new connection (``txid_status``); None when that
+        cannot be told (the server is still unreachable)."""
+        try:
+            with self.engine.connect() as conn:
+                status = conn.execute(text("SELECT txid_status(:x)"), {"x": xid}).scalar()
+        except Exception:
+            return None
+        if status == "committed":
+            return True
+        return False if status == "aborted" else None
+
+    def _fault(self, error: BaseException, *, in_doubt: bool = False) -> StoreError | None:
+        """The :class:`StoreError` a fault of the machine becomes (``error`` itself when it is
+        one already); None for an error of the statement or a conflict, which keeps
+        SQLAlchemy's class (:mod:`oohcore.store_faults`)."""
+        return _as_store_error(_safe_url(str(self.engine.url)), error, in_doubt=in_doubt)
 
     # -- closing ---------------------------------------------------------------------------------
 
@@ -771,15 +845,8 @@ class _SqliteTransaction:
                 raw.execute(self._begin_sql)  # type: ignore[union-attr]
                 _ACTIVE_DRIVER[id(conn)] = raw
             except conn.dialect.loaded_dbapi.Error as err:
-                busy = "locked" in str(err) or "busy" in str(err)
-                raise (StoreBusyError if busy else StoreError)(
-                    f"cannot begin a transaction on {store!r}: {err}"
-                    + (
-                        " (another process kept the database locked for longer than the busy "
-                        "timeout; it may be stuck, or the timeout may be too short)"
-                        if busy
-                        else ""
-                    )
+                raise (
+                    store._fault(err) or StoreError(f"cannot begin a transaction: {err}")
                 ) from err
         except BaseException:
             store._lock.release()
@@ -803,13 +870,43 @@ class _SqliteTransaction:
                         conn.commit()
                     else:
                         raw.commit()
-                except BaseException:
+                except BaseException as err:
+                    # SQLite's commit is local: when it fails, nothing of it was written
+                    # (a full disk, an I/O error), so a retry is safe.
                     _rollback_quietly(conn, raw)
-                    raise
+                    fault = store._fault(err)
+                    if fault is None:
+                        raise
+                    raise fault from err
             else:
                 _rollback_quietly(conn, raw)
+                fault = store._fault(exc) if exc is not None else None
+                if fault is not None and fault is not exc:
+                    raise fault from exc
         finally:
             store._lock.release()
+
+
+def _as_store_error(
+    where: str, error: BaseException, *, in_doubt: bool = False
+) -> StoreError | None:
+    if isinstance(error, StoreError):
+        return error
+    kind = classify(error)
+    if kind is None:
+        return None
+    message = describe(kind, error, where, in_doubt=in_doubt)
+    safe = kind is not Fault.DAMAGED and not in_doubt
+    if kind is Fault.BUSY:
+        return StoreBusyError(message, retry_safe=safe)
+    return StoreError(message, retry_safe=safe)
+
+
+def _quietly(end: Callable[[], None]) -> None:
+    """Roll back or close a connection the server may have dropped: the error that brought
+    us here is the one to report."""
+    with suppress(Exception):
+        end()
 
 
 def _rollback_quietly(conn: Connection, raw: Any) -> None:

@@ -281,7 +281,7 @@ class Engine:
             raise links.LinkRefused("not an oohcore acknowledgement link")
         parsed = links.verify(self.link_key(org_id), token, now)
         desk = self._desks[org_id]
-        with self.store.transaction() as conn:
+        with inputs.transaction(self.store) as conn:
             referral = load_referral(conn, org_id, parsed.referral_id)
             if referral is None or referral.run_id != parsed.run_id:
                 raise links.LinkRefused("the link is of an escalation that is no longer running")
@@ -297,7 +297,9 @@ class Engine:
         return desk._view(row)
 
     def tick(self, now: datetime | None = None) -> TickReport:
-        """Fire every due timer and send every due message (deterministic driving)."""
+        """Fire every due timer and send every due message (deterministic driving). When the
+        store cannot be used this raises :class:`~oohcore.store.StoreError`; nothing due is
+        lost, and the next tick once the store is back carries on."""
         return self.runner.tick(self._now(now))
 
     def close(self) -> None:
@@ -655,7 +657,7 @@ class OrganisationDesk:
             done = self._lone_worker_reply(channel, sender, reply, now)
             if done is not None:
                 return done
-        with self.engine.store.transaction() as conn:
+        with inputs.transaction(self.engine.store) as conn:
             row = call_by_reference(conn, self.id, reply.reference) if reply.reference else None
             if row is None or reply.intent not in ("ack", "decline"):
                 unmatched = steps.unmatched_reply(self.id, channel, sender, reply.intent, now)
@@ -686,7 +688,7 @@ class OrganisationDesk:
 
         digits = steps.digits(sender)
         t = referrals_table.c
-        with self.engine.store.transaction() as conn:
+        with inputs.transaction(self.engine.store) as conn:
             rows = conn.execute(
                 select(referrals_table).where(
                     t.organisation_id == self.id,

@@ -182,7 +182,10 @@ def answers(value: object) -> Mapping[str, Any]:
 def transaction(store: Store) -> Iterator[Connection]:
     """``store.transaction()``, with a concurrent transaction's conflict on PostgreSQL raised
     as :class:`ConcurrentChange` (retry the step) and a value the database refuses as
-    :class:`InvalidArgument`; either way nothing was written."""
+    :class:`InvalidArgument`; either way nothing was written. A fault of the machine (the
+    database unreachable, restarting, out of disk space) is already a
+    :class:`~oohcore.store.StoreError` saying whether a retry is safe: the store translates
+    those, in its transaction helper, for every caller."""
     try:
         with store.transaction() as conn:
             yield conn
