@@ -502,8 +502,10 @@ def _finish_acknowledged(
         "acknowledged_by": by,
         "finished_at": ctx.now,
     }
-    if how == "phone" and ref.dispatched_at is None:
-        changes["dispatched_at"] = ctx.now  # the officer took the call: passed on (6.4b)
+    if how == "phone" and ref.dispatched_at is None and ref.call_ended_at is None:
+        # the officer took the call: passed on (6.4b), unless the deadline's verdict is already
+        # recorded (``call_ended_at`` is written with it): the verdict is what every report counts
+        changes["dispatched_at"] = ctx.now
     change_referral(result, ref, **changes)
     result.cancel_timers(TimerKind.ESCALATION_WAIT)
     result.event(
@@ -940,8 +942,8 @@ def _deadline(ctx: CallContext, ref: ReferralRow, dispatched: datetime | None) -
     known = [t for t in (ref.dispatched_at, dispatched, ref.acknowledged_at) if t is not None]
     first = min(known) if known else None
     changes: dict[str, Any] = {"call_ended_at": ended, "deadline_at": deadline}
-    if first is not None and ref.dispatched_at is None:
-        changes["dispatched_at"] = first
+    if first is not None and first != ref.dispatched_at:
+        changes["dispatched_at"] = first  # the verdict's pass-on is the one every report counts
     if first is not None and first <= deadline:
         seconds = max(0.0, (first - ended).total_seconds())
         change_referral(result, ref, **changes)
@@ -957,9 +959,10 @@ def _deadline(ctx: CallContext, ref: ReferralRow, dispatched: datetime | None) -
     else:
         reason = "no alert was delivered and nobody acknowledged within the time limit"
     change_referral(result, ref, late_reason=reason, **changes)
+    late_s = round(max(0.0, (first - ended).total_seconds()), 3) if first is not None else None
     result.event(
         EventKind.REFERRAL_DEADLINE_MISSED,
-        {"referral": ref.id, "limit_s": ref.limit_seconds, "reason": reason},
+        {"referral": ref.id, "limit_s": ref.limit_seconds, "reason": reason, "pass_on_s": late_s},
     )
     return result
 
