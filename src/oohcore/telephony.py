@@ -46,6 +46,7 @@ from sqlalchemy import (
 )
 
 from oohcore.calls import calls
+from oohcore.cells import cell_text, plain_text
 from oohcore.db import metadata
 from oohcore.errors import OohcoreError, Problem
 from oohcore.store import UTCDateTime
@@ -295,7 +296,7 @@ def parse_cdr_csv(text: str, where: str = "<csv>") -> list[CdrRecord]:
                 elif name.endswith("_seconds"):
                     values[name] = float(_number(cell, integer=False))
                 else:
-                    values[name] = cell.strip() or None
+                    values[name] = plain_text(cell.strip()) or None
             except ValueError:
                 kind = "an ISO 8601 time with offset" if name.endswith("_at") else "a number"
                 problems.append(
@@ -361,12 +362,12 @@ def write_cdr_csv(records: Iterable[CdrRecord], path: str | Path) -> Path:
         out.writerow(CDR_COLUMNS)
         for r in records:
             out.writerow(
-                [
-                    r.cdr_id,
-                    r.queue,
-                    r.access_number or "",
-                    r.caller_number or "",
-                    r.reference or "",
+                [  # text neutralised against formula injection; read_cdr_csv undoes it
+                    cell_text(r.cdr_id),
+                    cell_text(r.queue),
+                    cell_text(r.access_number or ""),
+                    cell_text(r.caller_number or ""),
+                    cell_text(r.reference or ""),
                     r.offered_at.isoformat(),
                     r.answered_at.isoformat() if r.answered_at else "",
                     r.abandoned_at.isoformat() if r.abandoned_at else "",
