@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from oohcore.cdr_csv import read_cdr_csv, write_cdr_csv
 from oohcore.cells import FORMULA_TRIGGERS, cell_text, plain_text
 from oohcore.reports import build_report, write_report
 from oohcore.rota.exchange import read_csv, write_csv
 from oohcore.rota.model import OnCallOfficer
 from oohcore.rota.schedule import Layer, RoleSchedule, RotaData, Shift
-from oohcore.telephony import CdrRecord, import_cdrs, read_cdr_csv, write_cdr_csv
+from oohcore.telephony import CdrRecord, import_cdrs
 from test_kpi_support import cdr, insert_call, insert_referral, open_store, org_a, utc
 
 HOSTILE = "=cmd|' /C calc'!A0"

@@ -33,6 +33,7 @@ from oohcore.engine.errors import (
 from oohcore.engine.escalation import alert, change_referral, summary
 from oohcore.engine.result import EventOut, SearchEntry, StepResult
 from oohcore.engine.rows import CALLS, CallRow, ReferralRow
+from oohcore.phones import e164
 from oohcore.references import format_reference
 from oohcore.referrals import OPEN_STATES, next_referral_state
 from oohcore.rulesets.compiler import Organisation, Outcome, ServiceOption
@@ -55,7 +56,6 @@ __all__ = [
     "complete",
     "decide",
     "decline",
-    "digits",
     "extend",
     "link_used",
     "message_failed",
@@ -580,7 +580,7 @@ def attendance(ctx: CallContext, referral: ReferralRow | None, what: str, by: st
 
 
 def chain_officers(ctx: CallContext, ref: ReferralRow) -> dict[str, str]:
-    """Who is on ``ref``'s chain now, by normalised phone number: the holders of its stages'
+    """Who is on ``ref``'s chain now, by E.164 phone number: the holders of its stages'
     roles and the organisation's last resort (an acknowledgement from anyone else does not
     stop the escalation)."""
     from oohcore.engine.escalation import Snapshot, holders, last_resort
@@ -592,15 +592,10 @@ def chain_officers(ctx: CallContext, ref: ReferralRow) -> dict[str, str]:
         people.append(final)
     out: dict[str, str] = {}
     for person in people:
-        if person is not None and person.phone:
-            out.setdefault(digits(person.phone), person.id)
+        number = e164(person.phone) if person is not None else None
+        if person is not None and number is not None:
+            out.setdefault(number, person.id)
     return out
-
-
-def digits(number: str) -> str:
-    """A phone number's digits, +44 read as 0 (to match a sender to a contact)."""
-    digits = "".join(c for c in number if c.isdigit())
-    return "0" + digits[2:] if digits.startswith("44") else digits
 
 
 def replied(
@@ -615,7 +610,7 @@ def replied(
     chain it acknowledges or declines the open referral; from anyone else, or for a referral
     no longer open, it is recorded and answered, and the escalation goes on."""
     result = _unchanged(ctx)
-    officer = chain_officers(ctx, referral).get(digits(sender)) if referral else None
+    officer = chain_officers(ctx, referral).get(e164(sender) or "") if referral else None
     is_open = referral is not None and referral.state == "alerting"
     outcome = intent if officer and is_open else "off_chain" if is_open else "not_open"
     result.event(
@@ -685,7 +680,7 @@ def reply_message(
         channel=channel,
         recipient=sender,
         body=body,
-        idempotency_key=f"reply:{call_id or '-'}:{digits(sender)}:{at.isoformat()}",
+        idempotency_key=f"reply:{call_id or '-'}:{e164(sender) or sender}:{at.isoformat()}",
         purpose=MessagePurpose.REPLY,
     )
 

@@ -500,7 +500,7 @@ def late_pass_ons(
     :func:`pass_on_times` counts. ``now`` is kept for callers; a verdict is only recorded
     once its deadline has passed."""
     r = referrals.c
-    dispatched, took, late, never = _pass_on_terms(conn)
+    _, took, late, never = _pass_on_terms(conn)
     query = (
         select(
             calls.c.reference,
