@@ -83,6 +83,14 @@ def _lines(
                 Problem(where, line, 0, f"the line is longer than {MAX_LINE_BYTES} bytes", "cdr")
             )
             continue
+        if line == 1 and raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+            problems.append(Problem(where, 1, 1, "UTF-16 text, not UTF-8; save it as UTF-8"))
+            return
+        if b"\0" in raw:
+            problems.append(
+                Problem(where, line, raw.index(b"\0") + 1, "NUL bytes: not a text file", "cdr")
+            )
+            continue
         try:
             text = raw.decode("utf-8-sig" if line == 1 else "utf-8")
         except UnicodeDecodeError as exc:

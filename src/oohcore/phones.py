@@ -13,6 +13,7 @@ test access number) are still read: what matters is that two spellings of one nu
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import phonenumbers
 
@@ -37,6 +38,13 @@ def e164(text: object) -> str | None:
         value = m["user"]
     if not value or len(value) > MAX_NUMBER_LENGTH or not any(c.isdigit() for c in value):
         return None
+    return _parsed(value)
+
+
+@lru_cache(maxsize=1 << 15)
+def _parsed(value: str) -> str | None:
+    """Parsing is slow next to the rest of a row's work, and a file of call records names the
+    same access numbers and callers again and again: kept for the next time (bounded)."""
     try:
         number = phonenumbers.parse(value, REGION)
     except phonenumbers.NumberParseException:

@@ -238,7 +238,8 @@ def check_record(record: CdrRecord, where: str, line: int, col_of: dict[str, int
     if isinstance(calls_, bool) or not isinstance(calls_, int):
         bad("outbound_calls", f"is not a whole number ({calls_!r:.40})")
     elif not 0 <= calls_ <= MAX_OUTBOUND_CALLS:
-        bad("outbound_calls", f"is {calls_}; give a count from 0 to {MAX_OUTBOUND_CALLS}")
+        shown = str(calls_) if abs(calls_) < 10**12 else "too large"
+        bad("outbound_calls", f"is {shown}; give a count from 0 to {MAX_OUTBOUND_CALLS}")
     if problems:
         return problems
     if record.answered_at is None and record.talk_seconds > 0:
