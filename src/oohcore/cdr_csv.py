@@ -310,14 +310,17 @@ def write_cdr_csv(records: Iterable[CdrRecord], path: str | Path) -> Path:
 def import_cdr_file(store: Store, organisation: Organisation, path: str | Path) -> ImportResult:
     """Import a CDR CSV file as a stream (one batch of rows in memory at a time), in one
     transaction: when any row is wrong, :class:`CdrError` names each (line, column, field)
-    and nothing is imported."""
+    and nothing is imported. The file is checked in a first reading, outside any transaction,
+    so a bad file never holds the store's write lock while desks are taking calls."""
     p = Path(path)
-    problems: list[Problem] = []
+    problems = check_cdr_file(p)
+    if problems:
+        raise CdrError(problems)
     with _open(p) as f, store.transaction() as conn:
         importer = Importer(conn, organisation, store.clock.now())
         for record in stream_cdr_csv(_file_lines(f), str(p), problems):
             if not problems:
                 importer.add(record)
-        if problems:
+        if problems:  # the file changed between the two readings
             raise CdrError(problems)  # the transaction is rolled back: nothing was written
         return importer.result()
