@@ -119,3 +119,20 @@ def test_an_access_number_that_is_no_number_is_refused_at_its_line(tmp_path: Pat
     with pytest.raises(RulesetError) as caught:
         load_organisations(tmp_path / "orgs")
     assert any("'+0 000' is not a telephone number" in p.message for p in caught.value.problems)
+
+
+def test_a_rota_phone_that_is_no_number_is_refused_at_its_line(tmp_path: Path) -> None:
+    """An officer whose phone can never match a reply (5.3.2) is a mistake to show at once."""
+    from oohcore.errors import RulesetError
+    from oohcore.rota import read_rota
+
+    text = (FIXTURES / "org-a" / "rota.yaml").read_text()
+    assert 'phone: "07700 900002"' in text
+    path = tmp_path / "rota.yaml"
+    path.write_text(text.replace('phone: "07700 900002"', 'phone: "ring the depot"', 1))
+    roles = org_a().rota_roles
+    read_rota(FIXTURES / "org-a" / "rota.yaml", timezone="Europe/London", roles=roles)
+    with pytest.raises(RulesetError) as caught:
+        read_rota(path, timezone="Europe/London", roles=roles)
+    [problem] = [p for p in caught.value.problems if "ring the depot" in p.message]
+    assert problem.line == 3 and "is not a telephone number" in problem.message
