@@ -51,6 +51,7 @@ MAX_ROWS = 500_000
 MAX_LINE_BYTES = 4096
 """A CDR row is a few hundred bytes; a longer line is refused unread (so a file of one huge line
 never fills memory)."""
+
 # ---------------------------------------------------------------------------------------------
 # The CSV format, read as a stream (one line in memory at a time)
 # ---------------------------------------------------------------------------------------------
@@ -78,6 +79,8 @@ def _lines(
     line = 0
     for raw in stream:
         line += 1
+        if len(problems) >= MAX_PROBLEMS:  # a binary file: its first problems say enough
+            return
         if raw is _LONG:
             problems.append(
                 Problem(where, line, 0, f"the line is longer than {MAX_LINE_BYTES} bytes", "cdr")

@@ -95,6 +95,11 @@ def _blank_lines(size: int) -> Write:
 
 CDR_CASES: tuple[CdrCase, ...] = (
     CdrCase("a 1 GB line of NUL bytes", _nul_line(1 << 30), "longer than 4096 bytes"),
+    CdrCase(
+        "100 MB of short lines of NUL bytes",
+        lambda p: p.write_bytes(HEADER.encode() + (b"\0" * 99 + b"\n") * (1 << 20)),
+        "NUL bytes",
+    ),
     CdrCase("NUL bytes in a short line", _text(HEADER + "\0" * 100 + "\n"), "NUL bytes"),
     CdrCase("300 MB of blank lines, streamed", _blank_lines(300 << 20), None),
     CdrCase("a 100,000-character queue name", _long_cell, "longer than 4096 bytes"),
