@@ -142,5 +142,5 @@ CDR_CASES: tuple[CdrCase, ...] = (
         _text(HEADER + GOOD + _row(cdr_id="c2", talk_seconds="nan")),
         "talk_seconds: is nan",
     ),
-    CdrCase("20,000 good rows", _many_rows(20_000), None, imported=20_000),
+    CdrCase("5,000 good rows", _many_rows(5_000), None, imported=5_000),
 )
