@@ -187,7 +187,7 @@ def test_refer_sends_to_the_on_call_officer_and_sets_timers(
     sms = [m for m in channels["sms"].sent]
     assert {m.recipient for m in sms} == {
         "07700 900001",
-        "07700900123",
+        "+447700900123",
     }  # officer and caller (5.2.6)
     officer_sms = next(m for m in sms if m.recipient == "07700 900001")
     assert officer_sms.body.startswith("Ann Lee, 12a High St.: no_heating. Ref ")
@@ -559,7 +559,7 @@ def test_when_nobody_holds_the_role_the_first_held_stage_is_alerted(
         assert (step.contact.name, step.contact.role) == ("Max Manager", "repairs-manager")
         desk.complete(call_id)
         eng.tick()
-        assert {m.recipient for m in channels["sms"].sent} == {"07700 900002", "07700900123"}
+        assert {m.recipient for m in channels["sms"].sent} == {"07700 900002", "+447700900123"}
         clock.advance(timedelta(minutes=15))
         eng.tick()
         assert "07700 900003" in {m.recipient for m in channels["sms"].sent}

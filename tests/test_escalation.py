@@ -109,7 +109,7 @@ def test_the_last_resort_is_alerted_at_once_and_the_caller_is_told_the_truth(
     assert [r for r, _ in alerts] == [LAST_RESORT_PHONE]
     assert "nobody on the rota" in alerts[0][1].lower()
     (caller,) = _sms(channels, "caller.sms")
-    assert caller[0] == "07700900123"
+    assert caller[0] == "+447700900123"
     assert "engineer will call you back" not in caller[1]
     assert "could not reach" in caller[1]
     kinds = [e.kind for e in desk.events(call_id)]

@@ -267,7 +267,7 @@ def test_postgresql_records_a_sip_caller_and_a_long_handler(pg_url: str) -> None
             stored = conn.execute(
                 text("SELECT caller_number, handler FROM calls WHERE id = :i"), {"i": call.id}
             ).one()
-        assert tuple(stored) == (sip, handler)
+        assert tuple(stored) == ("+447700900123", handler)  # the SIP caller's number, in E.164
     finally:
         engine.close()
 

@@ -372,7 +372,9 @@ def test_referrals_messages_events_and_outages(tmp_path: Path) -> None:
             u.service_option: u
             for u in measures.unavailability(conn, "org-a", period, "Europe/London", OPTIONS)
         }
-    assert (pass_on.service_option, pass_on.passed_on, pass_on.late) == ("repairs", 3, 2)
+    # A-3 passed on over the limit; A-4 never passed on (not "over the limit" of a pass-on)
+    assert (pass_on.service_option, pass_on.passed_on, pass_on.late) == ("repairs", 3, 1)
+    assert pass_on.not_passed_on == 1
     assert pass_on.avg_seconds == pytest.approx(440, abs=0.01)
     assert pass_on.max_seconds == pytest.approx(900, abs=0.01)
     assert [(x.reference, x.reason, x.seconds) for x in late] == [

@@ -73,8 +73,8 @@ def test_load_organisation_compiles_everything() -> None:
     assert sorted(org.service_options) == ["helpline", "repairs"]
     assert sorted(org.rota_roles) == ["duty-officer", "line-manager", "repairs-contractor"]
     # access numbers by their digits, +44 written as 0 (7.1.2, 7.1.3)
-    assert org.access_numbers["02079460000"].ivr == "main-menu"
-    assert org.access_numbers["02079460001"].service_option == "repairs"
+    assert org.access_numbers["+442079460000"].ivr == "main-menu"
+    assert org.access_numbers["+442079460001"].service_option == "repairs"
     assert [c.service_option for c in org.ivr_menus["main-menu"].choices] == [
         "repairs",
         "helpline",

@@ -25,7 +25,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "engine"
 LONDON = ZoneInfo("Europe/London")
 FRIDAY_EVENING = datetime(2026, 11, 20, 22, 0, tzinfo=LONDON)
 LONE = "0100 000 0004"
-WORKER, BUDDY, TESS, DINA = "07700900777", "07700900888", "07700 900005", "07700 900003"
+WORKER, BUDDY, TESS, DINA = "+447700900777", "07700900888", "07700 900005", "07700 900003"
 CHANNELS = ("sms", "email", "pager", "feed", "crm")
 
 

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from chromium_support import assert_renders
+from oohcore.cdr_csv import write_cdr_csv
 from oohcore.cli import main
 from oohcore.outbox import outbox
 from oohcore.reports import (
@@ -23,7 +24,7 @@ from oohcore.reports import (
     write_report,
 )
 from oohcore.store import Store
-from oohcore.telephony import import_cdrs, write_cdr_csv
+from oohcore.telephony import import_cdrs
 from test_kpi_support import (
     FIXTURES,
     NOISE_NUMBER,

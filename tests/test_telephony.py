@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from oohcore.cdr_csv import parse_cdr_csv, read_cdr_csv, write_cdr_csv
 from oohcore.cli import main
 from oohcore.telephony import (
     CdrError,
@@ -16,9 +17,6 @@ from oohcore.telephony import (
     cdrs,
     cdrs_from_calls,
     import_cdrs,
-    parse_cdr_csv,
-    read_cdr_csv,
-    write_cdr_csv,
 )
 from test_kpi_support import (
     NOISE_NUMBER,

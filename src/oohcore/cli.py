@@ -542,19 +542,18 @@ def _open_store(url: str) -> Any:
 
 
 def _cmd_cdr_import(args: argparse.Namespace) -> int:
-    from oohcore.telephony import CdrError, import_cdrs, read_cdr_csv
+    from oohcore.cdr_csv import import_cdr_file
+    from oohcore.telephony import CdrError
 
     org, _ = _organisations(args)
-    try:
-        records = read_cdr_csv(args.file)
+    store = _open_store(args.store)
+    try:  # read as a stream and imported in one transaction: all or nothing (11.6.1)
+        print(import_cdr_file(store, org, args.file))
     except CdrError as exc:
         for problem in exc.problems:
             print(_shown(problem), file=sys.stderr)
         print(f"oohcore: {len(exc.problems)} problem(s); nothing was imported", file=sys.stderr)
         return 1
-    store = _open_store(args.store)
-    try:
-        print(import_cdrs(store, org, records, where=str(args.file)))
     finally:
         store.close()
     return 0

@@ -32,6 +32,7 @@ from sqlalchemy import select
 from oohcore import audit, directory
 from oohcore.calendar import ServiceCalendar
 from oohcore.calls import calls
+from oohcore.cdr_csv import write_cdr_csv
 from oohcore.channels import Channel
 from oohcore.channels.local import LocalChannel
 from oohcore.clock import ManualClock
@@ -41,7 +42,7 @@ from oohcore.rulesets.compiler import Organisation, ServiceOption
 from oohcore.rulesets.loader import load_organisation
 from oohcore.rulesets.models import Question, QuestionType
 from oohcore.runner import TickReport
-from oohcore.telephony import cdrs_from_calls, write_cdr_csv
+from oohcore.telephony import cdrs_from_calls
 from oohcore.vocabulary import EventKind
 
 LONDON = ZoneInfo("Europe/London")

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from oohcore import rota
 from oohcore.addresses import Gazetteer, GazetteerError
+from oohcore.cdr_csv import check_cdr_file
 from oohcore.errors import OohcoreError, Problem, RulesetError
 from oohcore.procedure.scenarios import SCENARIOS_DIR
-from oohcore.telephony import CdrError, read_cdr_csv
 
 __all__ = ["check_folder_files", "check_rota"]
 
@@ -81,10 +81,7 @@ def check_folder_files(folder: Path, *, catalogue: Path) -> list[Problem]:
             except GazetteerError as exc:
                 problems.extend(exc.problems)
         elif path.suffix.lower() == ".csv":
-            try:
-                read_cdr_csv(path)
-            except CdrError as exc:
-                problems.extend(exc.problems)
+            problems.extend(check_cdr_file(path))  # read as a stream, never held whole
         elif path.suffix.lower() in (".yml", ".yaml") and name != rota.ROTA_FILE:
             problems.append(_unknown(path, "a YAML file"))
         elif not name.startswith("."):

@@ -3,7 +3,7 @@
 Answer-time KPIs come from the network, not from what a call handler recorded (11.6.1). A CDR
 says when a call was offered to a queue (after the recorded greeting, 6.2a), when it was
 answered or abandoned, how long the handler talked and wrapped up, and the outbound calls made
-for it (11.6.5, 11.7.3c). CDRs come in as a documented CSV file (:func:`read_cdr_csv`, the format
+for it (11.6.5, 11.7.3c). CDRs come in as a documented CSV file (:mod:`oohcore.cdr_csv`, the format
 is in ``docs/kpis.md``) or through the API (:class:`CdrRecord` values), and
 :func:`import_cdrs` stores them:
 
@@ -23,12 +23,10 @@ is in ``docs/kpis.md``) or through the API (:class:`CdrRecord` values), and
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterable, Iterator, Sequence
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -48,6 +46,7 @@ from sqlalchemy import (
 from oohcore.calls import calls
 from oohcore.db import metadata
 from oohcore.errors import OohcoreError, Problem
+from oohcore.phones import e164
 from oohcore.store import UTCDateTime
 
 if TYPE_CHECKING:
@@ -62,10 +61,8 @@ __all__ = [
     "ImportResult",
     "cdrs",
     "cdrs_from_calls",
+    "check_records",
     "import_cdrs",
-    "parse_cdr_csv",
-    "read_cdr_csv",
-    "write_cdr_csv",
 ]
 
 LINK_WINDOW = timedelta(minutes=2)
@@ -115,7 +112,7 @@ CDR_COLUMNS: tuple[str, ...] = (
     "outbound_calls",
     "outbound_seconds",
 )
-_REQUIRED = ("cdr_id", "queue", "offered_at")
+REQUIRED_COLUMNS = ("cdr_id", "queue", "offered_at")
 
 
 class CdrError(OohcoreError):
@@ -172,34 +169,79 @@ class ImportResult:
 # Checking records (from a file or the API)
 # ---------------------------------------------------------------------------------------------
 
+MAX_SECONDS = 86_400.0
+"""The longest plausible wait, talk, after-call work or outbound time of one call: a day."""
+MAX_OUTBOUND_CALLS = 1_000
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+"""Times outside [EARLIEST, LATEST) are no call's (a year-9999 time is a broken export)."""
+_LENGTHS = {"cdr_id": 64, "queue": 64, "access_number": 64, "caller_number": 64, "reference": 32}
 
-def _check(record: CdrRecord, where: str, line: int, col_of: dict[str, int]) -> list[Problem]:
+
+def _utc(value: datetime) -> datetime | None:
+    """``value`` in UTC, or None when it is unset, naive or outside the plausible range."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        return None
+    try:
+        utc = value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None
+    return utc if EARLIEST <= utc < LATEST else None
+
+
+def check_record(record: CdrRecord, where: str, line: int, col_of: dict[str, int]) -> list[Problem]:
     problems: list[Problem] = []
 
     def bad(name: str, message: str) -> None:
         problems.append(Problem(where, line, col_of.get(name, 0), f"{name}: {message}", "cdr"))
 
+    for name, limit in _LENGTHS.items():
+        value = getattr(record, name)
+        if value is not None and (not isinstance(value, str) or len(value) > limit):
+            shown = f"{len(value)} characters" if isinstance(value, str) else type(value).__name__
+            bad(name, f"must be text of at most {limit} characters, not {shown}")
+    if problems:
+        return problems
     if not record.cdr_id.strip():
         bad("cdr_id", "is empty; every CDR needs the network's id for the call")
     if not record.queue.strip():
         bad("queue", "is empty; give the queue name or the access number dialled")
+    times: dict[str, datetime] = {}
     for name in ("offered_at", "answered_at", "abandoned_at"):
         value = getattr(record, name)
-        if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+        if value is None:
+            continue
+        if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
             bad(name, "has no time zone; write it with its offset, e.g. 2026-10-03T22:14:05+01:00")
             return problems
+        utc = _utc(value)
+        if utc is None:
+            bad(name, f"{value.isoformat()} is not a plausible time (years 2000 to 2099)")
+            return problems
+        times[name] = utc
+    offered = times["offered_at"]
     if record.answered_at is not None and record.abandoned_at is not None:
         bad("abandoned_at", "is set on an answered call; a call is answered or abandoned, not both")
     for name in ("answered_at", "abandoned_at"):
-        value = getattr(record, name)
-        if value is not None and value < record.offered_at:
+        end = times.get(name)
+        if end is not None and end < offered:
             bad(name, f"is before offered_at ({record.offered_at.isoformat()})")
+        elif end is not None and (end - offered).total_seconds() > MAX_SECONDS:
+            bad(name, "is more than a day after offered_at; no call waits that long")
     for name in ("talk_seconds", "wrap_seconds", "outbound_seconds"):
         value = getattr(record, name)
-        if value < 0:
-            bad(name, f"is negative ({value}); give seconds as 0 or more")
-    if record.outbound_calls < 0:
-        bad("outbound_calls", f"is negative ({record.outbound_calls})")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            bad(name, f"is not a number ({value!r:.40})")
+        elif not math.isfinite(value) or not 0 <= value <= MAX_SECONDS:
+            bad(name, f"is {value:g}; give seconds from 0 to {MAX_SECONDS:g} (a day)")
+    calls_ = record.outbound_calls
+    if isinstance(calls_, bool) or not isinstance(calls_, int):
+        bad("outbound_calls", f"is not a whole number ({calls_!r:.40})")
+    elif not 0 <= calls_ <= MAX_OUTBOUND_CALLS:
+        shown = str(calls_) if abs(calls_) < 10**12 else "too large"
+        bad("outbound_calls", f"is {shown}; give a count from 0 to {MAX_OUTBOUND_CALLS}")
+    if problems:
+        return problems
     if record.answered_at is None and record.talk_seconds > 0:
         bad("talk_seconds", "is more than 0 on a call that was not answered")
     return problems
@@ -210,7 +252,10 @@ def check_records(records: Sequence[CdrRecord], where: str = "<api>") -> list[Pr
     problems: list[Problem] = []
     seen: dict[str, int] = {}
     for n, record in enumerate(records, start=1):
-        problems += _check(record, where, n, {})
+        if not isinstance(record, CdrRecord):
+            problems.append(Problem(where, n, 0, f"not a CdrRecord: {type(record).__name__}"))
+            continue
+        problems += check_record(record, where, n, {})
         if record.cdr_id in seen:
             problems.append(
                 Problem(
@@ -222,180 +267,17 @@ def check_records(records: Sequence[CdrRecord], where: str = "<api>") -> list[Pr
 
 
 # ---------------------------------------------------------------------------------------------
-# The CSV format
-# ---------------------------------------------------------------------------------------------
-
-
-def _time(text: str) -> datetime:
-    value = text.strip()
-    if value.endswith(("Z", "z")):
-        value = value[:-1] + "+00:00"
-    return datetime.fromisoformat(value)
-
-
-def _number(text: str, *, integer: bool) -> float:
-    value = text.strip()
-    if not value:
-        return 0
-    return int(value) if integer else float(value)
-
-
-def parse_cdr_csv(text: str, where: str = "<csv>") -> list[CdrRecord]:
-    """CDRs from CSV text with a header row; :class:`CdrError` lists every bad row."""
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise CdrError([Problem(where, 1, 0, "the file is empty; it needs a header row")]) from None
-    except csv.Error as exc:
-        raise CdrError([Problem(where, 1, 0, f"not readable as CSV: {exc}")]) from None
-    names = [h.strip().lstrip("\ufeff") for h in header]
-    problems: list[Problem] = []
-    for i, name in enumerate(names, start=1):
-        if name not in CDR_COLUMNS:
-            problems.append(
-                Problem(
-                    where,
-                    1,
-                    i,
-                    f"unknown column {name!r}; the columns are {', '.join(CDR_COLUMNS)}",
-                )
-            )
-    for name in _REQUIRED:
-        if name not in names:
-            problems.append(Problem(where, 1, 0, f"the header has no {name!r} column (required)"))
-    if problems:
-        raise CdrError(problems)
-    col_of = {name: i for i, name in enumerate(names, start=1)}
-    records: list[CdrRecord] = []
-    seen: dict[str, int] = {}
-    try:
-        rows = list(_numbered(reader))
-    except csv.Error as exc:
-        raise CdrError(
-            [Problem(where, reader.line_num, 0, f"not readable as CSV: {exc}")]
-        ) from None
-    for line, row in rows:
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(names):
-            problems.append(
-                Problem(where, line, 0, f"row has {len(row)} fields; the header has {len(names)}")
-            )
-            continue
-        cells = dict(zip(names, row, strict=True))
-        values: dict[str, Any] = {}
-        row_ok = True
-        for name, cell in cells.items():
-            try:
-                if name.endswith("_at"):
-                    values[name] = _time(cell) if cell.strip() else None
-                elif name == "outbound_calls":
-                    values[name] = int(_number(cell, integer=True))
-                elif name.endswith("_seconds"):
-                    values[name] = float(_number(cell, integer=False))
-                else:
-                    values[name] = cell.strip() or None
-            except ValueError:
-                kind = "an ISO 8601 time with offset" if name.endswith("_at") else "a number"
-                problems.append(
-                    Problem(where, line, col_of[name], f"{name}: {cell!r} is not {kind}", "cdr")
-                )
-                row_ok = False
-        if not row_ok:
-            continue
-        if values.get("offered_at") is None:
-            problems.append(
-                Problem(where, line, col_of["offered_at"], "offered_at: is empty", "cdr")
-            )
-            continue
-        record = CdrRecord(
-            cdr_id=values.get("cdr_id") or "",
-            queue=values.get("queue") or "",
-            **{k: v for k, v in values.items() if k not in ("cdr_id", "queue") and v is not None},
-        )
-        problems += _check(record, where, line, col_of)
-        if record.cdr_id and record.cdr_id in seen:
-            problems.append(
-                Problem(
-                    where,
-                    line,
-                    col_of["cdr_id"],
-                    f"cdr_id: {record.cdr_id!r} is also on line {seen[record.cdr_id]}",
-                    "cdr",
-                )
-            )
-        seen.setdefault(record.cdr_id, line)
-        records.append(record)
-    if problems:
-        raise CdrError(problems)
-    return records
-
-
-def _numbered(reader: Any) -> Iterator[tuple[int, list[str]]]:
-    line = reader.line_num
-    for row in reader:
-        yield line + 1, row
-        line = reader.line_num
-
-
-def read_cdr_csv(path: str | Path) -> list[CdrRecord]:
-    """CDRs from a CSV file (UTF-8, header row; the format is in ``docs/kpis.md``)."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise CdrError([Problem(str(p), 0, 0, f"cannot read the file: {exc.strerror}")]) from None
-    except UnicodeDecodeError as exc:
-        raise CdrError(
-            [Problem(str(p), 0, 0, f"not UTF-8 text ({exc.reason}); save it as UTF-8")]
-        ) from None
-    return parse_cdr_csv(text, str(p))
-
-
-def write_cdr_csv(records: Iterable[CdrRecord], path: str | Path) -> Path:
-    """Write records in the documented CSV format (the simulation's and the tests' files)."""
-    p = Path(path)
-    with p.open("w", encoding="utf-8", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(CDR_COLUMNS)
-        for r in records:
-            out.writerow(
-                [
-                    r.cdr_id,
-                    r.queue,
-                    r.access_number or "",
-                    r.caller_number or "",
-                    r.reference or "",
-                    r.offered_at.isoformat(),
-                    r.answered_at.isoformat() if r.answered_at else "",
-                    r.abandoned_at.isoformat() if r.abandoned_at else "",
-                    f"{r.talk_seconds:g}",
-                    f"{r.wrap_seconds:g}",
-                    r.outbound_calls,
-                    f"{r.outbound_seconds:g}",
-                ]
-            )
-    return p
-
-
-# ---------------------------------------------------------------------------------------------
 # Importing
 # ---------------------------------------------------------------------------------------------
 
-
-def _digits(number: str | None) -> str | None:
-    if not number:
-        return None
-    from oohcore.rulesets.compiler import normalise_number
-
-    return normalise_number(number) or None
+_BATCH = 1000
 
 
 def _links(
     conn: Connection, organisation_id: str, records: Sequence[CdrRecord]
 ) -> dict[str, tuple[str, str | None]]:
-    """cdr_id → (call id, service option) for the records whose call record can be found."""
+    """cdr_id → (call id, service option) for the records whose call record can be found:
+    by reference, else by access number and caller number (both read as E.164) and time."""
     if not records:
         return {}
     start = min(r.offered_at for r in records) - LINK_WINDOW
@@ -417,7 +299,7 @@ def _links(
     by_reference = {r.reference: r for r in rows}
     by_number: dict[tuple[str | None, str | None], list[Any]] = {}
     for r in rows:
-        by_number.setdefault((_digits(r.access_number), _digits(r.caller_number)), []).append(r)
+        by_number.setdefault((e164(r.access_number), e164(r.caller_number)), []).append(r)
     taken: set[str] = set()
     found: dict[str, tuple[str, str | None]] = {}
     # references first: they are certain; number and time only for the rest
@@ -427,9 +309,10 @@ def _links(
             found[rec.cdr_id] = (row.id, row.service_option)
             taken.add(row.id)
     for rec in records:
-        if rec.cdr_id in found or not rec.caller_number:
+        caller = e164(rec.caller_number)
+        if rec.cdr_id in found or caller is None:
             continue
-        key = (_digits(rec.access_number or rec.queue), _digits(rec.caller_number))
+        key = (e164(rec.access_number or rec.queue), caller)
         best = None
         for row in by_number.get(key, []):
             gap = abs((row.received_at - rec.offered_at).total_seconds())
@@ -444,47 +327,52 @@ def _links(
 
 def _option_for(record: CdrRecord, organisation: Organisation) -> str | None:
     for number in (record.access_number, record.queue):
-        digits = _digits(number)
-        if digits:
-            for key, access in organisation.access_numbers.items():
-                if _digits(key) == digits or _digits(access.number) == digits:
-                    return access.service_option
+        key = e164(number)
+        access = organisation.access_numbers.get(key) if key is not None else None
+        if access is not None:
+            return access.service_option
     if record.queue in organisation.service_options:
         return record.queue
     return None
 
 
-def import_cdrs(
-    store: Store,
-    organisation: Organisation,
-    records: Sequence[CdrRecord],
-    *,
-    where: str = "<api>",
-) -> ImportResult:
-    """Store ``records`` for ``organisation`` in one transaction: all or none, each id once."""
-    problems = check_records(records, where)
-    if problems:
-        raise CdrError(problems)
-    zone = ZoneInfo(organisation.timezone)
-    now = store.clock.now()
-    with store.transaction() as conn:
-        present = _present(conn, organisation.id, [r.cdr_id for r in records])
+class Importer:
+    """Writes checked records in batches inside the caller's one transaction."""
+
+    def __init__(self, conn: Connection, organisation: Organisation, now: datetime) -> None:
+        self.conn, self.organisation, self.now = conn, organisation, now
+        self.zone = ZoneInfo(organisation.timezone)
+        self.batch: list[CdrRecord] = []
+        self.inserted = self.already_present = self.linked = 0
+
+    def add(self, record: CdrRecord) -> None:
+        self.batch.append(record)
+        if len(self.batch) >= _BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        records, self.batch = self.batch, []
+        if not records:
+            return
+        org = self.organisation
+        present = _present(self.conn, org.id, [r.cdr_id for r in records])
         fresh = [r for r in records if r.cdr_id not in present]
-        links = _links(conn, organisation.id, fresh)
+        links = _links(self.conn, org.id, fresh)
         rows: list[dict[str, Any]] = []
         for r in fresh:
             call_id, option = links.get(r.cdr_id, (None, None))
-            option = option or _option_for(r, organisation)
-            known = organisation.service_options.get(option) if option else None
+            option = option or _option_for(r, org)
+            known = org.service_options.get(option) if option else None
             standard = known.standard if known is not None else None
-            local = r.offered_at.astimezone(zone)
+            local = r.offered_at.astimezone(self.zone)
             rows.append(
                 {
-                    "organisation_id": organisation.id,
+                    "organisation_id": org.id,
                     "cdr_id": r.cdr_id,
                     "queue": r.queue,
-                    "access_number": r.access_number,
-                    "caller_number": r.caller_number,
+                    # numbers in E.164, as every number is stored; other text as given
+                    "access_number": e164(r.access_number) or _short(r.access_number),
+                    "caller_number": e164(r.caller_number) or _short(r.caller_number),
                     "reference": r.reference,
                     "call_id": call_id,
                     "service_option": option,
@@ -499,14 +387,41 @@ def import_cdrs(
                     "wrap_seconds": r.wrap_seconds,
                     "outbound_calls": r.outbound_calls,
                     "outbound_seconds": r.outbound_seconds,
-                    "imported_at": now,
+                    "imported_at": self.now,
                 }
             )
-        for start in range(0, len(rows), 1000):
-            conn.execute(cdrs.insert(), rows[start : start + 1000])
-    return ImportResult(
-        inserted=len(rows), already_present=len(records) - len(fresh), linked=len(links)
-    )
+        if rows:
+            self.conn.execute(cdrs.insert(), rows)
+        self.inserted += len(rows)
+        self.already_present += len(records) - len(fresh)
+        self.linked += len(links)
+
+    def result(self) -> ImportResult:
+        self.flush()
+        return ImportResult(self.inserted, self.already_present, self.linked)
+
+
+def _short(text: str | None) -> str | None:
+    """A number column's text that is no telephone number (``anonymous``), cut to fit."""
+    return text[:32] if text else None
+
+
+def import_cdrs(
+    store: Store,
+    organisation: Organisation,
+    records: Sequence[CdrRecord],
+    *,
+    where: str = "<api>",
+) -> ImportResult:
+    """Store ``records`` for ``organisation`` in one transaction: all or none, each id once."""
+    problems = check_records(records, where)
+    if problems:
+        raise CdrError(problems)
+    with store.transaction() as conn:
+        importer = Importer(conn, organisation, store.clock.now())
+        for record in records:
+            importer.add(record)
+        return importer.result()
 
 
 def _present(conn: Connection, organisation_id: str, ids: Sequence[str]) -> set[str]:

@@ -44,10 +44,11 @@ from oohcore.engine.rows import (
 from oohcore.engine.versions import OptionVersions
 from oohcore.engine.views import CallView, NextStep, ReferralView, ScriptView
 from oohcore.outbox import OutboxRow
+from oohcore.phones import e164
 from oohcore.references import InvalidReference, parse_reference
 from oohcore.referrals import OPEN_STATES
 from oohcore.rota import ROTA_FILE, OnCallOfficer, Rota, RotaData, RotaStore, StoreRota, read_rota
-from oohcore.rulesets.compiler import Organisation, ServiceOption, normalise_number
+from oohcore.rulesets.compiler import Organisation, ServiceOption
 from oohcore.rulesets.loader import load_organisations
 from oohcore.runner import Runner, TickReport
 from oohcore.store import Store
@@ -217,11 +218,14 @@ class Engine:
         (7.1.2, 7.1.3) or its IVR menu (7.1.4), check the hours (2.1.5, 5.4.3) and record it."""
         number, caller_number = inputs.access_number(number), inputs.caller_number(caller_number)
         now = self._now(at)
-        digits = normalise_number(number)
-        org = self._numbers.get(digits)
-        if org is None:
+        digits = e164(number)
+        org = self._numbers.get(digits) if digits is not None else None
+        if org is None or digits is None:
             raise UnknownNumber(f"no organisation has the access number {number!r}")
         access = org.access_numbers[digits]
+        # the caller's number in E.164, as every number is stored; kept as the telephony gave
+        # it when it is no number (``anonymous``, a SIP URI without one)
+        caller_number = e164(caller_number) or caller_number
         option = org.service_options.get(access.service_option or "")
         if option is not None:
             self.check_served(option)
@@ -686,7 +690,9 @@ class OrganisationDesk:
         from oohcore.engine.rows import REFERRALS
         from oohcore.referrals import referrals as referrals_table
 
-        digits = steps.digits(sender)
+        number = e164(sender)
+        if number is None:
+            return None
         t = referrals_table.c
         with inputs.transaction(self.engine.store) as conn:
             rows = conn.execute(
@@ -697,12 +703,7 @@ class OrganisationDesk:
                 )
             )
             watches = [REFERRALS.row(r) for r in rows]
-            mine = [
-                w
-                for w in watches
-                if isinstance(w.snapshot.get("worker_phone"), str)
-                and steps.digits(w.snapshot["worker_phone"]) == digits
-            ]
+            mine = [w for w in watches if e164(w.snapshot.get("worker_phone")) == number]
             if not mine:
                 return None
             watch = max(mine, key=lambda w: w.started_at)

@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, func, select
 
 from oohcore.engine.result import EventOut, StepResult
+from oohcore.phones import e164
 from oohcore.vocabulary import EventKind, MessagePurpose
 
 __all__ = [
@@ -57,11 +58,9 @@ NEUTRAL_ANSWER = (
 
 
 def _number(sender: str) -> str:
-    """The sender's number as one key however it is written (+44 or 0, spaces), or a digest
-    of a sender that has no digits."""
-    from oohcore.engine.steps import digits
-
-    number = digits(sender)
+    """The sender's number as one key however it is written (+44 or 0, spaces): its E.164
+    form, or a digest of a sender that is no telephone number."""
+    number = e164(sender)
     return number or "x" + hashlib.sha256(sender.encode("utf-8", "replace")).hexdigest()[:16]
 
 
@@ -88,7 +87,6 @@ def answers_to(conn: Connection, organisation_id: str, sender: str, now: datetim
 
 def was_alerted(conn: Connection, organisation_id: str, call_id: str, sender: str) -> bool:
     """Whether a referral alert of call ``call_id`` went to ``sender``'s number."""
-    from oohcore.engine.steps import digits
     from oohcore.outbox import outbox
 
     t = outbox.c
@@ -99,8 +97,8 @@ def was_alerted(conn: Connection, organisation_id: str, call_id: str, sender: st
             t.purpose == str(MessagePurpose.REFERRAL_ALERT),
         )
     )
-    number = digits(sender)
-    return bool(number) and any(digits(r) == number for (r,) in rows)
+    number = e164(sender)
+    return bool(number) and any(e164(r) == number for (r,) in rows)
 
 
 def is_working_with(conn: Connection, organisation_id: str, sender: str) -> bool:
@@ -108,11 +106,10 @@ def is_working_with(conn: Connection, organisation_id: str, sender: str) -> bool
     open, or is the phone of a lone worker's open session."""
     import json
 
-    from oohcore.engine.steps import digits
     from oohcore.outbox import outbox
     from oohcore.referrals import OPEN_STATES, referrals
 
-    number = digits(sender)
+    number = e164(sender)
     if not number:
         return False
     r, o = referrals.c, outbox.c
@@ -126,7 +123,7 @@ def is_working_with(conn: Connection, organisation_id: str, sender: str) -> bool
             o.purpose == str(MessagePurpose.REFERRAL_ALERT),
         )
     )
-    if any(digits(recipient) == number for (recipient,) in alerted):
+    if any(e164(recipient) == number for (recipient,) in alerted):
         return True
     watches = conn.execute(
         select(r.snapshot).where(
@@ -135,7 +132,7 @@ def is_working_with(conn: Connection, organisation_id: str, sender: str) -> bool
     )
     for (snapshot,) in watches:
         phone = json.loads(snapshot).get("worker_phone")
-        if isinstance(phone, str) and digits(phone) == number:
+        if isinstance(phone, str) and e164(phone) == number:
             return True
     return False
 

@@ -34,6 +34,7 @@ from oohcore.engine.errors import (
 from oohcore.engine.escalation import alert, change_referral, summary
 from oohcore.engine.result import EventOut, SearchEntry, StepResult
 from oohcore.engine.rows import CALLS, CallRow, ReferralRow
+from oohcore.phones import e164
 from oohcore.references import format_reference
 from oohcore.referrals import OPEN_STATES, next_referral_state
 from oohcore.rulesets.compiler import Organisation, Outcome, ServiceOption
@@ -56,7 +57,6 @@ __all__ = [
     "complete",
     "decide",
     "decline",
-    "digits",
     "extend",
     "link_used",
     "message_failed",
@@ -505,8 +505,10 @@ def _finish_acknowledged(
         "acknowledged_by": by,
         "finished_at": ctx.now,
     }
-    if how == "phone" and ref.dispatched_at is None:
-        changes["dispatched_at"] = ctx.now  # the officer took the call: passed on (6.4b)
+    if how == "phone" and ref.dispatched_at is None and ref.call_ended_at is None:
+        # the officer took the call: passed on (6.4b), unless the deadline's verdict is already
+        # recorded (``call_ended_at`` is written with it): the verdict is what every report counts
+        changes["dispatched_at"] = ctx.now
     change_referral(result, ref, **changes)
     result.cancel_timers(TimerKind.ESCALATION_WAIT)
     result.event(
@@ -581,7 +583,7 @@ def attendance(ctx: CallContext, referral: ReferralRow | None, what: str, by: st
 
 
 def chain_officers(ctx: CallContext, ref: ReferralRow) -> dict[str, str]:
-    """Who is on ``ref``'s chain now, by normalised phone number: the holders of its stages'
+    """Who is on ``ref``'s chain now, by E.164 phone number: the holders of its stages'
     roles and the organisation's last resort (an acknowledgement from anyone else does not
     stop the escalation)."""
     from oohcore.engine.escalation import Snapshot, holders, last_resort
@@ -593,15 +595,10 @@ def chain_officers(ctx: CallContext, ref: ReferralRow) -> dict[str, str]:
         people.append(final)
     out: dict[str, str] = {}
     for person in people:
-        if person is not None and person.phone:
-            out.setdefault(digits(person.phone), person.id)
+        number = e164(person.phone) if person is not None else None
+        if person is not None and number is not None:
+            out.setdefault(number, person.id)
     return out
-
-
-def digits(number: str) -> str:
-    """A phone number's digits, +44 read as 0 (to match a sender to a contact)."""
-    digits = "".join(c for c in number if c.isdigit())
-    return "0" + digits[2:] if digits.startswith("44") else digits
 
 
 def replied(
@@ -616,7 +613,7 @@ def replied(
     chain it acknowledges or declines the open referral; from anyone else, or for a referral
     no longer open, it is recorded and answered, and the escalation goes on."""
     result = _unchanged(ctx)
-    officer = chain_officers(ctx, referral).get(digits(sender)) if referral else None
+    officer = chain_officers(ctx, referral).get(e164(sender) or "") if referral else None
     is_open = referral is not None and referral.state == "alerting"
     outcome = intent if officer and is_open else "off_chain" if is_open else "not_open"
     result.event(
@@ -947,8 +944,8 @@ def _deadline(ctx: CallContext, ref: ReferralRow, dispatched: datetime | None) -
     known = [t for t in (ref.dispatched_at, dispatched, ref.acknowledged_at) if t is not None]
     first = min(known) if known else None
     changes: dict[str, Any] = {"call_ended_at": ended, "deadline_at": deadline}
-    if first is not None and ref.dispatched_at is None:
-        changes["dispatched_at"] = first
+    if first is not None and first != ref.dispatched_at:
+        changes["dispatched_at"] = first  # the verdict's pass-on is the one every report counts
     if first is not None and first <= deadline:
         seconds = max(0.0, (first - ended).total_seconds())
         change_referral(result, ref, **changes)
@@ -964,9 +961,10 @@ def _deadline(ctx: CallContext, ref: ReferralRow, dispatched: datetime | None) -
     else:
         reason = "no alert was delivered and nobody acknowledged within the time limit"
     change_referral(result, ref, late_reason=reason, **changes)
+    late_s = round(max(0.0, (first - ended).total_seconds()), 3) if first is not None else None
     result.event(
         EventKind.REFERRAL_DEADLINE_MISSED,
-        {"referral": ref.id, "limit_s": ref.limit_seconds, "reason": reason},
+        {"referral": ref.id, "limit_s": ref.limit_seconds, "reason": reason, "pass_on_s": late_s},
     )
     return result
 

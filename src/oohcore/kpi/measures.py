@@ -400,15 +400,26 @@ def telephony(
 
 @dataclass(frozen=True, slots=True)
 class PassOnFigures:
+    """The engine's pass-on verdicts (6.4b) of one option's referrals whose deadline was judged.
+
+    ``passed_on`` counts referrals passed on (within the limit or not); ``late`` those of them
+    passed on after the limit, so ``late <= passed_on`` always; ``not_passed_on`` those nobody
+    had been passed by the deadline. Times are from the end of the call to the pass-on, never
+    below zero: a referral sent while the caller was still on the line was passed on in 0 s.
+    """
+
     service_option: str | None
     passed_on: int
     avg_seconds: float | None
     max_seconds: float | None
     late: int
+    not_passed_on: int = 0
 
     @property
     def passes(self) -> bool | None:
-        return None if not self.passed_on and not self.late else self.late == 0
+        if not self.passed_on and not self.not_passed_on:
+            return None
+        return self.late == 0 and self.not_passed_on == 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,6 +434,8 @@ class LatePassOn:
 
 
 def _pass_on_base(conn: Connection, organisation_id: str, period: Period, timezone: str) -> Any:
+    """The referrals whose pass-on the engine has judged (``call_ended_at`` is written with the
+    verdict, engine/steps.py ``_deadline``), by the end of their call in the period."""
     start, end = period.utc_bounds(timezone)
     r = referrals.c
     return and_(
@@ -434,17 +447,24 @@ def _pass_on_base(conn: Connection, organisation_id: str, period: Period, timezo
     )
 
 
+def _pass_on_terms(conn: Connection) -> tuple[Any, Any, Any, Any]:
+    """(passed on, seconds taken, passed on late, not passed on), as the engine judges 6.4b:
+    from the end of the call to the first alert delivered (or the officer's acknowledgement),
+    at least 0 s; late when after the deadline (the end of the call plus the limit)."""
+    r = referrals.c
+    dispatched = r.dispatched_at.is_not(None)
+    raw = seconds_between(conn, r.dispatched_at, r.call_ended_at)
+    took = case((raw < 0, literal(0.0)), else_=raw)
+    late = and_(dispatched, r.dispatched_at > r.deadline_at)
+    return dispatched, took, late, ~dispatched
+
+
 def pass_on_times(
     conn: Connection, organisation_id: str, period: Period, timezone: str
 ) -> list[PassOnFigures]:
     """Count, average and longest time to pass on a referral, per option (11.7.3g)."""
     r = referrals.c
-    took = seconds_between(conn, r.dispatched_at, r.call_ended_at)
-    dispatched = r.dispatched_at.is_not(None)
-    late = or_(
-        and_(dispatched, took > r.limit_seconds),
-        and_(~dispatched, r.deadline_at.is_not(None)),
-    )
+    dispatched, took, late, never = _pass_on_terms(conn)
     query = (
         select(
             calls.c.service_option,
@@ -452,6 +472,7 @@ def pass_on_times(
             func.avg(case((dispatched, took), else_=null())).label("avg_seconds"),
             func.max(case((dispatched, took), else_=null())).label("max_seconds"),
             func.sum(case((late, 1), else_=0)).label("late"),
+            func.sum(case((never, 1), else_=0)).label("not_passed_on"),
         )
         .select_from(referrals.join(calls, calls.c.id == r.call_id))
         .where(_pass_on_base(conn, organisation_id, period, timezone))
@@ -465,6 +486,7 @@ def pass_on_times(
             float(row.avg_seconds) if row.avg_seconds is not None else None,
             float(row.max_seconds) if row.max_seconds is not None else None,
             int(row.late or 0),
+            int(row.not_passed_on or 0),
         )
         for row in conn.execute(query)
     ]
@@ -474,9 +496,11 @@ def late_pass_ons(
     conn: Connection, organisation_id: str, period: Period, timezone: str, *, now: datetime
 ) -> list[LatePassOn]:
     """Every referral passed on after its limit, or not at all by its deadline, with the
-    reason recorded (11.7.3g's separate list, 11.7.3h)."""
+    reason recorded (11.7.3g's separate list, 11.7.3h): the same verdicts as
+    :func:`pass_on_times` counts. ``now`` is kept for callers; a verdict is only recorded
+    once its deadline has passed."""
     r = referrals.c
-    took = seconds_between(conn, r.dispatched_at, r.call_ended_at)
+    _, took, late, never = _pass_on_terms(conn)
     query = (
         select(
             calls.c.reference,
@@ -485,17 +509,10 @@ def late_pass_ons(
             r.dispatched_at,
             took.label("took"),
             r.limit_seconds,
-            r.deadline_at,
             r.late_reason,
         )
         .select_from(referrals.join(calls, calls.c.id == r.call_id))
-        .where(
-            _pass_on_base(conn, organisation_id, period, timezone),
-            or_(
-                and_(r.dispatched_at.is_not(None), took > r.limit_seconds),
-                and_(r.dispatched_at.is_(None), r.deadline_at.is_not(None), r.deadline_at <= now),
-            ),
-        )
+        .where(_pass_on_base(conn, organisation_id, period, timezone), or_(late, never))
         .order_by(r.call_ended_at, calls.c.reference)
     )
     return [

@@ -122,9 +122,10 @@ def evening_reports(
     prints the daily summary to ``out``, and writes the day's HTML and xlsx reports into
     ``folder``. ``day``: the local date of the evening (default: the first call's).
     """
+    from oohcore.cdr_csv import read_cdr_csv
     from oohcore.reports.kinds import build_report
     from oohcore.reports.render import write_report
-    from oohcore.telephony import cdrs_from_calls, import_cdrs, read_cdr_csv
+    from oohcore.telephony import cdrs_from_calls, import_cdrs
 
     if cdr_file is not None:
         records = read_cdr_csv(cdr_file)

@@ -294,7 +294,8 @@ def _monthly_sections(
                 C("passed_on", "Passed on", Fmt.INT),
                 C("avg_seconds", "Average", Fmt.DURATION),
                 C("max_seconds", "Longest", Fmt.DURATION),
-                C("late", "Over the limit", Fmt.INT),
+                C("late", "Passed on over the limit", Fmt.INT),
+                C("not_passed_on", "Not passed on by the deadline", Fmt.INT),
                 C("passes", "Within limits", Fmt.PASS),
             ),
             [
@@ -304,6 +305,7 @@ def _monthly_sections(
                     "avg_seconds": p.avg_seconds,
                     "max_seconds": p.max_seconds,
                     "late": p.late,
+                    "not_passed_on": p.not_passed_on,
                     "passes": p.passes,
                 }
                 for p in pass_on
@@ -501,8 +503,8 @@ def _monthly_sections(
         )
         for f in by_option
     ]
-    headlines.append(Headline("Referrals passed on late", str(len(late)), not late))
-    headlines.append(Headline("Escalation failures", str(len(failures)), not failures))
+    headlines.append(Headline("Referrals passed on late or not at all", len(late), not late))
+    headlines.append(Headline("Escalation failures", len(failures), not failures))
     return tables, charts, headlines
 
 

@@ -64,7 +64,7 @@ class Chart:
 @dataclass(frozen=True, slots=True)
 class Headline:
     label: str
-    value: str
+    value: str | int | float  # a count is a number, so a spreadsheet holds it as one
     passes: bool | None = None
 
 

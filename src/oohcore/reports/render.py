@@ -19,6 +19,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from oohcore.cells import cell_text
 from oohcore.errors import OohcoreError
 from oohcore.reports.model import Chart, Column, Fmt, Report, Table, display
 
@@ -61,21 +62,30 @@ def _all_rows(table: Table) -> list[Mapping[str, Any]]:
 # ---------------------------------------------------------------------------------------------
 
 
+def _csv_cell(value: Any, fmt: Fmt = Fmt.TEXT) -> str:
+    """A CSV cell: text neutralised against formula injection (:mod:`oohcore.cells`); a
+    number (a negative one included) written as the number it is."""
+    shown = display(value, fmt)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and fmt is not Fmt.TEXT:
+        return shown
+    return cell_text(shown)
+
+
 def write_csv(report: Report, path: Path) -> Path:
     with path.open("w", encoding="utf-8", newline="") as f:
         out = csv.writer(f)
-        out.writerow([report.title])
-        out.writerow([_subtitle(report)])
+        out.writerow([_csv_cell(report.title)])
+        out.writerow([_csv_cell(_subtitle(report))])
         for h in report.headlines:
-            out.writerow(
-                [h.label, h.value, "" if h.passes is None else ("pass" if h.passes else "FAIL")]
-            )
+            value = cell_text(h.value) if isinstance(h.value, str) else f"{h.value:g}"
+            verdict = "" if h.passes is None else ("pass" if h.passes else "FAIL")
+            out.writerow([_csv_cell(h.label), value, verdict])
         for table in report.tables:
             out.writerow([])
-            out.writerow([f"{table.title} ({table.clause})"])
-            out.writerow([c.title for c in table.columns])
+            out.writerow([_csv_cell(f"{table.title} ({table.clause})")])
+            out.writerow([_csv_cell(c.title) for c in table.columns])
             for row in _all_rows(table):
-                out.writerow([display(row.get(c.key), c.fmt) for c in table.columns])
+                out.writerow([_csv_cell(row.get(c.key), c.fmt) for c in table.columns])
     return path
 
 
@@ -141,26 +151,31 @@ def write_xlsx(report: Report, path: Path) -> Path:
         total_text = book.add_format({"bold": True, "top": 1})
         used: set[str] = set()
         summary = book.add_worksheet(_sheet_name("Summary", used))
-        summary.write(0, 0, report.title, title)
-        summary.write(1, 0, _subtitle(report))
+        summary.write_string(0, 0, cell_text(report.title), title)
+        summary.write_string(1, 0, cell_text(_subtitle(report)))
         summary.set_column(0, 0, 48)
         summary.set_column(1, 1, 60)
         row = 3
         for h in report.headlines:
-            summary.write(row, 0, h.label, bold)
-            summary.write(row, 1, h.value)
+            summary.write_string(row, 0, cell_text(h.label), bold)
+            if isinstance(h.value, (int, float)) and not isinstance(h.value, bool):
+                summary.write_number(row, 1, h.value)
+            else:
+                summary.write_string(row, 1, cell_text(h.value))
             if h.passes is not None:
-                summary.write(row, 2, "pass" if h.passes else "FAIL", good if h.passes else bad)
+                summary.write_string(
+                    row, 2, "pass" if h.passes else "FAIL", good if h.passes else bad
+                )
             row += 1
         placed: dict[str, tuple[str, int, int, Table]] = {}
         for table in report.tables:
             sheet_name = _sheet_name(table.title, used)
             ws = book.add_worksheet(sheet_name)
-            ws.write(0, 0, f"{table.title} ({table.clause})", title)
+            ws.write_string(0, 0, cell_text(f"{table.title} ({table.clause})"), title)
             if table.note:
-                ws.write(1, 0, table.note)
+                ws.write_string(1, 0, cell_text(table.note))
             for col, column in enumerate(table.columns):
-                ws.write(2, col, column.title, header)
+                ws.write_string(2, col, cell_text(column.title), header)
                 width = 22 if column.fmt in (Fmt.TEXT, Fmt.DATETIME) else 12
                 ws.set_column(col, col, width)
             ws.freeze_panes(3, 0)
@@ -226,7 +241,7 @@ def _write_cell(
     elif isinstance(cell, (int, float)):
         ws.write_number(r, c, cell, formats.get(column.fmt, formats[Fmt.DECIMAL]))
     else:
-        ws.write_string(r, c, cell, text_format)
+        ws.write_string(r, c, cell_text(cell), text_format)
 
 
 def _make_chart(book: Any, chart: Chart, where: tuple[str, int, int, Table], height: int) -> Any:

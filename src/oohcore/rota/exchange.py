@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 import icalendar
 import recurring_ical_events
 
+from oohcore.cells import cell_text, plain_text
 from oohcore.errors import Problem, RulesetError
 from oohcore.rota import ical_checks as checks
 from oohcore.rota.model import OnCallOfficer
@@ -309,7 +310,7 @@ def read_csv(
         )
     plausible = (date(1970, 1, 1), date(2200, 1, 1))
     for line, row in rows:
-        who = (row.get("officer") or "").strip()
+        who = plain_text((row.get("officer") or "").strip())  # as write_csv neutralised it
         oid = by_email.get(who.lower()) or by_name.get(who.casefold())
         if oid is None:
             problems.append(
@@ -376,12 +377,12 @@ def write_csv(
         o = st.officers[0]
         w.writerow(
             [
-                o.id,
+                cell_text(o.id),  # every text cell neutralised against formula injection
                 seg.start.astimezone(tz).isoformat(timespec="minutes"),
                 seg.end.astimezone(tz).isoformat(timespec="minutes"),
-                o.name,
-                o.email or "",
-                st.because,
+                cell_text(o.name),
+                cell_text(o.email or ""),
+                cell_text(st.because),
             ]
         )
     return out.getvalue()

@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticError
 
 from oohcore.errors import Problem, RulesetError
+from oohcore.phones import e164
 from oohcore.rota.model import OnCallAnswer, OnCallOfficer
 from oohcore.rota.schedule import (
     Layer,
@@ -208,6 +209,13 @@ def read_rota(
     for i, o in enumerate(model.officers):
         if o.id in officers:
             r.add(("officers", i, "id"), f"officer {o.id!r} is listed twice", "duplicate-id")
+        if o.phone is not None and e164(o.phone) is None:  # replies are matched in E.164
+            r.add(
+                ("officers", i, "phone"),
+                f"{o.phone[:40]!r} is not a telephone number; write it as dialled, "
+                "e.g. '07700 900123'",
+                "bad-number",
+            )
         officers[o.id] = OnCallOfficer(o.id, o.name, o.phone, o.email, o.pager, tuple(o.accepts))
     schedules: dict[tuple[str, str | None, str | None], list[list[Layer]]] = {}
     for i, ro in enumerate(model.roles):

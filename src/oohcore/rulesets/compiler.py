@@ -12,7 +12,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import re
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from oohcore.errors import Problem
+from oohcore.phones import e164
 from oohcore.rulesets.conditions import (
     CompiledCondition,
     ConditionError,
@@ -286,14 +286,6 @@ class CompiledIvrMenu:
     menu)."""
     no_choice_wait: timedelta
     """How long after the prompt a caller who has pressed nothing counts as making no choice."""
-
-
-def normalise_number(number: str) -> str:
-    """A dialled number as digits only, with +44 written as a leading 0."""
-    digits = re.sub(r"[^0-9+]", "", number)
-    if digits.startswith("+44"):
-        digits = "0" + digits[3:]
-    return digits.lstrip("+")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1090,14 +1082,22 @@ def _check_access_numbers(
     numbers: dict[str, int] = {}
     for i, access in enumerate(access_numbers):
         path: PathKey = ("access_numbers", i)
-        digits = normalise_number(access.number)
-        if digits in numbers:
+        digits = e164(access.number)
+        if digits is None:
+            r.add(
+                (*path, "number"),
+                f"{access.number!r} is not a telephone number; write it as dialled, "
+                "e.g. '020 7946 0000'",
+                "bad-number",
+            )
+        elif digits in numbers:  # one number in two spellings too (7.1.2)
             r.add(
                 (*path, "number"),
                 f"number {access.number!r} is listed twice (first at entry {numbers[digits] + 1})",
                 "duplicate-number",
             )
-        numbers[digits] = i
+        else:
+            numbers[digits] = i
         if (access.service_option is None) == (access.ivr is None):
             r.add(
                 path,
@@ -1174,7 +1174,7 @@ def compile_organisation(
         referral_time_limit=model.referral_time_limit,
         rota_roles=MappingProxyType(dict(rota_roles)),
         access_numbers=MappingProxyType(
-            {normalise_number(a.number): a for a in model.access_numbers}
+            {e164(a.number) or a.number: a for a in model.access_numbers}
         ),
         ivr_menus=MappingProxyType({m.id: m for m in model.ivr_menus}),
         priorities=tuple(options),
