@@ -57,6 +57,8 @@ from oohcore.vocabulary import EventKind, TimerKind
 __all__ = ["Engine", "OrganisationDesk"]
 
 GAZETTEER_FILE = "gazetteer.csv"
+# a lone worker's watch runs until check-out, a manager's acknowledgement included (5.2.3.6)
+WATCH_RUNNING = ("watching", "alerting", "acknowledged")
 
 
 class Engine:
@@ -672,7 +674,12 @@ class OrganisationDesk:
         self, channel: str, sender: str, reply: replies.Reply, now: datetime
     ) -> str | None:
         """``OK`` (check out) or ``EXTEND n`` from the phone a lone worker checked in with
-        (issue 8 item 8); None when no open session has that number."""
+        (issue 8 item 8); None when no session of that number is still to be checked out.
+
+        A watch runs until check-out (5.2.3.6), whether or not its call was closed and after a
+        manager acknowledged its alert: ``OK`` checks out at any of those points. ``EXTEND``
+        applies only before the alert (a watch alerting or acknowledged answers ``not_open``:
+        the managers have been told, so only a check-out ends it)."""
         from sqlalchemy import select
 
         from oohcore.engine.rows import REFERRALS
@@ -685,7 +692,7 @@ class OrganisationDesk:
                 select(referrals_table).where(
                     t.organisation_id == self.id,
                     t.kind == "lone_worker",
-                    t.state == "watching",
+                    t.state.in_(WATCH_RUNNING),
                 )
             )
             watches = [REFERRALS.row(r) for r in rows]
@@ -697,11 +704,20 @@ class OrganisationDesk:
             ]
             if not mine:
                 return None
-            watch = max(mine, key=lambda w: w.started_at)
+            # the newest watch still open, else the newest a manager acknowledged
+            watch = max(mine, key=lambda w: (w.state in OPEN_STATES, w.started_at))
             ctx = self._context(conn, watch.call_id, now)
+            outcome = reply.intent
             if reply.intent == "ok":
                 result = steps.check_out(ctx, watch, watch.snapshot.get("staff"), manager=None)
                 answer = f"Thank you: you are checked out of {ctx.row.reference}. Stay safe."
+            elif watch.state != "watching":
+                outcome = "not_open"
+                result = StepResult(call=ctx.row, at=ctx.now, base=ctx.row)
+                answer = (
+                    f"Ref {ctx.row.reference}: your managers have been alerted, so the visit "
+                    "cannot be extended. Reply OK when you are safe."
+                )
             else:
                 assert reply.minutes is not None
                 result = steps.extend(ctx, watch, reply.minutes, by=channel)
@@ -711,16 +727,16 @@ class OrganisationDesk:
                 {
                     "channel": channel,
                     "intent": reply.intent,
-                    "outcome": reply.intent,
+                    "outcome": outcome,
                     "referral": watch.id,
                 },
                 personal={"sender": sender},
             )
             result.message(
-                steps.reply_message(self.id, watch.call_id, channel, sender, answer, now)
+                steps.reply_message(self.id, watch.call_id, channel, sender, answer, ctx.now)
             )
             self._commit(conn, result, None)
-        return reply.intent
+        return outcome
 
     def extend(
         self, call_id: str, *, minutes: int, by: str = "api", at: datetime | None = None
