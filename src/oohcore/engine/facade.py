@@ -649,7 +649,17 @@ class OrganisationDesk:
         outcome: ``ack``, ``decline``, ``off_chain``, ``not_open`` or ``unmatched``."""
         reply = replies.parse(text)
         now = self.engine._now(at)
-        sender = str(sender)[:64]
+        # a channel or sender that is not usable text (None, a NUL, a lone surrogate …) comes
+        # from a broken or hostile peer: recorded as unmatched, never answered, never raised
+        usable = (
+            inputs.inbound(channel, max_length=64),
+            inputs.inbound(sender, max_length=inputs.CALLER_NUMBER_MAX),
+        )
+        if usable[0] is None or usable[1] is None:
+            with self.engine.store.transaction() as conn:
+                commit(conn, steps.unmatched_reply(self.id, *usable, reply.intent, now))
+            return "unmatched"
+        channel, sender = usable[0], usable[1]
         if reply.intent in ("ok", "extend"):
             done = self._lone_worker_reply(channel, sender, reply, now)
             if done is not None:

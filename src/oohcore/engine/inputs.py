@@ -40,6 +40,7 @@ __all__ = [
     "answers",
     "call_id",
     "caller_number",
+    "inbound",
     "instant",
     "name",
     "organisation_id",
@@ -86,6 +87,14 @@ def text(argument: str, value: object, *, max_length: int, optional: bool = Fals
 def name(argument: str, value: object, *, optional: bool = False) -> str | None:
     """A person's name or id (a handler, ``by=``, ``staff_id=``, ``manager=``)."""
     return text(argument, value, max_length=NAME_MAX, optional=optional)
+
+
+def inbound(value: object, *, max_length: int) -> str | None:
+    """A channel name or sender of an inbound message (:meth:`OrganisationDesk.receive`), or
+    None when it is not usable text: a hostile peer's input is recorded and never raises."""
+    if not isinstance(value, str) or not value.strip() or len(value) > max_length:
+        return None
+    return value if _text_problem(value) is None else None
 
 
 def caller_number(value: object) -> str | None:

@@ -689,16 +689,19 @@ def reply_message(
 
 
 def unmatched_reply(
-    organisation_id: str, channel: str, sender: str, intent: str, now: datetime
+    organisation_id: str, channel: str | None, sender: str | None, intent: str, now: datetime
 ) -> StepResult:
     """A message that names no call of the organisation (unknown reference, or not understood):
-    recorded and answered politely, never an error."""
+    recorded and answered politely, never an error. Without a usable channel or sender there is
+    nobody to answer: it is only recorded."""
     result = StepResult(call=None, at=now, organisation_id=organisation_id, call_id="")
     result.event(
         EventKind.INBOUND_RECEIVED,
         {"channel": channel, "intent": intent, "outcome": "unmatched", "referral": None},
         personal={"sender": sender},
     )
+    if channel is None or sender is None:
+        return result
     result.message(
         reply_message(
             organisation_id,
