@@ -195,7 +195,7 @@ def _drive(
         stats["duplicates flagged"] += 1
     desk.complete(call_id, at=now + timedelta(seconds=120))
     if step.kind != "lone_worker":
-        desk.close(call_id, at=now + timedelta(seconds=150))
+        desk.close(call_id, at=now + timedelta(seconds=120))  # before any acknowledgement
 
 
 def simulate_evening(

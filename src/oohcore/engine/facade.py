@@ -293,7 +293,7 @@ class Engine:
             )
             if used:
                 raise links.LinkRefused("the link was used before: a link works once")
-            ctx = desk._context(conn, referral.call_id, now)
+            ctx = desk._timed(conn, desk._context(conn, referral.call_id, now), at is not None)
             result = steps.link_used(ctx, referral, parsed.officer, parsed.action, parsed.nonce)
             row, _ = desk._commit(conn, result, None)
         return desk._view(row)
@@ -321,7 +321,7 @@ class Engine:
         desk = self._desks.get(timer.organisation_id)
         if desk is None or timer.call_id is None:
             return
-        ctx = desk._context(conn, timer.call_id, now)
+        ctx = desk._timed(conn, desk._context(conn, timer.call_id, now), False)
         referral = desk._referral_for(conn, timer.payload.get("referral"))
         dispatched = None
         if referral is not None and timer.kind == TimerKind.REFERRAL_DEADLINE:
@@ -358,7 +358,7 @@ class Engine:
         desk = self._desks.get(row.organisation_id)
         if desk is None or row.call_id is None:
             return
-        ctx = desk._context(conn, row.call_id, now, need_option=False)
+        ctx = desk._timed(conn, desk._context(conn, row.call_id, now, need_option=False), False)
         meta = row.message.meta
         referral = desk._referral_for(conn, meta.get("referral"))
         siblings = any(
@@ -493,8 +493,17 @@ class OrganisationDesk:
 
     @contextmanager
     def _step(self, call_id: str, at: datetime | None) -> Iterator[tuple[Connection, CallContext]]:
+        now = self.engine._now(at)
         with inputs.transaction(self.engine.store) as conn:
-            yield conn, self._context(conn, call_id, self.engine._now(at))
+            yield conn, self._timed(conn, self._context(conn, call_id, now), at is not None)
+
+    def _timed(self, conn: Connection, ctx: CallContext, given: bool) -> CallContext:
+        """``ctx`` at a time not before the call's last recorded step: an ``at=`` the host
+        ``given`` earlier is refused, the engine's clock reading earlier is moved up to it
+        (:func:`oohcore.engine.inputs.not_before`; 6.4b durations are never negative)."""
+        last = audit.last_event_at(conn, self.id, ctx.row.id)
+        now = inputs.not_before(ctx.now, last, given=given)
+        return ctx if now == ctx.now else replace(ctx, now=now)
 
     def choose(self, call_id: str, key: str, *, at: datetime | None = None) -> CallView:
         """The caller pressed ``key`` in the IVR menu (7.1.4); the view's ``ivr_prompt`` is
@@ -669,7 +678,7 @@ class OrganisationDesk:
             if row is None or reply.intent not in ("ack", "decline"):
                 commit(conn, steps.unmatched_reply(self.id, channel, sender, reply.intent, now))
                 return "unmatched"
-            ctx = self._context(conn, row.id, now)
+            ctx = self._timed(conn, self._context(conn, row.id, now), False)
             refs = [r for r in referrals_of_call(conn, self.id, row.id) if r.kind == "refer"]
             open_refs = [r for r in refs if r.state in OPEN_STATES]
             referral = (open_refs or refs)[-1] if refs else None
@@ -716,7 +725,7 @@ class OrganisationDesk:
                 return None
             # the newest watch still open, else the newest a manager acknowledged
             watch = max(mine, key=lambda w: (w.state in OPEN_STATES, w.started_at))
-            ctx = self._context(conn, watch.call_id, now)
+            ctx = self._timed(conn, self._context(conn, watch.call_id, now), False)
             outcome = reply.intent
             if reply.intent == "ok":
                 result = steps.check_out(ctx, watch, watch.snapshot.get("staff"), manager=None)

@@ -43,6 +43,7 @@ __all__ = [
     "inbound",
     "instant",
     "name",
+    "not_before",
     "organisation_id",
     "reference",
     "search_arguments",
@@ -120,6 +121,28 @@ def instant(argument: str, value: object) -> datetime | None:
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidArgument(argument, "a datetime without a time zone; pass an aware one (UTC)")
     return value
+
+
+def not_before(now: datetime, last: datetime | None, *, given: bool) -> datetime:
+    """When a step of a call is recorded: ``now``, never before the call's ``last`` recorded
+    step, so that every duration the reports read (the pass-on time of 6.4b above all) is the
+    right way round.
+
+    An ``at=`` the host gave (``given``) that is earlier is refused: an acknowledgement timed
+    before its referral existed would count as passed on at once. The engine's own clock
+    reading earlier (a clock stepped back, two hosts' clocks a moment apart) records the step
+    at ``last`` instead: a lone worker's check-out or an acknowledgement is not refused because
+    a server's clock moved."""
+    if last is None or now >= last:
+        return now
+    if given:
+        raise InvalidArgument(
+            "at",
+            f"{now.isoformat()} is earlier than the call's last recorded step "
+            f"({last.isoformat()}); a step cannot be recorded before it: pass a later at=, "
+            "or none for the engine's clock",
+        )
+    return last
 
 
 def call_id(value: object) -> str:
