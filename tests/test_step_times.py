@@ -257,3 +257,20 @@ def test_a_lone_workers_ok_is_taken_when_the_clock_has_gone_back(
         ref = desk.referrals(call.id)[-1]
         assert ref.state == "checked_out"
         assert ref.finished_at == as_utc(FRIDAY_EVENING + timedelta(minutes=5))
+
+
+def test_a_reply_with_an_earlier_at_is_taken_at_the_calls_last_step(
+    engine: Engine, clock: ManualClock
+) -> None:
+    """receive never raises: an officer's ACK the host timed before the call's last step is
+    recorded at that step's time, never before the referral."""
+    call_id, reference = refer_heating_call(engine)
+    desk = engine.organisation("org-a")
+    clock.advance(timedelta(minutes=1))
+    desk.close(call_id)
+    early = FRIDAY_EVENING - timedelta(hours=1)
+    assert engine.receive("org-a", "sms", "07700 900001", f"ACK {reference}", at=early) == "ack"
+    ref = desk.referrals(call_id)[-1]
+    assert ref.acknowledged_at == clock.now()
+    times = _times(engine, call_id)
+    assert times == sorted(times)
