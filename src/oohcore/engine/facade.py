@@ -654,8 +654,10 @@ class OrganisationDesk:
         (:mod:`oohcore.engine.replies`), matched to the call by the reference it quotes, and
         recorded (``inbound.received``); the sender is answered. From an officer on the
         chain, ``ACK <ref>`` acknowledges and ``NO <ref>`` declines; anyone else's reply, or
-        an unknown reference, is recorded and answered politely, never an error. Returns the
-        outcome: ``ack``, ``decline``, ``off_chain``, ``not_open`` or ``unmatched``."""
+        an unknown reference, is recorded and answered politely, never an error; a channel or
+        sender that is not usable text is recorded and not answered. ``OK`` and ``EXTEND n``
+        are a lone worker's (:meth:`_lone_worker_reply`). Returns the outcome: ``ack``,
+        ``decline``, ``ok``, ``extend``, ``off_chain``, ``not_open`` or ``unmatched``."""
         reply = replies.parse(text)
         now = self.engine._now(at)
         # a channel or sender that is not usable text (None, a NUL, a lone surrogate …) comes
