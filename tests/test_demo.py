@@ -53,6 +53,12 @@ def test_the_demo_simulates_an_evening_and_everything_it_stored_checks_out(tmp_p
     assert re.search(
         r"never out: 18:00 checked_in, \d\d:\d\d reminder, \d\d:\d\d amber, \d\d:\d\d alert", scenes
     )
+    # a lone worker whose call was closed checks out by text; nothing more follows (5.2.3.6)
+    kim = re.search(
+        r"lone worker Kim Shah, call closed at check-in, texted OK \((\w+)\): (.*)", scenes
+    )
+    assert kim is not None and kim[1] == "ok", scenes
+    assert re.fullmatch(r"20:00 checked_in, 20:00 closed, 20:30 checked_out", kim[2]), kim[2]
     assert "coverage gaps in the next 7 days" in scenes
     # the first alerts of referrals, as the local channel wrote them
     shown = text.split("as the local channel wrote them ==")[1]

@@ -326,3 +326,39 @@ def test_postgresql_concurrent_first_calls_raise_concurrent_change_or_succeed(
     finally:
         for e in engines:
             e.close()
+
+
+# -- inbound messages: bad input is an answer, never an error (docs/integration.md) -----------
+
+INBOUND: dict[str, tuple[Any, Any, Any]] = {
+    "channel=None": (None, "07700 900123", "ACK K7M-3QX-F"),
+    "channel empty": ("", "07700 900123", "OK"),
+    "channel=int": (5, "07700 900123", "OK"),
+    "channel NUL": ("sms\x00", "07700 900123", "OK"),
+    "channel surrogate": ("sms\ud800", "07700 900123", "OK"),
+    "channel too long": ("s" * 5000, "07700 900123", "OK"),
+    "sender=None": ("sms", None, "OK"),
+    "sender empty": ("sms", "", "OK"),
+    "sender=list": ("sms", ["07700"], "OK"),
+    "sender too long": ("sms", "0" * 5000, "OK"),
+    "sender surrogate": ("sms", "0770\ud800", "hello"),
+    "text=None": ("sms", "07700 900123", None),
+    "text=bytes": ("sms", "07700 900123", b"OK"),
+    "text surrogate": ("sms", "07700 900123", "ACK \ud800"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INBOUND))
+def test_receive_answers_bad_inbound_input_with_a_documented_outcome(
+    world: World, case: str
+) -> None:
+    channel, sender, body = INBOUND[case]
+    outcome = world.engine.receive("org-a", channel, sender, body)
+    assert outcome == "unmatched"
+    with world.engine.store.read() as conn:
+        kinds = conn.execute(text("SELECT kind FROM events ORDER BY id DESC LIMIT 1")).scalar()
+        channels = conn.execute(
+            text("SELECT channel FROM outbox ORDER BY id DESC LIMIT 1")
+        ).scalar()
+    assert kinds == "inbound.received"  # recorded
+    assert channels in (None, "sms")  # only ever answered on a channel it can name

@@ -201,3 +201,94 @@ def test_an_ok_from_a_number_with_no_session_is_recorded_not_answered(
     assert engine.receive("org-a", "sms", "07700 123123", "OK") == "unmatched"
     engine.tick()
     assert [m.purpose for m in channels["sms"].messages[sent:]] == []
+
+
+# -- the watch outlives the call (5.2.3.6): the phone call ends, the worker is still on site ------
+
+
+def _watch(engine: Engine, call_id: str) -> str:
+    return engine.organisation("org-a").referrals(call_id)[-1].state
+
+
+def test_closing_the_call_leaves_the_watch_running_and_the_worker_checks_out_by_sms(
+    engine: Engine, clock: ManualClock, channels: dict[str, MemoryChannel]
+) -> None:
+    """The documented flow, complete() then close(), on a lone-worker call: the call closes
+    (the worker has their reference), the watch goes on, and the worker's OK checks out."""
+    call_id = _check_in(engine)
+    desk = engine.organisation("org-a")
+    assert desk.close(call_id).state == "closed"
+    assert _watch(engine, call_id) == "watching"
+    _at(engine, clock, 50)  # the reminder still reaches the worker
+    assert _to(channels, "lone_worker.alert") == [WORKER]
+    assert engine.receive("org-a", "sms", WORKER, "OK") == "ok"
+    engine.tick()
+    assert channels["sms"].messages[-1].body.startswith("Thank you: you are checked out")
+    assert _watch(engine, call_id) == "checked_out"
+    assert desk.get(call_id).state == "closed"
+    _at(engine, clock, 150)  # nothing more: no amber, no red to the managers
+    assert _to(channels, "lone_worker.alert") == [WORKER]
+    out = [e for e in desk.events(call_id) if e.kind == EventKind.LONE_WORKER_CHECKED_OUT]
+    assert len(out) == 1 and out[0].payload["by_manager"] is False
+
+
+def test_a_closed_call_is_checked_out_by_the_api_by_the_worker_or_a_manager(
+    engine: Engine, clock: ManualClock, channels: dict[str, MemoryChannel]
+) -> None:
+    desk = engine.organisation("org-a")
+    first = _check_in(engine)
+    desk.close(first)
+    clock.advance(timedelta(minutes=20))
+    view = desk.check_out(first, staff_id="Lou")
+    assert view.state == "closed" and _watch(engine, first) == "checked_out"
+    with pytest.raises(InvalidTransition):  # the watch has ended: once only
+        desk.check_out(first, staff_id="Lou")
+    second = _check_in(engine)
+    desk.close(second)
+    desk.extend(second, minutes=30)  # extend works on a closed call's watch too
+    desk.check_out(second, manager="Tess")
+    assert _watch(engine, second) == "checked_out"
+    _at(engine, clock, 200)
+    assert _to(channels, "lone_worker.alert") == []
+
+
+def test_a_closed_call_whose_worker_never_checks_out_still_alerts_the_managers(
+    engine: Engine, clock: ManualClock, channels: dict[str, MemoryChannel]
+) -> None:
+    call_id = _check_in(engine)
+    engine.organisation("org-a").close(call_id)
+    _at(engine, clock, 75)
+    assert _to(channels, "lone_worker.alert") == [WORKER, WORKER, BUDDY, TESS]
+    assert _watch(engine, call_id) == "alerting"
+
+
+def test_ok_after_the_red_alert_checks_out_and_stops_the_escalation(
+    engine: Engine, clock: ManualClock, channels: dict[str, MemoryChannel]
+) -> None:
+    """The worker is safe after the managers were alerted: their OK still checks them out
+    (the watch ends at check-out), and the escalation goes no further."""
+    call_id = _check_in(engine)
+    engine.organisation("org-a").close(call_id)
+    _at(engine, clock, 76)
+    assert _to(channels, "lone_worker.alert")[-1] == TESS
+    assert engine.receive("org-a", "sms", WORKER, "EXTEND 30") == "not_open"
+    assert engine.receive("org-a", "sms", WORKER, "ok") == "ok"
+    _at(engine, clock, 150)
+    assert DINA not in _to(channels, "lone_worker.alert")
+    assert _watch(engine, call_id) == "checked_out"
+
+
+def test_a_manager_acknowledging_the_alert_does_not_end_the_watch_check_out_does(
+    engine: Engine, clock: ManualClock
+) -> None:
+    call_id = _check_in(engine)
+    desk = engine.organisation("org-a")
+    _at(engine, clock, 76)
+    desk.acknowledge(call_id, by="Tess")
+    assert _watch(engine, call_id) == "acknowledged"
+    assert desk.get(call_id).state == "lone_worker"
+    assert engine.receive("org-a", "sms", WORKER, "OK") == "ok"
+    assert _watch(engine, call_id) == "checked_out"
+    assert desk.get(call_id).state == "closed"
+    ref = desk.referrals(call_id)[-1]
+    assert ref.acknowledged_by == "Tess"  # the acknowledgement stays on record

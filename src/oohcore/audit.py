@@ -84,6 +84,7 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     bindparam,
+    func,
     insert,
     or_,
     select,
@@ -689,6 +690,20 @@ def payloads_for_call(
     params: dict[str, Any] = {"call_id": call_id, "org": organisation_id}
     params.update({f"kind_{i}": str(kind) for i, kind in enumerate(kinds)})
     return [json.loads(payload) for _, payload in sorted(stmt.execute(conn, params).rows)]
+
+
+_last_event_at = Prepared(
+    select(func.max(events.c.at))
+    .where(events.c.call_id == bindparam("call_id"))
+    .where(events.c.organisation_id == bindparam("org"))
+)
+
+
+def last_event_at(conn: Connection, organisation_id: str, call_id: str) -> datetime | None:
+    """When the call's last event was recorded (its steps are recorded in time order: a step
+    is not recorded before it, see :mod:`oohcore.engine.inputs`), or None for no event."""
+    value = _last_event_at.execute(conn, {"call_id": call_id, "org": organisation_id}).scalar()
+    return as_utc(value) if isinstance(value, datetime) else None
 
 
 def events_for_organisation(

@@ -196,7 +196,7 @@ def _drive(
         stats["duplicates flagged"] += 1
     desk.complete(call_id, at=now + timedelta(seconds=120))
     if step.kind != "lone_worker":
-        desk.close(call_id, at=now + timedelta(seconds=150))
+        desk.close(call_id, at=now + timedelta(seconds=120))  # before any acknowledgement
 
 
 def simulate_evening(
@@ -383,6 +383,30 @@ def _scenes(engine: Engine, org: Organisation, clock: ManualClock, out: TextIO) 
         if e.kind.startswith("lone_worker.")
     ]
     out.write(f"  lone worker Sam Evans checked in at 18:00 and never out: {', '.join(steps)}\n")
+    # a lone worker whose call the handler closed: the watch runs on, and her OK checks her
+    # out (5.2.3.6: the watch ends at check-out, not when the call is closed)
+    now = clock.now()
+    visit = engine.offer(org.access_numbers[_lone_worker_number(org)].number, at=now)
+    desk.answer(visit.id, handler="ben", at=now)
+    answers = {"call_type": "check_in", "caller_name": "Kim Shah", "staff_id": "EB10777"}
+    answers |= {"team": "housing", "contact_phone": "07700 900778", "address": "3 Kiln Row"}
+    desk.capture(visit.id, {**answers, "visit_length": "standard", "known_risk": False}, at=now)
+    desk.next_step(visit.id, at=now)
+    desk.complete(visit.id, at=now)
+    desk.close(visit.id, at=now)
+    clock.advance(timedelta(minutes=30))
+    engine.tick(clock.now())
+    outcome = engine.receive(org.id, "sms", "07700 900778", "OK", at=clock.now())
+    for _ in range(60):
+        clock.advance(timedelta(minutes=1))
+        engine.tick(clock.now())
+    steps = [
+        f"{e.at.astimezone(LONDON):%H:%M} {e.kind.split('.')[-1]}"
+        for e in desk.events(visit.id)
+        if e.kind.startswith("lone_worker.") or e.kind == EventKind.CALL_CLOSED
+    ]
+    out.write(f"  lone worker Kim Shah, call closed at check-in, texted OK ({outcome}): ")
+    out.write(f"{', '.join(steps)}\n")
     from oohcore.rota.gaps import coverage_gaps
 
     gaps = coverage_gaps(org, desk.rota.data(), clock.now(), clock.now() + timedelta(days=7))

@@ -15,7 +15,8 @@ Lifecycle (one ``transitions.Machine`` definition, rows not objects, as in :mod:
 
     watching ──alert──> alerting ──acknowledge──> acknowledged
        │                  │  ╰─alert (next stage, re-alert)─╯
-       ╰──check_out──> checked_out <──check_out──╯
+       ╰──check_out──> checked_out <──check_out──╯   (and acknowledged ──check_out──>, for a
+                                                      lone worker's watch: 5.2.3.6)
 
 A referral starts in ``alerting``; a lone-worker watch in ``watching``.
 """
@@ -42,7 +43,13 @@ OPEN_STATES = frozenset({"watching", "alerting"})
 _TRANSITIONS: list[dict[str, object]] = [
     {"trigger": "alert", "source": ["watching", "alerting"], "dest": "alerting"},
     {"trigger": "acknowledge", "source": "alerting", "dest": "acknowledged"},
-    {"trigger": "check_out", "source": ["watching", "alerting"], "dest": "checked_out"},
+    # 5.2.3.6: a lone worker's watch ends only at check-out, a manager's acknowledgement of
+    # its alert included (the worker is accounted for when they, or a manager, check out)
+    {
+        "trigger": "check_out",
+        "source": ["watching", "alerting", "acknowledged"],
+        "dest": "checked_out",
+    },
 ]
 
 

@@ -58,6 +58,8 @@ from oohcore.vocabulary import EventKind, TimerKind
 __all__ = ["Engine", "OrganisationDesk"]
 
 GAZETTEER_FILE = "gazetteer.csv"
+# a lone worker's watch runs until check-out, a manager's acknowledgement included (5.2.3.6)
+WATCH_RUNNING = ("watching", "alerting", "acknowledged")
 
 
 class Engine:
@@ -295,7 +297,7 @@ class Engine:
             )
             if used:
                 raise links.LinkRefused("the link was used before: a link works once")
-            ctx = desk._context(conn, referral.call_id, now)
+            ctx = desk._timed(conn, desk._context(conn, referral.call_id, now), at is not None)
             result = steps.link_used(ctx, referral, parsed.officer, parsed.action, parsed.nonce)
             row, _ = desk._commit(conn, result, None)
         return desk._view(row)
@@ -325,7 +327,7 @@ class Engine:
         desk = self._desks.get(timer.organisation_id)
         if desk is None or timer.call_id is None:
             return
-        ctx = desk._context(conn, timer.call_id, now)
+        ctx = desk._timed(conn, desk._context(conn, timer.call_id, now), False)
         referral = desk._referral_for(conn, timer.payload.get("referral"))
         dispatched = None
         if referral is not None and timer.kind == TimerKind.REFERRAL_DEADLINE:
@@ -362,7 +364,7 @@ class Engine:
         desk = self._desks.get(row.organisation_id)
         if desk is None or row.call_id is None:
             return
-        ctx = desk._context(conn, row.call_id, now, need_option=False)
+        ctx = desk._timed(conn, desk._context(conn, row.call_id, now, need_option=False), False)
         meta = row.message.meta
         referral = desk._referral_for(conn, meta.get("referral"))
         siblings = any(
@@ -497,8 +499,17 @@ class OrganisationDesk:
 
     @contextmanager
     def _step(self, call_id: str, at: datetime | None) -> Iterator[tuple[Connection, CallContext]]:
+        now = self.engine._now(at)
         with inputs.transaction(self.engine.store) as conn:
-            yield conn, self._context(conn, call_id, self.engine._now(at))
+            yield conn, self._timed(conn, self._context(conn, call_id, now), at is not None)
+
+    def _timed(self, conn: Connection, ctx: CallContext, given: bool) -> CallContext:
+        """``ctx`` at a time not before the call's last recorded step: an ``at=`` the host
+        ``given`` earlier is refused, the engine's clock reading earlier is moved up to it
+        (:func:`oohcore.engine.inputs.not_before`; 6.4b durations are never negative)."""
+        last = audit.last_event_at(conn, self.id, ctx.row.id)
+        now = inputs.not_before(ctx.now, last, given=given)
+        return ctx if now == ctx.now else replace(ctx, now=now)
 
     def choose(self, call_id: str, key: str, *, at: datetime | None = None) -> CallView:
         """The caller pressed ``key`` in the IVR menu (7.1.4); the view's ``ivr_prompt`` is
@@ -652,11 +663,23 @@ class OrganisationDesk:
         recorded (``inbound.received``); the sender is answered. From an officer on the
         chain, ``ACK <ref>`` acknowledges and ``NO <ref>`` declines; anyone else's reply, or
         an unknown reference, is recorded, never an error, and answered only as
-        :mod:`oohcore.engine.inbound` says (a stranger not at all). Returns the
-        outcome: ``ack``, ``decline``, ``off_chain``, ``not_open`` or ``unmatched``."""
+        :mod:`oohcore.engine.inbound` says (a stranger not at all); a channel or sender that is
+        not usable text is recorded and not answered. ``OK`` and ``EXTEND n`` are a lone
+        worker's (:meth:`_lone_worker_reply`). Returns the outcome: ``ack``, ``decline``,
+        ``ok``, ``extend``, ``off_chain``, ``not_open`` or ``unmatched``."""
         reply = replies.parse(text)
         now = self.engine._now(at)
-        sender = str(sender)[:64]
+        # a channel or sender that is not usable text (None, a NUL, a lone surrogate …) comes
+        # from a broken or hostile peer: recorded as unmatched, never answered, never raised
+        usable = (
+            inputs.inbound(channel, max_length=64),
+            inputs.inbound(sender, max_length=inputs.CALLER_NUMBER_MAX),
+        )
+        if usable[0] is None or usable[1] is None:
+            with self.engine.store.transaction() as conn:
+                commit(conn, steps.unmatched_reply(self.id, *usable, reply.intent, now))
+            return "unmatched"
+        channel, sender = usable[0], usable[1]
         if reply.intent in ("ok", "extend"):
             done = self._lone_worker_reply(channel, sender, reply, now)
             if done is not None:
@@ -668,7 +691,7 @@ class OrganisationDesk:
                 inbound.screen(conn, unmatched, sender=sender, now=now)
                 commit(conn, unmatched)
                 return "unmatched"
-            ctx = self._context(conn, row.id, now)
+            ctx = self._timed(conn, self._context(conn, row.id, now), False)
             refs = [r for r in referrals_of_call(conn, self.id, row.id) if r.kind == "refer"]
             open_refs = [r for r in refs if r.state in OPEN_STATES]
             referral = (open_refs or refs)[-1] if refs else None
@@ -684,7 +707,12 @@ class OrganisationDesk:
         self, channel: str, sender: str, reply: replies.Reply, now: datetime
     ) -> str | None:
         """``OK`` (check out) or ``EXTEND n`` from the phone a lone worker checked in with
-        (issue 8 item 8); None when no open session has that number."""
+        (issue 8 item 8); None when no session of that number is still to be checked out.
+
+        A watch runs until check-out (5.2.3.6), whether or not its call was closed and after a
+        manager acknowledged its alert: ``OK`` checks out at any of those points. ``EXTEND``
+        applies only before the alert (a watch alerting or acknowledged answers ``not_open``:
+        the managers have been told, so only a check-out ends it)."""
         from sqlalchemy import select
 
         from oohcore.engine.rows import REFERRALS
@@ -699,18 +727,27 @@ class OrganisationDesk:
                 select(referrals_table).where(
                     t.organisation_id == self.id,
                     t.kind == "lone_worker",
-                    t.state == "watching",
+                    t.state.in_(WATCH_RUNNING),
                 )
             )
             watches = [REFERRALS.row(r) for r in rows]
             mine = [w for w in watches if e164(w.snapshot.get("worker_phone")) == number]
             if not mine:
                 return None
-            watch = max(mine, key=lambda w: w.started_at)
-            ctx = self._context(conn, watch.call_id, now)
+            # the newest watch still open, else the newest a manager acknowledged
+            watch = max(mine, key=lambda w: (w.state in OPEN_STATES, w.started_at))
+            ctx = self._timed(conn, self._context(conn, watch.call_id, now), False)
+            outcome = reply.intent
             if reply.intent == "ok":
                 result = steps.check_out(ctx, watch, watch.snapshot.get("staff"), manager=None)
                 answer = f"Thank you: you are checked out of {ctx.row.reference}. Stay safe."
+            elif watch.state != "watching":
+                outcome = "not_open"
+                result = StepResult(call=ctx.row, at=ctx.now, base=ctx.row)
+                answer = (
+                    f"Ref {ctx.row.reference}: your managers have been alerted, so the visit "
+                    "cannot be extended. Reply OK when you are safe."
+                )
             else:
                 assert reply.minutes is not None
                 result = steps.extend(ctx, watch, reply.minutes, by=channel)
@@ -720,17 +757,17 @@ class OrganisationDesk:
                 {
                     "channel": channel,
                     "intent": reply.intent,
-                    "outcome": reply.intent,
+                    "outcome": outcome,
                     "referral": watch.id,
                 },
                 personal={"sender": sender},
             )
             result.message(
-                steps.reply_message(self.id, watch.call_id, channel, sender, answer, now)
+                steps.reply_message(self.id, watch.call_id, channel, sender, answer, ctx.now)
             )
             inbound.screen(conn, result, sender=sender, now=now)
             self._commit(conn, result, None)
-        return reply.intent
+        return outcome
 
     def extend(
         self, call_id: str, *, minutes: int, by: str = "api", at: datetime | None = None

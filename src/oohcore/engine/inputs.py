@@ -40,8 +40,10 @@ __all__ = [
     "answers",
     "call_id",
     "caller_number",
+    "inbound",
     "instant",
     "name",
+    "not_before",
     "organisation_id",
     "reference",
     "search_arguments",
@@ -88,6 +90,14 @@ def name(argument: str, value: object, *, optional: bool = False) -> str | None:
     return text(argument, value, max_length=NAME_MAX, optional=optional)
 
 
+def inbound(value: object, *, max_length: int) -> str | None:
+    """A channel name or sender of an inbound message (:meth:`OrganisationDesk.receive`), or
+    None when it is not usable text: a hostile peer's input is recorded and never raises."""
+    if not isinstance(value, str) or not value.strip() or len(value) > max_length:
+        return None
+    return value if _text_problem(value) is None else None
+
+
 def caller_number(value: object) -> str | None:
     """The caller's number as the telephony gave it (a number or a SIP URI), or None."""
     return text("caller_number", value, max_length=CALLER_NUMBER_MAX, optional=True)
@@ -111,6 +121,28 @@ def instant(argument: str, value: object) -> datetime | None:
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidArgument(argument, "a datetime without a time zone; pass an aware one (UTC)")
     return value
+
+
+def not_before(now: datetime, last: datetime | None, *, given: bool) -> datetime:
+    """When a step of a call is recorded: ``now``, never before the call's ``last`` recorded
+    step, so that every duration the reports read (the pass-on time of 6.4b above all) is the
+    right way round.
+
+    An ``at=`` the host gave (``given``) that is earlier is refused: an acknowledgement timed
+    before its referral existed would count as passed on at once. The engine's own clock
+    reading earlier (a clock stepped back, two hosts' clocks a moment apart) records the step
+    at ``last`` instead: a lone worker's check-out or an acknowledgement is not refused because
+    a server's clock moved."""
+    if last is None or now >= last:
+        return now
+    if given:
+        raise InvalidArgument(
+            "at",
+            f"{now.isoformat()} is earlier than the call's last recorded step "
+            f"({last.isoformat()}); a step cannot be recorded before it: pass a later at=, "
+            "or none for the engine's clock",
+        )
+    return last
 
 
 def call_id(value: object) -> str:

@@ -691,16 +691,19 @@ def reply_message(
 
 
 def unmatched_reply(
-    organisation_id: str, channel: str, sender: str, intent: str, now: datetime
+    organisation_id: str, channel: str | None, sender: str | None, intent: str, now: datetime
 ) -> StepResult:
     """A message that names no call of the organisation (unknown reference, or not understood):
-    recorded and answered politely, never an error."""
+    recorded and answered politely, never an error. Without a usable channel or sender there is
+    nobody to answer: it is only recorded."""
     result = StepResult(call=None, at=now, organisation_id=organisation_id, call_id="")
     result.event(
         EventKind.INBOUND_RECEIVED,
         {"channel": channel, "intent": intent, "outcome": "unmatched", "referral": None},
         personal={"sender": sender},
     )
+    if channel is None or sender is None:
+        return result
     result.message(
         reply_message(
             organisation_id,
@@ -726,8 +729,15 @@ def check_out(
 ) -> StepResult:
     """The lone worker has left the site (5.2.3.6). The same staff member checks out (their
     staff id, or their name where the script asks no id); a manager may check them out instead,
-    recorded as such."""
-    if ctx.row.state != "lone_worker" or watch is None or watch.kind != "lone_worker":
+    recorded as such.
+
+    The watch has a lifecycle of its own: closing the call ends the phone call, not the watch,
+    so check-out works whether the call is still open or already closed, and while the watch is
+    watching, alerting or acknowledged by a manager (an acknowledgement means a manager is
+    dealing with it; the worker is accounted for only at check-out). Check-out of an open call
+    closes it too."""
+    closable = ctx.row.state in ("lone_worker", "closed")
+    if not closable or watch is None or watch.kind != "lone_worker":
         raise InvalidTransition(ctx.row.id, ctx.row.state, "check out")
     ref, dest = _referral_move(ctx, watch, "check_out", "check out")
     expected = ref.snapshot.get("staff")
@@ -737,14 +747,20 @@ def check_out(
             f"call {ctx.row.id}: the visit was checked in by another staff member; check out "
             "with their staff id, or as a manager (manager=...)"
         )
-    result = _transition(
-        ctx,
-        "close",
-        EventKind.LONE_WORKER_CHECKED_OUT,
-        {"referral": ref.id, "by_manager": manager is not None},
-        personal={"manager": manager} if manager else None,
-        closed_at=ctx.now,
-    )
+    payload = {"referral": ref.id, "by_manager": manager is not None}
+    personal = {"manager": manager} if manager else None
+    if ctx.row.state == "closed":  # the call was closed while the watch ran on
+        result = _unchanged(ctx)
+        result.event(EventKind.LONE_WORKER_CHECKED_OUT, payload, personal)
+    else:
+        result = _transition(
+            ctx,
+            "close",
+            EventKind.LONE_WORKER_CHECKED_OUT,
+            payload,
+            personal=personal,
+            closed_at=ctx.now,
+        )
     changes = {"state": dest, "finished_at": ctx.now}
     change_referral(result, ref, **changes)
     result.cancel_timers(None)
