@@ -41,7 +41,16 @@ from oohcore.rulesets.models import (
 )
 from oohcore.vocabulary import EventKind, MessagePurpose, TimerKind
 
-__all__ = ["Snapshot", "Stage", "alert", "last_resort", "new_id", "snapshot", "summary"]
+__all__ = [
+    "Alerted",
+    "Snapshot",
+    "Stage",
+    "alert",
+    "last_resort",
+    "new_id",
+    "snapshot",
+    "summary",
+]
 
 PHONE = "phone"
 
@@ -157,6 +166,37 @@ class Snapshot:
 
 
 MIN_REALERT = timedelta(minutes=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Alerted:
+    """Who a referral's current alert reached, as its events recorded it, and who has declined
+    at which stage of its chain: what a decline is checked against (5.3.2)."""
+
+    officers: tuple[str, ...] = ()  # the officer (or contact) ids the current alert went to
+    stage: int = 0  # the stage of the chain that alert was for (its index)
+    declined: frozenset[tuple[str, int]] = frozenset()  # (who, stage) of earlier declines
+    for_others: frozenset[str] = frozenset()  # managers who declined for an alerted officer
+
+    @classmethod
+    def from_events(cls, referral: ReferralRow, payloads: list[dict[str, Any]]) -> Alerted:
+        """From the payloads of the call's alert and decline events (``action.refer``,
+        ``referral.escalated``, ``referral.declined``), oldest first."""
+        officers: tuple[str, ...] = ()
+        stage = 0
+        declined: set[tuple[str, int]] = set()
+        for_others: set[str] = set()
+        for p in payloads:
+            if p.get("referral") != referral.id or p.get("run") != referral.run_id:
+                continue
+            if "how" in p and isinstance(p.get("by"), str):  # a decline (an alert has no how)
+                declined.add((p["by"], int(p.get("stage", 0))))
+                if p.get("for_others"):
+                    for_others.add(p["by"])
+            elif p.get("alert") == referral.alerts:
+                officers = tuple(str(o) for o in p.get("officers") or ())
+                stage = int(p.get("stage", 0))
+        return cls(officers, stage, frozenset(declined), frozenset(for_others))
 
 
 def policy_stages(policy: EscalationPolicy) -> list[Stage]:

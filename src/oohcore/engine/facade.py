@@ -29,7 +29,7 @@ from oohcore.engine.errors import (
     UnknownNumber,
     UnknownOrganisation,
 )
-from oohcore.engine.escalation import Snapshot
+from oohcore.engine.escalation import Alerted, Snapshot
 from oohcore.engine.result import StepResult, commit
 from oohcore.engine.rows import (
     CallRow,
@@ -292,7 +292,10 @@ class Engine:
             if used:
                 raise links.LinkRefused("the link was used before: a link works once")
             ctx = desk._context(conn, referral.call_id, now)
-            result = steps.link_used(ctx, referral, parsed.officer, parsed.action, parsed.nonce)
+            alerted = desk._alerted(conn, referral)
+            result = steps.link_used(
+                ctx, referral, parsed.officer, parsed.action, parsed.nonce, alerted
+            )
             row, _ = desk._commit(conn, result, None)
         return desk._view(row)
 
@@ -632,10 +635,14 @@ class OrganisationDesk:
 
     def decline(self, call_id: str, *, by: str, at: datetime | None = None) -> CallView:
         """The alerted officer can't attend (issue 8 item 6): the next stage is alerted at
-        once (5.3.2)."""
+        once (5.3.2). ``by`` is the officer id of someone the current alert reached, or of a
+        holder of a manager role; each may decline once a stage (:class:`DeclineRefused`)."""
+        by = inputs.name("by", by) or ""
         with self._step(call_id, at) as (conn, ctx):
             referral = self._current_referral(conn, ctx, "decline", kind="refer")
-            row, _ = self._commit(conn, steps.decline(ctx, referral, by, how="api"), None)
+            alerted = self._alerted(conn, referral)
+            result = steps.decline(ctx, referral, by, how="api", alerted=alerted)
+            row, _ = self._commit(conn, result, None)
         return self._view(row)
 
     def receive(self, channel: str, sender: str, text: str, *, at: datetime | None = None) -> str:
@@ -644,7 +651,8 @@ class OrganisationDesk:
         recorded (``inbound.received``); the sender is answered. From an officer on the
         chain, ``ACK <ref>`` acknowledges and ``NO <ref>`` declines; anyone else's reply, or
         an unknown reference, is recorded and answered politely, never an error. Returns the
-        outcome: ``ack``, ``decline``, ``off_chain``, ``not_open`` or ``unmatched``."""
+        outcome: ``ack``, ``decline``, ``off_chain``, ``not_open``, ``refused`` (a decline
+        the sender may not make now: nothing moves) or ``unmatched``."""
         reply = replies.parse(text)
         now = self.engine._now(at)
         sender = str(sender)[:64]
@@ -661,8 +669,9 @@ class OrganisationDesk:
             refs = [r for r in referrals_of_call(conn, self.id, row.id) if r.kind == "refer"]
             open_refs = [r for r in refs if r.state in OPEN_STATES]
             referral = (open_refs or refs)[-1] if refs else None
+            alerted = self._alerted(conn, referral) if referral is not None else Alerted()
             result = steps.replied(
-                ctx, referral, intent=reply.intent, channel=channel, sender=sender
+                ctx, referral, intent=reply.intent, channel=channel, sender=sender, alerted=alerted
             )
             self._commit(conn, result, None)
         outcome: str = result.events[0].payload["outcome"]
@@ -859,6 +868,13 @@ class OrganisationDesk:
         if not candidates:
             raise InvalidTransition(ctx.row.id, ctx.row.state, step, allowed=[])
         return candidates[-1]
+
+    def _alerted(self, conn: Connection, referral: ReferralRow) -> Alerted:
+        """Who the referral's current alert reached and who has declined (5.3.2), from the
+        call's events."""
+        kinds = (EventKind.ACTION_REFER, EventKind.REFERRAL_ESCALATED, EventKind.REFERRAL_DECLINED)
+        payloads = audit.payloads_for_call(conn, self.id, referral.call_id, kinds)
+        return Alerted.from_events(referral, payloads)
 
     def _commit(
         self, conn: Connection, result: StepResult, option: ServiceOption | None
