@@ -355,6 +355,7 @@ def alert(
     *,
     stage: int,
     reason: str,
+    due: datetime | None = None,
 ) -> tuple[ReferralRow, dict[str, Any]]:
     """Alert stage ``stage`` of ``referral``'s snapshot (or re-alert the final holder when the
     chain is exhausted) and set the wait for its acknowledgement; adds the messages, timer and
@@ -364,7 +365,11 @@ def alert(
     When nobody holds this stage or any later one, the organisation's last resort is alerted
     instead and holds the call (issue 7 defect 1, audit item 9): re-alerted on the snapshot's
     backoff until someone acknowledges. A referral whose first alert finds nobody on the rota
-    at all is recorded as ``referral.untaken`` (once; the KPIs count it)."""
+    at all is recorded as ``referral.untaken`` (once; the KPIs count it).
+
+    ``due``: when this alert was scheduled (a timer's due time). The wait for acknowledgement
+    runs from then, so a runner that is late does not push the rest of the escalation back
+    (5.3.2, 5.2.3.6); an alert caused by a step (a decline, a failed delivery) waits from now."""
     snap = Snapshot.from_json(referral.snapshot)
     chain = snap.stages
     repeat = stage >= len(chain)
@@ -471,7 +476,7 @@ def alert(
     wait = snap.realert_wait(new_stage - len(chain)) if exhausted else current.wait
     result.timer(
         TimerKind.ESCALATION_WAIT,
-        ctx.now + wait,
+        min(due, ctx.now) + wait if due is not None else ctx.now + wait,
         f"{referral.id}:{referral.run_id}:wait:{number}",
         {"referral": referral.id, "run": referral.run_id, "stage": new_stage, "alert": number},
     )

@@ -839,7 +839,14 @@ def timer_fired(
         if referral.state != "alerting" or timer.payload.get("alert") != referral.alerts:
             return _stale(ctx, timer, f"the referral is {referral.state}, alert {referral.alerts}")
         result = _unchanged(ctx)
-        _, info = alert(ctx, result, referral, stage=referral.stage + 1, reason="not acknowledged")
+        _, info = alert(
+            ctx,
+            result,
+            referral,
+            stage=referral.stage + 1,
+            reason="not acknowledged",
+            due=timer.due_at,  # the next stage is timed from this one's due time (5.3.2)
+        )
         result.event(EventKind.REFERRAL_ESCALATED, info)
         return result
     if timer.kind in _LONE_WORKER_TIMERS:
@@ -917,19 +924,21 @@ def _lone_worker_timer(ctx: CallContext, timer: TimerRow, watch: ReferralRow) ->
             f"AMBER Ref {ref}: you have not checked out. Reply OK now if you are safe; the "
             "urgent escalation starts soon.",
         )
+        # red is timed from when amber was due, not from a late runner's send (5.2.3.6)
+        red_at = min(timer.due_at, ctx.now) + timedelta(seconds=amber)
         result.timer(
             TimerKind.LONE_WORKER_RED,
-            ctx.now + timedelta(seconds=amber),
+            red_at,
             f"{watch.id}:{watch.run_id}:red:{ctx.now.isoformat()}",
             {"referral": watch.id, "run": watch.run_id},
         )
         result.event(
             EventKind.LONE_WORKER_AMBER,
-            {"referral": watch.id, "red_at": (ctx.now + timedelta(seconds=amber)).isoformat()},
+            {"referral": watch.id, "red_at": red_at.isoformat()},
             personal={"to": sent},
         )
         return result
-    _, info = alert(ctx, result, watch, stage=0, reason="overdue")
+    _, info = alert(ctx, result, watch, stage=0, reason="overdue", due=timer.due_at)
     result.event(EventKind.LONE_WORKER_ALERT, {**info, "level": "red"})
     return result
 
