@@ -441,14 +441,16 @@ def alert(
                     )
                 continue
             body = snap.sms if channel == "sms" else snap.body
+            # 5.2.5: the priority fields first, in every text; the escalation's own wording
+            # after them, so the first SMS fragment carries the case
             if holder == "last_resort":
                 roles = ", ".join(dict.fromkeys(s.role for s in chain))
                 body = (
-                    f"NOBODY ON THE ROTA can take this ({roles}): you are "
-                    f"{ctx.organisation.name}'s last resort.\n{body}"
+                    f"{body}\nNOBODY ON THE ROTA can take this ({roles}): you are "
+                    f"{ctx.organisation.name}'s last resort."
                 )
             elif current.say:
-                body = f"{current.say}\n{body}"
+                body = f"{body}\n{current.say}"
             result.message(
                 OutboundMessage(
                     organisation_id=referral.organisation_id,
