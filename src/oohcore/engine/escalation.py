@@ -53,6 +53,7 @@ __all__ = [
 ]
 
 PHONE = "phone"
+PROVIDER_DUTY = "provider_duty"  # the holder when nobody of the organisation can be reached
 
 
 def new_id() -> str:
@@ -336,16 +337,22 @@ def last_resort(ctx: CallContext, snap: Snapshot) -> tuple[str, OnCallOfficer | 
     """The organisation's last resort (issue 7 defect 1) as it stands now: the officer holding
     its rota role, or its directory contact (numbers are living data, 2.3.3). Its id, and who
     to alert (None when nobody can be reached)."""
-    org = ctx.organisation
-    rid = snap.last_resort or org.last_resort
+    rid = snap.last_resort or ctx.organisation.last_resort
+    return rid, reach_last_resort(ctx, rid)
+
+
+def reach_last_resort(ctx: CallContext, rid: str) -> OnCallOfficer | None:
+    """Who the last resort ``rid`` reaches now, by text or email (the channels a last-resort
+    alert uses), or None when nobody can be reached."""
     if not rid:
-        return "", None
-    if rid in org.rota_roles:
-        return rid, ctx.on_call(rid, ctx.now)
+        return None
+    if rid in ctx.organisation.rota_roles:
+        holder = ctx.on_call(rid, ctx.now)
+        return holder if holder is not None and (holder.phone or holder.email) else None
     contact = ctx.directory(rid)
     if contact is None or (contact.number is None and contact.email is None):
-        return rid, None
-    return rid, OnCallOfficer(rid, contact.name, phone=contact.number, email=contact.email)
+        return None
+    return OnCallOfficer(rid, contact.name, phone=contact.number, email=contact.email)
 
 
 def alert(
@@ -375,6 +382,7 @@ def alert(
     repeat = stage >= len(chain)
     index = min(stage, len(chain) - 1)
     people: list[OnCallOfficer] = []
+    last = ""  # the organisation's last resort, when the provider's duty contact is alerted
     held = index
     for i in range(index, len(chain)):
         people = holders(ctx, chain[i])
@@ -387,8 +395,12 @@ def alert(
     role, holder = current.role, "rota"
     if officer is None:
         role, officer = last_resort(ctx, snap)
-        people = [officer] if officer is not None else []
         holder = "last_resort"
+        if officer is None and ctx.provider_duty is not None:
+            # nobody of the organisation can be reached: the provider's duty contact (5.3.2)
+            last, role, officer = role, PROVIDER_DUTY, ctx.provider_duty
+            holder = PROVIDER_DUTY
+        people = [officer] if officer is not None else []
         # by text and email, over the channels the procedure itself uses
         used = (c for st in chain for c in st.channels if c in ("sms", "email"))
         channels = tuple(dict.fromkeys(used)) or ("sms",)
@@ -413,11 +425,15 @@ def alert(
         "reason": reason,
         "holder": holder,
     }
-    if holder == "last_resort" and referral.alerts == 0:
+    if holder != "rota" and referral.alerts == 0:
         # nobody on the rota for any stage: a distinct outcome, reported (issue 7 defect 1)
         result.event(
             EventKind.REFERRAL_UNTAKEN,
-            {**info, "roles": [s.role for s in chain], "last_resort": role},
+            {
+                **info,
+                "roles": [s.role for s in chain],
+                "last_resort": last if holder == PROVIDER_DUTY else role,
+            },
         )
     if officer is None:
         result.event(EventKind.REFERRAL_NO_OFFICER, {**info, "stage": index})
@@ -443,11 +459,17 @@ def alert(
             body = snap.sms if channel == "sms" else snap.body
             # 5.2.5: the priority fields first, in every text; the escalation's own wording
             # after them, so the first SMS fragment carries the case
+            roles = ", ".join(dict.fromkeys(s.role for s in chain))
             if holder == "last_resort":
-                roles = ", ".join(dict.fromkeys(s.role for s in chain))
                 body = (
                     f"{body}\nNOBODY ON THE ROTA can take this ({roles}): you are "
                     f"{ctx.organisation.name}'s last resort."
+                )
+            elif holder == PROVIDER_DUTY:
+                body = (
+                    f"{body}\nNOBODY CAN BE REACHED at {ctx.organisation.name}: nobody on "
+                    f"the rota ({roles}) and its last resort ({last or 'none'}) cannot be "
+                    "reached. You are the service provider's duty contact."
                 )
             elif current.say:
                 body = f"{body}\n{current.say}"

@@ -71,8 +71,10 @@ class Engine:
         channels: Mapping[str, Channel] | None = None,
         gazetteers: Mapping[str, Gazetteer] | None = None,
         require_sign_off: bool = False,
+        provider_duty: OnCallOfficer | None = None,
     ) -> None:
         self.store = store
+        self.provider_duty = _provider_duty(provider_duty)
         self.clock: Clock = store.clock
         # the rota in the store, read afresh after every change (issue 8; oohcore.rota.store)
         self.rota: Rota = rota or StoreRota(store, {o.id: o.timezone for o in organisations})
@@ -124,6 +126,7 @@ class Engine:
         rota: Rota | None = None,
         catalogue: str | Path | None = None,
         require_sign_off: bool = False,
+        provider_duty: OnCallOfficer | None = None,
     ) -> Engine:
         """Load the organisations (a folder of them, or already loaded ones) and open the store.
 
@@ -134,6 +137,11 @@ class Engine:
         off by the organisation (5.3.1: scripts are not made operational until signed off). An
         option that is not signed off is not served (:class:`NotSignedOff` when a call for it
         is offered or chosen); every other option is. :attr:`unsigned` lists them.
+
+        ``provider_duty``: the service provider's duty contact for the whole installation
+        (an :class:`~oohcore.rota.OnCallOfficer` with a phone or an email), alerted when a
+        referral finds nobody of the organisation to alert — nobody on the rota and its last
+        resort unreachable (5.3.2: an escalation ends at a named person).
         """
         if isinstance(rulesets, (str, Path)):
             organisations = load_organisations(rulesets, catalogue=catalogue)
@@ -158,6 +166,7 @@ class Engine:
             channels=channels,
             gazetteers=gazetteers,
             require_sign_off=require_sign_off,
+            provider_duty=provider_duty,
         )
         # rota.yaml seeds what the store lacks; the store's rota is the living one (2.3.3)
         for org_id, data in seeds.items():
@@ -555,6 +564,7 @@ class OrganisationDesk:
             fallback=d.fallback,
             phone=d.phone,
             untaken=d.untaken,
+            nobody_reachable=d.nobody_reachable,
         )
 
     def complete(self, call_id: str, *, at: datetime | None = None) -> CallView:
@@ -847,6 +857,7 @@ class OrganisationDesk:
             contact_fields=self.engine.contact_fields,
             directory=lookup,
             on_call_stage=on_call_stage,
+            provider_duty=self.engine.provider_duty,
         )
 
     def _referral_for(self, conn: Connection, referral_id: object) -> ReferralRow | None:
@@ -968,6 +979,20 @@ class OrganisationDesk:
             duplicate_of=row.duplicate_of,
             ivr_prompt=prompt,
         )
+
+
+def _provider_duty(contact: object) -> OnCallOfficer | None:
+    """The installation's duty contact, checked once when the engine opens: it must be
+    reachable by text or email, the channels a last-resort alert uses."""
+    if contact is None:
+        return None
+    if not isinstance(contact, OnCallOfficer):
+        raise EngineError("provider_duty must be an oohcore.rota.OnCallOfficer (or None)")
+    if not (contact.phone or contact.email):
+        raise EngineError(
+            f"provider_duty {contact.id!r} has no phone or email: it could never be alerted"
+        )
+    return contact
 
 
 def _first_dispatch(conn: Connection, referral: ReferralRow) -> datetime | None:

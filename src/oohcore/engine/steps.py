@@ -341,11 +341,7 @@ def _carry_out(
             body = tpl.render(values)
             if payload.get("untaken"):
                 # issue 7 defect 1: the caller is told the truth, not "passed to the contractor"
-                body = (
-                    f"Ref {row.reference}: we could not reach the on-call officer yet. We have "
-                    f"alerted {ctx.organisation.name}'s out-of-hours manager, who will contact "
-                    "you."
-                )
+                body = _untaken_caller_text(ctx, payload)
             result.message(
                 OutboundMessage(
                     organisation_id=row.organisation_id,
@@ -368,6 +364,27 @@ def _carry_out(
     }
     result.events.insert(first, EventOut(action_event(action.kind), payload))
     return result
+
+
+def _untaken_caller_text(ctx: CallContext, payload: Mapping[str, Any]) -> str:
+    """The caller's text when nobody on the rota could take the referral: who was alerted
+    instead — the organisation's last resort, the service provider's duty contact, or nobody
+    (5.2.6: what the caller can expect, and only what is true)."""
+    ref = ctx.row.reference
+    if payload.get("officer") is None:
+        return (
+            f"Ref {ref}: we have not yet been able to reach anyone to deal with this. Please "
+            "call us again if you need to. If anyone is in danger, call 999."
+        )
+    if payload.get("holder") == "provider_duty":
+        return (
+            f"Ref {ref}: we could not reach the on-call officer yet. We have alerted our "
+            "out-of-hours duty manager, who will contact you."
+        )
+    return (
+        f"Ref {ref}: we could not reach the on-call officer yet. We have alerted "
+        f"{ctx.organisation.name}'s out-of-hours manager, who will contact you."
+    )
 
 
 def complete(ctx: CallContext) -> StepResult:
@@ -621,8 +638,8 @@ def attendance(ctx: CallContext, referral: ReferralRow | None, what: str, by: st
 
 def chain_officers(ctx: CallContext, ref: ReferralRow) -> dict[str, str]:
     """Who is on ``ref``'s chain now, by normalised phone number: the holders of its stages'
-    roles and the organisation's last resort (an acknowledgement from anyone else does not
-    stop the escalation)."""
+    roles, the organisation's last resort and the provider's duty contact (an acknowledgement
+    from anyone else does not stop the escalation)."""
     from oohcore.engine.escalation import Snapshot, holders, last_resort
 
     snap = Snapshot.from_json(ref.snapshot)
@@ -630,6 +647,8 @@ def chain_officers(ctx: CallContext, ref: ReferralRow) -> dict[str, str]:
     final = last_resort(ctx, snap)[1]
     if final is not None:
         people.append(final)
+    if ctx.provider_duty is not None:  # alerted when nobody of the organisation can be
+        people.append(ctx.provider_duty)
     out: dict[str, str] = {}
     for person in people:
         if person is not None and person.phone:

@@ -77,6 +77,11 @@ class NextStep:
     untaken: bool = False
     """Nobody on the rota holds any stage of the referral (issue 7 defect 1): completing it
     alerts the organisation's last resort (``contact``) at once and tells the caller so."""
+    nobody_reachable: bool = False
+    """Nobody on the rota and not the organisation's last resort can be reached either (5.3.2):
+    completing it alerts the service provider's duty contact (``contact``; none when the
+    installation has none, and then nobody is alerted), ``information`` says so, and the
+    caller's text says what is true."""
 
 
 @dataclass(frozen=True, slots=True)
