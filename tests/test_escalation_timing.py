@@ -88,3 +88,22 @@ def test_a_late_stage_does_not_push_the_next_stage_back(
     assert _alerted(channels, "referral.alert") == ["07700900001", "07700900002"]
     _tick_at(engine, clock, 30)  # Dina's stage: 15 + 15, not 25 + 15
     assert _alerted(channels, "referral.alert") == ["07700900001", "07700900002", "07700900003"]
+
+
+def test_a_runner_back_after_hours_alerts_each_overdue_stage_once_not_a_burst_of_re_alerts(
+    engine: Engine, clock: ManualClock, channels: dict[str, MemoryChannel]
+) -> None:
+    """Stages overdue while the runner was down are alerted at once, each on its schedule;
+    the final holder's re-alerts then wait from now (a backlog is not sent as a burst)."""
+    refer_heating_call(engine)
+    _tick_at(engine, clock, 180)  # three hours later: Max (due 15), Dina (30), her re-alert (45)
+    assert _alerted(channels, "referral.alert") == [
+        "07700900001",
+        "07700900002",
+        "07700900003",
+        "07700900003",
+    ]
+    _tick_at(engine, clock, 194)
+    assert len(_alerted(channels, "referral.alert")) == 4
+    _tick_at(engine, clock, 195)  # the next re-alert: 15 minutes from the one just sent
+    assert _alerted(channels, "referral.alert")[4:] == ["07700900003"]

@@ -498,9 +498,14 @@ def alert(
     # past the last stage (or with the last resort holding) the wait follows the backoff
     exhausted = new_stage >= len(chain)
     wait = snap.realert_wait(new_stage - len(chain)) if exhausted else current.wait
+    start = ctx.now if due is None else min(due, ctx.now)
+    if exhausted and start + wait < ctx.now:
+        # the final holder's re-alerts missed while the runner was away are not sent as a
+        # burst: the next waits from now
+        start = ctx.now
     result.timer(
         TimerKind.ESCALATION_WAIT,
-        min(due, ctx.now) + wait if due is not None else ctx.now + wait,
+        start + wait,
         f"{referral.id}:{referral.run_id}:wait:{number}",
         {"referral": referral.id, "run": referral.run_id, "stage": new_stage, "alert": number},
     )
