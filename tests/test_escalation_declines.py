@@ -137,7 +137,8 @@ def test_the_final_holder_declining_cannot_spin_the_chain(
     outcomes = [engine.receive("org-a", "sms", DINA, f"NO {ref}") for _ in range(5)]
     engine.tick()
     assert outcomes == ["decline"] + ["refused"] * 4
-    assert len(_alerted(channels)) <= 4
+    # her decline passes the referral on to the last resort, not back to her
+    assert _alerted(channels) == [RITA, MAX, DINA, "07700900099"]
     assert _declines(engine, call_id) == [("dina", 2)]
 
 

@@ -363,6 +363,7 @@ def alert(
     stage: int,
     reason: str,
     due: datetime | None = None,
+    skip: str | None = None,
 ) -> tuple[ReferralRow, dict[str, Any]]:
     """Alert stage ``stage`` of ``referral``'s snapshot (or re-alert the final holder when the
     chain is exhausted) and set the wait for its acknowledgement; adds the messages, timer and
@@ -376,7 +377,9 @@ def alert(
 
     ``due``: when this alert was scheduled (a timer's due time). The wait for acknowledgement
     runs from then, so a runner that is late does not push the rest of the escalation back
-    (5.3.2, 5.2.3.6); an alert caused by a step (a decline, a failed delivery) waits from now."""
+    (5.3.2, 5.2.3.6); an alert caused by a step (a decline, a failed delivery) waits from now.
+    ``skip``: who has just declined; this alert passes them over (a decline by the final
+    holder reaches the last resort, not the same person again)."""
     snap = Snapshot.from_json(referral.snapshot)
     chain = snap.stages
     repeat = stage >= len(chain)
@@ -385,7 +388,7 @@ def alert(
     last = ""  # the organisation's last resort, when the provider's duty contact is alerted
     held = index
     for i in range(index, len(chain)):
-        people = holders(ctx, chain[i])
+        people = [p for p in holders(ctx, chain[i]) if p.id != skip]
         if people:
             held = i
             break
@@ -396,6 +399,8 @@ def alert(
     if officer is None:
         role, officer = last_resort(ctx, snap)
         holder = "last_resort"
+        if officer is not None and officer.id == skip:
+            officer = None
         if officer is None and ctx.provider_duty is not None:
             # nobody of the organisation can be reached: the provider's duty contact (5.3.2)
             last, role, officer = role, PROVIDER_DUTY, ctx.provider_duty

@@ -617,7 +617,7 @@ def _decline(
         },
     )
     result.cancel_timers(TimerKind.ESCALATION_WAIT)
-    _, info = alert(ctx, result, ref, stage=ref.stage + 1, reason=f"declined by {by}")
+    _, info = alert(ctx, result, ref, stage=ref.stage + 1, reason=f"declined by {by}", skip=by)
     result.event(EventKind.REFERRAL_ESCALATED, info)
 
 
