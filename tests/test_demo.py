@@ -60,6 +60,9 @@ def test_the_demo_simulates_an_evening_and_everything_it_stored_checks_out(tmp_p
     assert kim is not None and kim[1] == "ok", scenes
     assert re.fullmatch(r"20:00 checked_in, 20:00 closed, 20:30 checked_out", kim[2]), kim[2]
     assert "coverage gaps in the next 7 days" in scenes
+    # a decline counts once (5.3.2); nobody on the rota reaches the provider's duty contact
+    assert re.search(r"texts 'NO [0-9A-Z-]+' twice: decline, refused", scenes)
+    assert re.search(r"nobody on the rota, the last resort included: alerted 07700 900100", scenes)
     # the first alerts of referrals, as the local channel wrote them
     shown = text.split("as the local channel wrote them ==")[1]
     assert shown.count("\n  [") >= 1

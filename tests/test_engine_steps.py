@@ -149,7 +149,7 @@ def test_an_unacknowledged_wait_alerts_the_next_stage(org: Organisation) -> None
     later = NOW + timedelta(minutes=15)
     fired = steps.timer_fired(
         _ctx(org, result.call, later),
-        _fired(TimerKind.ESCALATION_WAIT, referral, alert=1),
+        replace(_fired(TimerKind.ESCALATION_WAIT, referral, alert=1), due_at=later),
         referral,
     )
     [write] = fired.referrals

@@ -184,3 +184,98 @@ def test_every_organisation_must_name_its_last_resort(tmp_path: Path) -> None:
     path.write_text(text.replace("last_resort: out-of-hours-manager\n", ""))
     with pytest.raises(RulesetError, match="last_resort"):
         load_organisation(org)
+
+
+# -- nobody at all: the rota and the last resort (the provider's duty contact) ------------------
+
+PROVIDER_PHONE = "07700 900111"
+PROVIDER = OnCallOfficer(
+    "provider-duty", "Provider duty manager", phone=PROVIDER_PHONE, email="duty@provider.example"
+)
+
+
+def _nobody_engine(
+    tmp_path: Path, clock: ManualClock, channels: dict[str, MemoryChannel], **kwargs: object
+) -> Engine:
+    """org-a whose last resort is a rota role (team-manager), on a rota where nobody holds
+    anything tonight: no person of the organisation can be reached."""
+    shutil.copytree(FIXTURES, tmp_path / "orgs")
+    path = tmp_path / "orgs" / "org-a" / "organisation.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("last_resort: out-of-hours-manager", "last_resort: team-manager"))
+    url = f"sqlite:///{tmp_path / 'nobody.sqlite'}"
+    return Engine.open(
+        tmp_path / "orgs",
+        url,
+        clock=clock,
+        channels=channels,
+        rota=EmptyRota(),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_when_nobody_can_be_reached_the_handler_is_told_and_the_provider_duty_is_alerted(
+    tmp_path: Path, clock: ManualClock, channels: dict[str, MemoryChannel]
+) -> None:
+    with _nobody_engine(tmp_path, clock, channels, provider_duty=PROVIDER) as engine:
+        call_id = _call(engine)
+        desk = engine.organisation("org-a")
+        step = desk.next_step(call_id)
+        assert step.untaken is True and step.nobody_reachable is True
+        assert step.contact is not None
+        assert (step.contact.name, step.contact.number, step.contact.role) == (
+            "Provider duty manager",
+            PROVIDER_PHONE,
+            "provider_duty",
+        )
+        assert step.information is not None and "last resort" in step.information
+        desk.complete(call_id)
+        engine.tick()
+        alerts = _sms(channels, "referral.alert")
+        assert [r for r, _ in alerts] == [PROVIDER_PHONE]
+        assert alerts[0][1].startswith("Ann Lee")  # 5.2.5: the case first
+        assert "nobody can be reached" in alerts[0][1].lower()
+        (caller,) = _sms(channels, "caller.sms")
+        assert "engineer will call you back" not in caller[1]
+        assert "Borough A's out-of-hours manager" not in caller[1]  # nobody of theirs was told
+        assert "could not reach" in caller[1]
+        events = desk.events(call_id)
+        kinds = [e.kind for e in events]
+        assert EventKind.REFERRAL_NO_OFFICER not in kinds
+        [untaken] = [e for e in events if e.kind == EventKind.REFERRAL_UNTAKEN]
+        assert untaken.payload["holder"] == "provider_duty"
+        assert untaken.payload["officer"] == "provider-duty"
+        clock.advance(timedelta(minutes=20))  # re-alerted on the backoff until acknowledged
+        engine.tick()
+        assert [r for r, _ in _sms(channels, "referral.alert")] == [PROVIDER_PHONE] * 2
+        reference = desk.get(call_id).reference
+        assert engine.receive("org-a", "sms", PROVIDER_PHONE, f"ACK {reference}") == "ack"
+        assert desk.referrals(call_id)[-1].acknowledged_by == "provider-duty"
+
+
+def test_with_no_provider_duty_either_nobody_is_alerted_and_nobody_is_told_otherwise(
+    tmp_path: Path, clock: ManualClock, channels: dict[str, MemoryChannel]
+) -> None:
+    with _nobody_engine(tmp_path, clock, channels) as engine:
+        call_id = _call(engine)
+        desk = engine.organisation("org-a")
+        step = desk.next_step(call_id)
+        assert step.untaken is True and step.nobody_reachable is True
+        assert step.contact is not None and step.contact.number is None
+        desk.complete(call_id)
+        engine.tick()
+        assert _sms(channels, "referral.alert") == []
+        (caller,) = _sms(channels, "caller.sms")
+        assert "engineer will call you back" not in caller[1]
+        assert "alerted" not in caller[1]
+        assert "not yet been able to reach anyone" in caller[1]
+        assert EventKind.REFERRAL_NO_OFFICER in [e.kind for e in desk.events(call_id)]
+
+
+def test_a_provider_duty_contact_without_a_number_or_email_is_refused_at_open(
+    tmp_path: Path, clock: ManualClock, channels: dict[str, MemoryChannel]
+) -> None:
+    from oohcore.engine import EngineError
+
+    with pytest.raises(EngineError, match="provider_duty"):
+        _nobody_engine(tmp_path, clock, channels, provider_duty=OnCallOfficer("x", "X"))

@@ -33,11 +33,12 @@ from oohcore import audit, directory
 from oohcore.calendar import ServiceCalendar
 from oohcore.calls import calls
 from oohcore.cdr_csv import write_cdr_csv
-from oohcore.channels import Channel
+from oohcore.channels import Channel, OutboundMessage
 from oohcore.channels.local import LocalChannel
 from oohcore.clock import ManualClock
 from oohcore.engine import Engine, EngineError, OrganisationDesk
 from oohcore.reports.daily import SEND_AT, EveningOutput, enqueue_daily_summary, evening_reports
+from oohcore.rota import OnCallOfficer
 from oohcore.rulesets.compiler import Organisation, ServiceOption
 from oohcore.rulesets.loader import load_organisation
 from oohcore.rulesets.models import Question, QuestionType
@@ -48,6 +49,9 @@ from oohcore.vocabulary import EventKind
 LONDON = ZoneInfo("Europe/London")
 CHANNELS = ("sms", "email", "pager", "phone", "feed", "crm")
 FIRST = ["Ann", "Jas", "Olu", "Mei", "Tom", "Ife", "Sam", "Zara", "Piotr", "Rhys", "Nadia", "Kofi"]
+PROVIDER_DUTY = OnCallOfficer(
+    "provider-duty", "Provider duty manager", phone="07700 900100", email="duty@provider.example"
+)
 LAST = ["Lee", "Patel", "Okafor", "Chen", "Brown", "Adeyemi", "Khan", "Nowak", "Evans", "Hussain"]
 
 
@@ -409,6 +413,7 @@ def _scenes(engine: Engine, org: Organisation, clock: ManualClock, out: TextIO) 
     out.write(f"{', '.join(steps)}\n")
     from oohcore.rota.gaps import coverage_gaps
 
+    _decline_and_nobody(engine, org, referred, clock, out)
     gaps = coverage_gaps(org, desk.rota.data(), clock.now(), clock.now() + timedelta(days=7))
     out.write(f"  coverage gaps in the next 7 days (oohcore rota gaps): {len(gaps)}\n")
     for gap in gaps[:5]:
@@ -416,6 +421,63 @@ def _scenes(engine: Engine, org: Organisation, clock: ManualClock, out: TextIO) 
             f"    {gap.role} stage {gap.stage}: {gap.start.astimezone(LONDON):%a %d %b %H:%M}"
             f" to {gap.end.astimezone(LONDON):%a %d %b %H:%M} ({', '.join(gap.options)})\n"
         )
+
+
+def _decline_and_nobody(
+    engine: Engine, org: Organisation, referred: list[str], clock: ManualClock, out: TextIO
+) -> None:
+    """Two more referrals like one of last night's: the alerted officer texts NO twice (one
+    decline counts, 5.3.2); and one while nobody is on the rota, the last resort included (the
+    provider's duty contact is alerted, and the caller is told the truth)."""
+    desk = engine.organisation(org.id)
+    texted = [c for c in referred if any(_alert_sms(m.message) for m in desk.messages(c))]
+    if not texted:
+        return
+    first = desk.get(texted[0])
+    option = org.service_options[first.service_option or ""]
+    number = next(n for n, a in org.access_numbers.items() if a.service_option == option.id)
+    asked = {q.field for q in option.questions}
+    answers = {k: v for k, v in first.answers.items() if k in asked}
+
+    def refer(name: str, address: str) -> tuple[str, str]:
+        call = engine.offer(org.access_numbers[number].number, caller_number="07700 900555")
+        desk.answer(call.id, handler="amy")
+        # another caller at another address: not a repeat of last night's call (5.2.7)
+        desk.capture(call.id, {**answers, "caller_name": name, "address": address})
+        step = desk.next_step(call.id)
+        told = f" ({step.information})" if step.nobody_reachable else ""
+        out.write(f"  {call.reference} ({option.id}): {step.kind}{told}\n")
+        desk.complete(call.id)
+        engine.tick(clock.now())
+        return call.id, call.reference
+
+    call_id, ref = refer("Kit Marsh", "3 Quarry Road")
+    alerts = [m.message for m in desk.messages(call_id) if _alert_sms(m.message)]
+    if alerts:
+        sender = alerts[-1].recipient
+        said = [engine.receive(org.id, "sms", sender, f"NO {ref}") for _ in range(2)]
+        engine.tick(clock.now())
+        out.write(
+            f"  {sender} texts 'NO {ref}' twice: {', '.join(said)} (one decline counts: "
+            f"stage {desk.referrals(call_id)[-1].stage})\n"
+        )
+    saved = desk.rota.data()
+    desk.rota.replace(type(saved)(officers=saved.officers), by="demo: a rota import gone wrong")
+    try:
+        call_id, ref = refer("Lee Rowe", "9 Ferry Lane")
+    finally:
+        desk.rota.replace(saved, by="demo: the rota restored")
+    sent = [m.message for m in desk.messages(call_id)]
+    alerted = [m.recipient for m in sent if _alert_sms(m)]
+    caller = [m.body for m in sent if m.purpose == "caller.sms"]
+    out.write(
+        f"  nobody on the rota, the last resort included: alerted {', '.join(alerted)} (the "
+        f"provider's duty contact); the caller's text: {caller[0] if caller else '(none)'}\n"
+    )
+
+
+def _alert_sms(message: OutboundMessage) -> bool:
+    return message.channel == "sms" and message.purpose == "referral.alert"
 
 
 def _lone_worker_number(org: Organisation) -> str:
@@ -461,7 +523,11 @@ def run_demo(
     local = LocalChannel(workdir / "messages.jsonl")
     channels: dict[str, Channel] = dict.fromkeys(CHANNELS, local)
     engine = Engine.open(
-        borough, f"sqlite:///{workdir / 'oohcore.sqlite'}", clock=engine_clock, channels=channels
+        borough,
+        f"sqlite:///{workdir / 'oohcore.sqlite'}",
+        clock=engine_clock,
+        channels=channels,
+        provider_duty=PROVIDER_DUTY,  # when nobody of the borough can be reached (5.3.2)
     )
     try:
         gazetteer = engine._gazetteers.get(org.id)

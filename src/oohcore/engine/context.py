@@ -70,6 +70,9 @@ class CallContext:
     directory: Directory = field(default=_no_directory)
     on_call_stage: OnCallStageOf = field(default=_no_stages)
     attendance_overdue: bool = False  # the earlier call's attendance target passed (audit 7)
+    # the service provider's duty contact, alerted when nobody of the organisation can be
+    # (not on the rota, not its last resort): configured once for the installation (5.3.2)
+    provider_duty: OnCallOfficer | None = None
 
     @property
     def call_id(self) -> str:

@@ -16,6 +16,7 @@ __all__ = [
     "AnswerProblem",
     "CallNotFound",
     "ConcurrentChange",
+    "DeclineRefused",
     "EngineError",
     "InvalidAnswers",
     "InvalidArgument",
@@ -77,6 +78,12 @@ class InvalidArgument(EngineError):
 class NotSignedOff(EngineError):
     """Live service was asked for, and this service option's version is not signed off (5.3.1):
     a call for it is not served (the caller should be handled by the fallback procedure)."""
+
+
+class DeclineRefused(EngineError):
+    """A decline from someone who may not decline the referral now (5.3.2): only an officer
+    alerted at its current stage, or a holder of a manager role, may decline, and each once a
+    stage; nothing was changed."""
 
 
 class InvalidChoice(EngineError):

@@ -41,9 +41,19 @@ from oohcore.rulesets.models import (
 )
 from oohcore.vocabulary import EventKind, MessagePurpose, TimerKind
 
-__all__ = ["Snapshot", "Stage", "alert", "last_resort", "new_id", "snapshot", "summary"]
+__all__ = [
+    "Alerted",
+    "Snapshot",
+    "Stage",
+    "alert",
+    "last_resort",
+    "new_id",
+    "snapshot",
+    "summary",
+]
 
 PHONE = "phone"
+PROVIDER_DUTY = "provider_duty"  # the holder when nobody of the organisation can be reached
 
 
 def new_id() -> str:
@@ -157,6 +167,37 @@ class Snapshot:
 
 
 MIN_REALERT = timedelta(minutes=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Alerted:
+    """Who a referral's current alert reached, as its events recorded it, and who has declined
+    at which stage of its chain: what a decline is checked against (5.3.2)."""
+
+    officers: tuple[str, ...] = ()  # the officer (or contact) ids the current alert went to
+    stage: int = 0  # the stage of the chain that alert was for (its index)
+    declined: frozenset[tuple[str, int]] = frozenset()  # (who, stage) of earlier declines
+    for_others: frozenset[str] = frozenset()  # managers who declined for an alerted officer
+
+    @classmethod
+    def from_events(cls, referral: ReferralRow, payloads: list[dict[str, Any]]) -> Alerted:
+        """From the payloads of the call's alert and decline events (``action.refer``,
+        ``referral.escalated``, ``referral.declined``), oldest first."""
+        officers: tuple[str, ...] = ()
+        stage = 0
+        declined: set[tuple[str, int]] = set()
+        for_others: set[str] = set()
+        for p in payloads:
+            if p.get("referral") != referral.id or p.get("run") != referral.run_id:
+                continue
+            if "how" in p and isinstance(p.get("by"), str):  # a decline (an alert has no how)
+                declined.add((p["by"], int(p.get("stage", 0))))
+                if p.get("for_others"):
+                    for_others.add(p["by"])
+            elif p.get("alert") == referral.alerts:
+                officers = tuple(str(o) for o in p.get("officers") or ())
+                stage = int(p.get("stage", 0))
+        return cls(officers, stage, frozenset(declined), frozenset(for_others))
 
 
 def policy_stages(policy: EscalationPolicy) -> list[Stage]:
@@ -296,16 +337,22 @@ def last_resort(ctx: CallContext, snap: Snapshot) -> tuple[str, OnCallOfficer | 
     """The organisation's last resort (issue 7 defect 1) as it stands now: the officer holding
     its rota role, or its directory contact (numbers are living data, 2.3.3). Its id, and who
     to alert (None when nobody can be reached)."""
-    org = ctx.organisation
-    rid = snap.last_resort or org.last_resort
+    rid = snap.last_resort or ctx.organisation.last_resort
+    return rid, reach_last_resort(ctx, rid)
+
+
+def reach_last_resort(ctx: CallContext, rid: str) -> OnCallOfficer | None:
+    """Who the last resort ``rid`` reaches now, by text or email (the channels a last-resort
+    alert uses), or None when nobody can be reached."""
     if not rid:
-        return "", None
-    if rid in org.rota_roles:
-        return rid, ctx.on_call(rid, ctx.now)
+        return None
+    if rid in ctx.organisation.rota_roles:
+        holder = ctx.on_call(rid, ctx.now)
+        return holder if holder is not None and (holder.phone or holder.email) else None
     contact = ctx.directory(rid)
     if contact is None or (contact.number is None and contact.email is None):
-        return rid, None
-    return rid, OnCallOfficer(rid, contact.name, phone=contact.number, email=contact.email)
+        return None
+    return OnCallOfficer(rid, contact.name, phone=contact.number, email=contact.email)
 
 
 def alert(
@@ -315,6 +362,8 @@ def alert(
     *,
     stage: int,
     reason: str,
+    due: datetime | None = None,
+    skip: str | None = None,
 ) -> tuple[ReferralRow, dict[str, Any]]:
     """Alert stage ``stage`` of ``referral``'s snapshot (or re-alert the final holder when the
     chain is exhausted) and set the wait for its acknowledgement; adds the messages, timer and
@@ -324,15 +373,22 @@ def alert(
     When nobody holds this stage or any later one, the organisation's last resort is alerted
     instead and holds the call (issue 7 defect 1, audit item 9): re-alerted on the snapshot's
     backoff until someone acknowledges. A referral whose first alert finds nobody on the rota
-    at all is recorded as ``referral.untaken`` (once; the KPIs count it)."""
+    at all is recorded as ``referral.untaken`` (once; the KPIs count it).
+
+    ``due``: when this alert was scheduled (a timer's due time). The wait for acknowledgement
+    runs from then, so a runner that is late does not push the rest of the escalation back
+    (5.3.2, 5.2.3.6); an alert caused by a step (a decline, a failed delivery) waits from now.
+    ``skip``: who has just declined; this alert passes them over (a decline by the final
+    holder reaches the last resort, not the same person again)."""
     snap = Snapshot.from_json(referral.snapshot)
     chain = snap.stages
     repeat = stage >= len(chain)
     index = min(stage, len(chain) - 1)
     people: list[OnCallOfficer] = []
+    last = ""  # the organisation's last resort, when the provider's duty contact is alerted
     held = index
     for i in range(index, len(chain)):
-        people = holders(ctx, chain[i])
+        people = [p for p in holders(ctx, chain[i]) if p.id != skip]
         if people:
             held = i
             break
@@ -342,8 +398,14 @@ def alert(
     role, holder = current.role, "rota"
     if officer is None:
         role, officer = last_resort(ctx, snap)
-        people = [officer] if officer is not None else []
         holder = "last_resort"
+        if officer is not None and officer.id == skip:
+            officer = None
+        if officer is None and ctx.provider_duty is not None:
+            # nobody of the organisation can be reached: the provider's duty contact (5.3.2)
+            last, role, officer = role, PROVIDER_DUTY, ctx.provider_duty
+            holder = PROVIDER_DUTY
+        people = [officer] if officer is not None else []
         # by text and email, over the channels the procedure itself uses
         used = (c for st in chain for c in st.channels if c in ("sms", "email"))
         channels = tuple(dict.fromkeys(used)) or ("sms",)
@@ -368,11 +430,15 @@ def alert(
         "reason": reason,
         "holder": holder,
     }
-    if holder == "last_resort" and referral.alerts == 0:
+    if holder != "rota" and referral.alerts == 0:
         # nobody on the rota for any stage: a distinct outcome, reported (issue 7 defect 1)
         result.event(
             EventKind.REFERRAL_UNTAKEN,
-            {**info, "roles": [s.role for s in chain], "last_resort": role},
+            {
+                **info,
+                "roles": [s.role for s in chain],
+                "last_resort": last if holder == PROVIDER_DUTY else role,
+            },
         )
     if officer is None:
         result.event(EventKind.REFERRAL_NO_OFFICER, {**info, "stage": index})
@@ -396,14 +462,22 @@ def alert(
                     )
                 continue
             body = snap.sms if channel == "sms" else snap.body
+            # 5.2.5: the priority fields first, in every text; the escalation's own wording
+            # after them, so the first SMS fragment carries the case
+            roles = ", ".join(dict.fromkeys(s.role for s in chain))
             if holder == "last_resort":
-                roles = ", ".join(dict.fromkeys(s.role for s in chain))
                 body = (
-                    f"NOBODY ON THE ROTA can take this ({roles}): you are "
-                    f"{ctx.organisation.name}'s last resort.\n{body}"
+                    f"{body}\nNOBODY ON THE ROTA can take this ({roles}): you are "
+                    f"{ctx.organisation.name}'s last resort."
+                )
+            elif holder == PROVIDER_DUTY:
+                body = (
+                    f"{body}\nNOBODY CAN BE REACHED at {ctx.organisation.name}: nobody on "
+                    f"the rota ({roles}) and its last resort ({last or 'none'}) cannot be "
+                    "reached. You are the service provider's duty contact."
                 )
             elif current.say:
-                body = f"{current.say}\n{body}"
+                body = f"{body}\n{current.say}"
             result.message(
                 OutboundMessage(
                     organisation_id=referral.organisation_id,
@@ -429,9 +503,14 @@ def alert(
     # past the last stage (or with the last resort holding) the wait follows the backoff
     exhausted = new_stage >= len(chain)
     wait = snap.realert_wait(new_stage - len(chain)) if exhausted else current.wait
+    start = ctx.now if due is None else min(due, ctx.now)
+    if exhausted and start + wait < ctx.now:
+        # the final holder's re-alerts missed while the runner was away are not sent as a
+        # burst: the next waits from now
+        start = ctx.now
     result.timer(
         TimerKind.ESCALATION_WAIT,
-        ctx.now + wait,
+        start + wait,
         f"{referral.id}:{referral.run_id}:wait:{number}",
         {"referral": referral.id, "run": referral.run_id, "stage": new_stage, "alert": number},
     )

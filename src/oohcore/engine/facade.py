@@ -29,7 +29,7 @@ from oohcore.engine.errors import (
     UnknownNumber,
     UnknownOrganisation,
 )
-from oohcore.engine.escalation import Snapshot
+from oohcore.engine.escalation import Alerted, Snapshot
 from oohcore.engine.result import StepResult, commit
 from oohcore.engine.rows import (
     CallRow,
@@ -74,8 +74,10 @@ class Engine:
         channels: Mapping[str, Channel] | None = None,
         gazetteers: Mapping[str, Gazetteer] | None = None,
         require_sign_off: bool = False,
+        provider_duty: OnCallOfficer | None = None,
     ) -> None:
         self.store = store
+        self.provider_duty = _provider_duty(provider_duty)
         self.clock: Clock = store.clock
         # the rota in the store, read afresh after every change (issue 8; oohcore.rota.store)
         self.rota: Rota = rota or StoreRota(store, {o.id: o.timezone for o in organisations})
@@ -127,6 +129,7 @@ class Engine:
         rota: Rota | None = None,
         catalogue: str | Path | None = None,
         require_sign_off: bool = False,
+        provider_duty: OnCallOfficer | None = None,
     ) -> Engine:
         """Load the organisations (a folder of them, or already loaded ones) and open the store.
 
@@ -137,6 +140,11 @@ class Engine:
         off by the organisation (5.3.1: scripts are not made operational until signed off). An
         option that is not signed off is not served (:class:`NotSignedOff` when a call for it
         is offered or chosen); every other option is. :attr:`unsigned` lists them.
+
+        ``provider_duty``: the service provider's duty contact for the whole installation
+        (an :class:`~oohcore.rota.OnCallOfficer` with a phone or an email), alerted when a
+        referral finds nobody of the organisation to alert — nobody on the rota and its last
+        resort unreachable (5.3.2: an escalation ends at a named person).
         """
         if isinstance(rulesets, (str, Path)):
             organisations = load_organisations(rulesets, catalogue=catalogue)
@@ -161,6 +169,7 @@ class Engine:
             channels=channels,
             gazetteers=gazetteers,
             require_sign_off=require_sign_off,
+            provider_duty=provider_duty,
         )
         # rota.yaml seeds what the store lacks; the store's rota is the living one (2.3.3)
         for org_id, data in seeds.items():
@@ -298,7 +307,10 @@ class Engine:
             if used:
                 raise links.LinkRefused("the link was used before: a link works once")
             ctx = desk._timed(conn, desk._context(conn, referral.call_id, now), at is not None)
-            result = steps.link_used(ctx, referral, parsed.officer, parsed.action, parsed.nonce)
+            alerted = desk._alerted(conn, referral)
+            result = steps.link_used(
+                ctx, referral, parsed.officer, parsed.action, parsed.nonce, alerted
+            )
             row, _ = desk._commit(conn, result, None)
         return desk._view(row)
 
@@ -571,6 +583,7 @@ class OrganisationDesk:
             untaken=d.untaken,
             outside_area=row.answers.get("outside_area") is True,
             property_owner=_text_or_none(row.answers.get("property_owner")),
+            nobody_reachable=d.nobody_reachable,
         )
 
     def complete(self, call_id: str, *, at: datetime | None = None) -> CallView:
@@ -651,10 +664,14 @@ class OrganisationDesk:
 
     def decline(self, call_id: str, *, by: str, at: datetime | None = None) -> CallView:
         """The alerted officer can't attend (issue 8 item 6): the next stage is alerted at
-        once (5.3.2)."""
+        once (5.3.2). ``by`` is the officer id of someone the current alert reached, or of a
+        holder of a manager role; each may decline once a stage (:class:`DeclineRefused`)."""
+        by = inputs.name("by", by) or ""
         with self._step(call_id, at) as (conn, ctx):
             referral = self._current_referral(conn, ctx, "decline", kind="refer")
-            row, _ = self._commit(conn, steps.decline(ctx, referral, by, how="api"), None)
+            alerted = self._alerted(conn, referral)
+            result = steps.decline(ctx, referral, by, how="api", alerted=alerted)
+            row, _ = self._commit(conn, result, None)
         return self._view(row)
 
     def receive(self, channel: str, sender: str, text: str, *, at: datetime | None = None) -> str:
@@ -666,7 +683,8 @@ class OrganisationDesk:
         :mod:`oohcore.engine.inbound` says (a stranger not at all); a channel or sender that is
         not usable text is recorded and not answered. ``OK`` and ``EXTEND n`` are a lone
         worker's (:meth:`_lone_worker_reply`). Returns the outcome: ``ack``, ``decline``,
-        ``ok``, ``extend``, ``off_chain``, ``not_open`` or ``unmatched``."""
+        ``ok``, ``extend``, ``off_chain``, ``not_open``, ``refused`` (a decline the sender may
+        not make now: nothing moves) or ``unmatched``."""
         reply = replies.parse(text)
         now = self.engine._now(at)
         # a channel or sender that is not usable text (None, a NUL, a lone surrogate …) comes
@@ -695,8 +713,9 @@ class OrganisationDesk:
             refs = [r for r in referrals_of_call(conn, self.id, row.id) if r.kind == "refer"]
             open_refs = [r for r in refs if r.state in OPEN_STATES]
             referral = (open_refs or refs)[-1] if refs else None
+            alerted = self._alerted(conn, referral) if referral is not None else Alerted()
             result = steps.replied(
-                ctx, referral, intent=reply.intent, channel=channel, sender=sender
+                ctx, referral, intent=reply.intent, channel=channel, sender=sender, alerted=alerted
             )
             inbound.screen(conn, result, sender=sender, now=now)
             self._commit(conn, result, None)
@@ -888,6 +907,7 @@ class OrganisationDesk:
             contact_fields=self.engine.contact_fields,
             directory=lookup,
             on_call_stage=on_call_stage,
+            provider_duty=self.engine.provider_duty,
         )
 
     def _referral_for(self, conn: Connection, referral_id: object) -> ReferralRow | None:
@@ -909,6 +929,13 @@ class OrganisationDesk:
         if not candidates:
             raise InvalidTransition(ctx.row.id, ctx.row.state, step, allowed=[])
         return candidates[-1]
+
+    def _alerted(self, conn: Connection, referral: ReferralRow) -> Alerted:
+        """Who the referral's current alert reached and who has declined (5.3.2), from the
+        call's events."""
+        kinds = (EventKind.ACTION_REFER, EventKind.REFERRAL_ESCALATED, EventKind.REFERRAL_DECLINED)
+        payloads = audit.payloads_for_call(conn, self.id, referral.call_id, kinds)
+        return Alerted.from_events(referral, payloads)
 
     def _commit(
         self, conn: Connection, result: StepResult, option: ServiceOption | None
@@ -1024,6 +1051,20 @@ class OrganisationDesk:
 
 def _text_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _provider_duty(contact: object) -> OnCallOfficer | None:
+    """The installation's duty contact, checked once when the engine opens: it must be
+    reachable by text or email, the channels a last-resort alert uses."""
+    if contact is None:
+        return None
+    if not isinstance(contact, OnCallOfficer):
+        raise EngineError("provider_duty must be an oohcore.rota.OnCallOfficer (or None)")
+    if not (contact.phone or contact.email):
+        raise EngineError(
+            f"provider_duty {contact.id!r} has no phone or email: it could never be alerted"
+        )
+    return contact
 
 
 def _first_dispatch(conn: Connection, referral: ReferralRow) -> datetime | None:

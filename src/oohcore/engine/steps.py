@@ -25,20 +25,21 @@ from oohcore.engine.actions.lone_worker import staff_of
 from oohcore.engine.context import CallContext, hours_at
 from oohcore.engine.errors import (
     AnswerProblem,
+    DeclineRefused,
     InvalidAnswers,
     InvalidChoice,
     InvalidTransition,
     MissingEssentialFields,
     WrongStaffMember,
 )
-from oohcore.engine.escalation import alert, change_referral, summary
+from oohcore.engine.escalation import Alerted, alert, change_referral, summary
 from oohcore.engine.result import EventOut, SearchEntry, StepResult
 from oohcore.engine.rows import CALLS, CallRow, ReferralRow
 from oohcore.phones import e164
 from oohcore.references import format_reference
 from oohcore.referrals import OPEN_STATES, next_referral_state
 from oohcore.rulesets.compiler import Organisation, Outcome, ServiceOption
-from oohcore.rulesets.models import Action
+from oohcore.rulesets.models import Action, RoleKind
 from oohcore.timers import TimerRow
 from oohcore.vocabulary import EventKind, MessagePurpose, TimerKind, action_event
 
@@ -343,11 +344,7 @@ def _carry_out(
             body = tpl.render(values)
             if payload.get("untaken"):
                 # issue 7 defect 1: the caller is told the truth, not "passed to the contractor"
-                body = (
-                    f"Ref {row.reference}: we could not reach the on-call officer yet. We have "
-                    f"alerted {ctx.organisation.name}'s out-of-hours manager, who will contact "
-                    "you."
-                )
+                body = _untaken_caller_text(ctx, payload)
             result.message(
                 OutboundMessage(
                     organisation_id=row.organisation_id,
@@ -370,6 +367,27 @@ def _carry_out(
     }
     result.events.insert(first, EventOut(action_event(action.kind), payload))
     return result
+
+
+def _untaken_caller_text(ctx: CallContext, payload: Mapping[str, Any]) -> str:
+    """The caller's text when nobody on the rota could take the referral: who was alerted
+    instead — the organisation's last resort, the service provider's duty contact, or nobody
+    (5.2.6: what the caller can expect, and only what is true)."""
+    ref = ctx.row.reference
+    if payload.get("officer") is None:
+        return (
+            f"Ref {ref}: we have not yet been able to reach anyone to deal with this. Please "
+            "call us again if you need to. If anyone is in danger, call 999."
+        )
+    if payload.get("holder") == "provider_duty":
+        return (
+            f"Ref {ref}: we could not reach the on-call officer yet. We have alerted our "
+            "out-of-hours duty manager, who will contact you."
+        )
+    return (
+        f"Ref {ref}: we could not reach the on-call officer yet. We have alerted "
+        f"{ctx.organisation.name}'s out-of-hours manager, who will contact you."
+    )
 
 
 def complete(ctx: CallContext) -> StepResult:
@@ -545,25 +563,66 @@ def phoned(ctx: CallContext, referral: ReferralRow | None, outcome: str, by: str
     return result
 
 
-def decline(ctx: CallContext, referral: ReferralRow | None, by: str, *, how: str) -> StepResult:
-    """The alerted officer can't attend (issue 8 item 6): recorded, and the next stage is
-    alerted at once, not at the end of the wait (5.3.2). Past the last stage the holder's
-    backoff applies (a decline cannot spin the chain)."""
+def decline(
+    ctx: CallContext, referral: ReferralRow | None, by: str, *, how: str, alerted: Alerted
+) -> StepResult:
+    """The alerted officer can't attend (issue 8 item 6): recorded with who, and the next stage
+    is alerted at once, not at the end of the wait (5.3.2). Only an officer the current alert
+    reached, or a holder of a manager role, may decline, and each once a stage of the chain
+    (:class:`DeclineRefused` otherwise): one person cannot walk a referral past everyone."""
     ref, _dest = _referral_move(ctx, referral, "alert", "decline")
     if ref.state != "alerting":
         raise InvalidTransition(ctx.row.id, ref.state, "decline", allowed=[])
+    refused = _decline_refused(ctx, by, alerted)
+    if refused is not None:
+        raise DeclineRefused(f"call {ctx.row.id}: {refused}")
     result = _unchanged(ctx)
-    _decline(ctx, result, ref, by, how)
+    _decline(ctx, result, ref, by, how, alerted)
     return result
 
 
-def _decline(ctx: CallContext, result: StepResult, ref: ReferralRow, by: str, how: str) -> None:
+def _managers(ctx: CallContext) -> set[str]:
+    """Who holds a manager role of the organisation now (they may decline for an officer)."""
+    people = (
+        ctx.on_call(role.id, ctx.now)
+        for role in ctx.organisation.rota_roles.values()
+        if role.kind == RoleKind.manager
+    )
+    return {p.id for p in people if p is not None}
+
+
+def _decline_refused(ctx: CallContext, by: str | None, alerted: Alerted) -> str | None:
+    """Why ``by`` may not decline now, or None when they may (5.3.2: a decline moves the
+    escalation on, so it counts once per person per stage, and a manager who was not alerted
+    may decline for the alerted officer once in the referral)."""
+    if by is None or (by not in alerted.officers and by not in _managers(ctx)):
+        return (
+            f"{by!r} was not alerted at the referral's current stage and holds no manager "
+            "role: only the officer alerted now (or a manager) may decline it"
+        )
+    if (by, alerted.stage) in alerted.declined:
+        return f"{by!r} has already declined at this stage of the escalation"
+    if by not in alerted.officers and by in alerted.for_others:
+        return f"{by!r} has already declined this referral for an alerted officer"
+    return None
+
+
+def _decline(
+    ctx: CallContext, result: StepResult, ref: ReferralRow, by: str, how: str, alerted: Alerted
+) -> None:
     result.event(
         EventKind.REFERRAL_DECLINED,
-        {"referral": ref.id, "run": ref.run_id, "stage": ref.stage, "by": by, "how": how},
+        {
+            "referral": ref.id,
+            "run": ref.run_id,
+            "stage": alerted.stage,
+            "by": by,
+            "how": how,
+            "for_others": by not in alerted.officers,  # a manager for the alerted officer
+        },
     )
     result.cancel_timers(TimerKind.ESCALATION_WAIT)
-    _, info = alert(ctx, result, ref, stage=ref.stage + 1, reason=f"declined by {by}")
+    _, info = alert(ctx, result, ref, stage=ref.stage + 1, reason=f"declined by {by}", skip=by)
     result.event(EventKind.REFERRAL_ESCALATED, info)
 
 
@@ -584,8 +643,8 @@ def attendance(ctx: CallContext, referral: ReferralRow | None, what: str, by: st
 
 def chain_officers(ctx: CallContext, ref: ReferralRow) -> dict[str, str]:
     """Who is on ``ref``'s chain now, by E.164 phone number: the holders of its stages'
-    roles and the organisation's last resort (an acknowledgement from anyone else does not
-    stop the escalation)."""
+    roles, the organisation's last resort and the provider's duty contact (an acknowledgement
+    from anyone else does not stop the escalation)."""
     from oohcore.engine.escalation import Snapshot, holders, last_resort
 
     snap = Snapshot.from_json(ref.snapshot)
@@ -593,6 +652,8 @@ def chain_officers(ctx: CallContext, ref: ReferralRow) -> dict[str, str]:
     final = last_resort(ctx, snap)[1]
     if final is not None:
         people.append(final)
+    if ctx.provider_duty is not None:  # alerted when nobody of the organisation can be
+        people.append(ctx.provider_duty)
     out: dict[str, str] = {}
     for person in people:
         number = e164(person.phone) if person is not None else None
@@ -608,14 +669,19 @@ def replied(
     intent: str,
     channel: str,
     sender: str,
+    alerted: Alerted,
 ) -> StepResult:
     """A text reply quoting this call's reference (issue 8 item 6): from an officer on the
     chain it acknowledges or declines the open referral; from anyone else, or for a referral
-    no longer open, it is recorded and answered, and the escalation goes on."""
+    no longer open, it is recorded and answered, and the escalation goes on. A decline the
+    officer may not make now (:func:`decline`) is ``refused``: recorded, answered neutrally,
+    and the escalation does not move."""
     result = _unchanged(ctx)
     officer = chain_officers(ctx, referral).get(e164(sender) or "") if referral else None
     is_open = referral is not None and referral.state == "alerting"
     outcome = intent if officer and is_open else "off_chain" if is_open else "not_open"
+    if outcome == "decline" and _decline_refused(ctx, officer, alerted) is not None:
+        outcome = "refused"
     result.event(
         EventKind.INBOUND_RECEIVED,
         {
@@ -631,8 +697,10 @@ def replied(
         _finish_acknowledged(ctx, result, referral, "acknowledged", officer, how=channel)
         answer = f"Thank you: {ctx.row.reference} is acknowledged."
     elif outcome == "decline" and referral is not None and officer is not None:
-        _decline(ctx, result, referral, officer, channel)
+        _decline(ctx, result, referral, officer, channel, alerted)
         answer = f"Thank you: {ctx.row.reference} has gone to the next on-call stage."
+    elif outcome == "refused":
+        answer = f"Thank you. Your message about {ctx.row.reference} has been recorded."
     elif outcome == "off_chain":
         answer = (
             f"Thank you. {ctx.row.reference} is with the on-call officer; your message has been "
@@ -647,15 +715,23 @@ def replied(
 
 
 def link_used(
-    ctx: CallContext, referral: ReferralRow, officer: str, action: str, nonce: str
+    ctx: CallContext,
+    referral: ReferralRow,
+    officer: str,
+    action: str,
+    nonce: str,
+    alerted: Alerted,
 ) -> StepResult:
     """A verified signed link was opened (issue 8 item 6; :mod:`oohcore.engine.links`): its
     use is recorded with its nonce (so it works once); for an officer on the chain of a
-    referral still alerting it acknowledges or declines, otherwise it changes nothing."""
+    referral still alerting it acknowledges or declines (a decline only as :func:`decline`
+    allows, else ``refused``), otherwise it changes nothing."""
     result = _unchanged(ctx)
     on_chain = officer in chain_officers(ctx, referral).values()
     is_open = referral.state == "alerting"
     outcome = action if on_chain and is_open else "off_chain" if is_open else "not_open"
+    if outcome == "decline" and _decline_refused(ctx, officer, alerted) is not None:
+        outcome = "refused"
     result.event(
         EventKind.REFERRAL_LINK_USED,
         {
@@ -669,7 +745,7 @@ def link_used(
     if outcome == "ack":
         _finish_acknowledged(ctx, result, referral, "acknowledged", officer, how="link")
     elif outcome == "decline":
-        _decline(ctx, result, referral, officer, "link")
+        _decline(ctx, result, referral, officer, "link", alerted)
     return result
 
 
@@ -800,7 +876,14 @@ def timer_fired(
         if referral.state != "alerting" or timer.payload.get("alert") != referral.alerts:
             return _stale(ctx, timer, f"the referral is {referral.state}, alert {referral.alerts}")
         result = _unchanged(ctx)
-        _, info = alert(ctx, result, referral, stage=referral.stage + 1, reason="not acknowledged")
+        _, info = alert(
+            ctx,
+            result,
+            referral,
+            stage=referral.stage + 1,
+            reason="not acknowledged",
+            due=timer.due_at,  # the next stage is timed from this one's due time (5.3.2)
+        )
         result.event(EventKind.REFERRAL_ESCALATED, info)
         return result
     if timer.kind in _LONE_WORKER_TIMERS:
@@ -880,19 +963,21 @@ def _lone_worker_timer(ctx: CallContext, timer: TimerRow, watch: ReferralRow) ->
             f"AMBER Ref {ref}: you have not checked out. Reply OK now if you are safe; the "
             "urgent escalation starts soon.",
         )
+        # red is timed from when amber was due, not from a late runner's send (5.2.3.6)
+        red_at = min(timer.due_at, ctx.now) + timedelta(seconds=amber)
         result.timer(
             TimerKind.LONE_WORKER_RED,
-            ctx.now + timedelta(seconds=amber),
+            red_at,
             f"{watch.id}:{watch.run_id}:red:{ctx.now.isoformat()}",
             {"referral": watch.id, "run": watch.run_id},
         )
         result.event(
             EventKind.LONE_WORKER_AMBER,
-            {"referral": watch.id, "red_at": (ctx.now + timedelta(seconds=amber)).isoformat()},
+            {"referral": watch.id, "red_at": red_at.isoformat()},
             personal={"to": sent},
         )
         return result
-    _, info = alert(ctx, result, watch, stage=0, reason="overdue")
+    _, info = alert(ctx, result, watch, stage=0, reason="overdue", due=timer.due_at)
     result.event(EventKind.LONE_WORKER_ALERT, {**info, "level": "red"})
     return result
 

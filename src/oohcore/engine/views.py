@@ -83,6 +83,11 @@ class NextStep:
     property_owner: str | None = None
     """The gazetteer's owner of the property (7.11), e.g. ``council``: whether a repair order
     will be issued."""
+    nobody_reachable: bool = False
+    """Nobody on the rota and not the organisation's last resort can be reached either (5.3.2):
+    completing it alerts the service provider's duty contact (``contact``; none when the
+    installation has none, and then nobody is alerted), ``information`` says so, and the
+    caller's text says what is true."""
 
 
 @dataclass(frozen=True, slots=True)

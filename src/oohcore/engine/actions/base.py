@@ -25,6 +25,7 @@ class Description:
     fallback: str | None = None
     phone: bool = False
     untaken: bool = False  # nobody on the rota can take it: the last resort is the contact
+    nobody_reachable: bool = False  # nor the last resort: the provider's duty contact, if any
 
 
 class ActionHandler(Protocol):

@@ -17,12 +17,14 @@ from oohcore.engine.actions.base import Description
 from oohcore.engine.context import CallContext
 from oohcore.engine.escalation import (
     PHONE,
+    PROVIDER_DUTY,
     Stage,
     add_referral,
     alert,
     holders,
     open_referral,
     policy_stages,
+    reach_last_resort,
     snapshot,
 )
 from oohcore.engine.result import StepResult
@@ -55,19 +57,21 @@ def describe(ctx: CallContext, action_id: str, action: Refer) -> Description:
             )
             break
     untaken = contact is None
+    nobody = False
     if contact is None:
         # issue 7 defect 1: nobody can take it; the organisation's last resort will be alerted
-        rid = ctx.organisation.last_resort
-        holder = None
-        if rid in ctx.organisation.rota_roles:
-            holder = ctx.on_call(rid, ctx.now)
-        entry = ctx.directory(rid) if rid and holder is None else None
+        holder = reach_last_resort(ctx, ctx.organisation.last_resort)
         if holder is not None:
             contact = Contact(holder.name, holder.phone, holder.email, role=LAST_RESORT)
-        elif entry is not None:
-            contact = Contact(entry.name, entry.number, entry.email, role=LAST_RESORT)
         else:
-            contact = Contact(name="nobody on the rota", role=LAST_RESORT)
+            # nor its last resort (5.3.2): the provider's duty contact, when there is one
+            nobody = True
+            duty = ctx.provider_duty
+            contact = (
+                Contact(duty.name, duty.phone, duty.email, role=PROVIDER_DUTY)
+                if duty is not None
+                else Contact(name="nobody can be alerted", role=PROVIDER_DUTY)
+            )
     channels = tuple(c.value for c in action.channels)
     return Description(
         contact=contact,
@@ -75,6 +79,22 @@ def describe(ctx: CallContext, action_id: str, action: Refer) -> Description:
         time_limit=action.time_limit or ctx.organisation.referral_time_limit,
         phone=PHONE in channels,
         untaken=untaken,
+        nobody_reachable=nobody,
+        information=_nobody_information(ctx, contact) if nobody else None,
+    )
+
+
+def _nobody_information(ctx: CallContext, contact: Contact) -> str:
+    """What the handler is told before completing when no person of the organisation can be
+    reached (5.3.2): who will be alerted instead, and not to promise attendance."""
+    org = ctx.organisation
+    if contact.number is None and contact.email is None:
+        told = "nobody can be alerted: follow the fallback procedure now"
+    else:
+        told = f"the service provider's duty contact, {contact.name}, will be alerted"
+    return (
+        f"Nobody on {org.name}'s rota and not its last resort ({org.last_resort}) can be "
+        f"reached; {told}. Do not promise the caller a visit."
     )
 
 
@@ -102,7 +122,7 @@ def carry_out(
     )
     return {
         **alerted,
-        "untaken": alerted["holder"] == LAST_RESORT and alerted["repeat"] is False,
+        "untaken": alerted["holder"] != "rota" and alerted["repeat"] is False,
         "option_version": snap.option_version,
         "stages": [st.role for st in snap.stages],
         "limit_s": int(snap.limit.total_seconds()),
