@@ -25,12 +25,10 @@ answered only this way:
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
 from oohcore.engine.result import EventOut, StepResult
 from oohcore.phones import e164
@@ -57,32 +55,33 @@ NEUTRAL_ANSWER = (
 )
 
 
-def _number(sender: str) -> str:
-    """The sender's number as one key however it is written (+44 or 0, spaces): its E.164
-    form, or a digest of a sender that is no telephone number."""
+def _same_number(recipient: str | None, sender: str) -> bool:
+    """Whether an answer's recipient is ``sender``'s number however either is written (+44 or
+    0, spaces): compared in E.164, or as text when either is no telephone number."""
+    if recipient is None:
+        return False
     number = e164(sender)
-    return number or "x" + hashlib.sha256(sender.encode("utf-8", "replace")).hexdigest()[:16]
-
-
-def _key(sender: str, at: datetime, call_id: str | None) -> str:
-    # the number first: the answers to one number share a key prefix; two messages from one
-    # number at the same instant are answered twice (a nonce keeps their keys apart)
-    stamp = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return f"reply:{_number(sender)}:{stamp}:{call_id or '-'}:{secrets.token_hex(4)}"
+    return e164(recipient) == number if number is not None else recipient == sender
 
 
 def answers_to(conn: Connection, organisation_id: str, sender: str, now: datetime) -> int:
-    """How many answers went to ``sender``'s number in the window before ``now``."""
+    """How many answers went to ``sender``'s number in the window before ``now``.
+
+    Counted from the answers' recipients, never from a key holding the number: the keys go on
+    the audit chain, which a purge cannot change (7.14.3), while a purge clears a recipient.
+    The answers sent in the window are read through the organisation's by-sending index and
+    the unsent ones through the queue's, so an inbound text reads about an hour's messages."""
     from oohcore.outbox import outbox
 
     t = outbox.c
-    query = select(func.count()).where(
-        t.organisation_id == organisation_id,
-        t.purpose == str(MessagePurpose.REPLY),
-        t.idempotency_key.startswith(f"reply:{_number(sender)}:", autoescape=True),
-        t.created_at > now - REPLY_WINDOW,
+    since = now - REPLY_WINDOW
+    mine = (t.organisation_id == organisation_id, t.purpose == str(MessagePurpose.REPLY))
+    sent = select(t.recipient).where(*mine, t.sent_at > since)
+    queued = select(t.recipient).where(
+        *mine, t.sent_at.is_(None), t.failed_at.is_(None), t.created_at > since
     )
-    return int(conn.execute(query).scalar_one())
+    rows = [*conn.execute(sent), *conn.execute(queued)]
+    return sum(1 for (recipient,) in rows if _same_number(recipient, sender))
 
 
 def was_alerted(conn: Connection, organisation_id: str, call_id: str, sender: str) -> bool:
@@ -163,7 +162,7 @@ def screen(conn: Connection, result: StepResult, *, sender: str, now: datetime) 
         if answers and answers_to(conn, org, sender, now) >= REPLY_LIMIT:
             answers = []
         answered = bool(answers)
-    kept.extend(replace(m, idempotency_key=_key(sender, now, m.call_id)) for m in answers)
+    kept.extend(answers)
     result.messages[:] = kept
     result.events[index] = EventOut(
         event.kind, {**event.payload, "answered": answered}, event.personal
