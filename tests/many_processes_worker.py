@@ -44,8 +44,13 @@ from oohcore.runner import Runner  # noqa: E402
 
 NUMBERS = {"org-a": "0300 000 0001", "org-b": "0300 000 0002", "org-c": "0300 000 0003"}
 T0 = datetime.fromisoformat("2026-11-20T18:00:00+00:00")
-# the runners' logical time: every acknowledgement wait and deadline of the desks' calls is due
+# the runners' logical time while the desks work: every acknowledgement wait of the desks'
+# calls is due, so the runners escalate referrals while the desks acknowledge them
 T_RUN = T0 + timedelta(hours=3)
+# ... and once the desks are done (the test creates the ``drain`` file): a step recorded after a
+# runner's event at T_RUN is recorded at T_RUN (a call's steps keep their order, 6.4 b), so its
+# pass-on deadline falls after T_RUN; the drain fires those
+T_DRAIN = T_RUN + timedelta(hours=1)
 SEND_TIMEOUT = timedelta(seconds=0.25)  # a loopback peer; a claim holds ~0.9 * lease / this
 
 
@@ -129,10 +134,20 @@ def desk(url: str, rulesets: str, org: str, first: int, count: int, out: str) ->
     )
 
 
-def runner(url: str, rulesets: str, receiver: str, now: str, lease_s: str) -> None:
-    at = datetime.fromisoformat(now)
+class RunnerClock:
+    """The runners' one logical clock: T_RUN, then T_DRAIN once the ``drain`` file exists."""
+
+    def __init__(self, drain: str) -> None:
+        self.drain = Path(drain)
+
+    def now(self) -> datetime:
+        return T_DRAIN if self.drain.exists() else T_RUN
+
+
+def runner(url: str, rulesets: str, receiver: str, drain: str, lease_s: str) -> None:
+    clock = RunnerClock(drain)
     channel = HttpChannel(receiver)
-    engine = Engine.open(rulesets, url, clock=ManualClock(at), channels={"sms": channel})
+    engine = Engine.open(rulesets, url, clock=clock, channels={"sms": channel})
     # a deployment's runner: short leases on the real clock (docs/deployment.md)
     engine.runner = Runner(
         engine.store,
@@ -149,7 +164,7 @@ def runner(url: str, rulesets: str, receiver: str, now: str, lease_s: str) -> No
     )
     print("ready", flush=True)
     while not STOP[0]:
-        report = engine.runner.tick(at)
+        report = engine.runner.tick(clock.now())
         if report.idle:
             time.sleep(0.02)  # an idle runner's poll interval (real time, not the test's)
     engine.close()

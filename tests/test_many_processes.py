@@ -56,7 +56,7 @@ from pg_support import postgres_database
 
 HELPER = Path(__file__).with_name("many_processes_worker.py")
 sys.path.insert(0, str(HELPER.parent))
-from many_processes_worker import NUMBERS, T_RUN  # noqa: E402
+from many_processes_worker import NUMBERS, T_DRAIN, T_RUN  # noqa: E402
 
 FIXTURE = Path(__file__).resolve().parents[1] / "bench" / "fixtures" / "lifecycle"
 LIFECYCLES = int(os.environ.get("OOHCORE_MANY_LIFECYCLES", "5000"))
@@ -178,13 +178,12 @@ def test_many_desks_and_runners_on_one_postgresql(pg_url: str, tmp_path: Path) -
     Engine.open(rulesets, pg_url, clock=ManualClock(T_RUN)).close()
     peer = Peer()
     procs: list[subprocess.Popen[bytes]] = []
+    drain = tmp_path / "drain"  # the runners move on to T_DRAIN once it exists
     try:
 
         def runner() -> subprocess.Popen[bytes]:
             log = tmp_path / f"runner{len(procs)}.log"
-            p = _spawn(
-                log, "runner", pg_url, rulesets, peer.url, T_RUN.isoformat(), str(LEASE_SECONDS)
-            )
+            p = _spawn(log, "runner", pg_url, rulesets, peer.url, str(drain), str(LEASE_SECONDS))
             procs.append(p)
             return p
 
@@ -229,8 +228,10 @@ def test_many_desks_and_runners_on_one_postgresql(pg_url: str, tmp_path: Path) -
         for p in desks:
             assert p.wait() == 0, _tail(p)
 
+        drain.touch()
+
         def drained() -> bool:
-            seen = read_lag(store, T_RUN)
+            seen = read_lag(store, T_DRAIN)
             with store.read() as conn:
                 pending = conn.execute(
                     select(func.count())
@@ -287,9 +288,9 @@ def test_many_desks_and_runners_on_one_postgresql(pg_url: str, tmp_path: Path) -
     assert len(resent) <= len(keys) // 10, resent
 
     # Every timer due fired or was cancelled, once (the next stage's waits that the runners set
-    # at T_RUN are due after it, so pending); none is both.
+    # at T_DRAIN are due after it, so pending); none is both.
     assert all(fired is None or cancelled is None for _, _, fired, cancelled, _ in timer_rows)
-    due = [(fired, cancelled) for _, due_at, fired, cancelled, _ in timer_rows if due_at <= T_RUN]
+    due = [(fired, cancelled) for _, due_at, fired, cancelled, _ in timer_rows if due_at <= T_DRAIN]
     assert all((fired is None) != (cancelled is None) for fired, cancelled in due)
     assert sum(1 for fired, _ in due if fired is not None) > 0
     errors = {e for *_, e in timer_rows if e is not None}
