@@ -20,7 +20,6 @@ import pytest
 from engine_support import (
     CHANNELS,
     FIXTURES,
-    FRIDAY_EVENING,
     alert_recipients,
     refer_heating_call,
 )
@@ -32,16 +31,6 @@ from oohcore.vocabulary import EventKind
 
 RITA, MAX, DINA = "07700 900001", "07700 900002", "07700 900003"
 KEY = "a-test-key-of-more-than-16-characters"
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(FRIDAY_EVENING)
-
-
-@pytest.fixture
-def channels() -> dict[str, MemoryChannel]:
-    return {name: MemoryChannel() for name in CHANNELS}
 
 
 @pytest.fixture

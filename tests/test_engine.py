@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from engine_support import FIXTURES, FRIDAY_EVENING, HEATING, LONDON, REPAIRS
+from engine_support import FIXTURES, HEATING, LONDON, REPAIRS
 from oohcore import audit
 from oohcore.channels import ChannelInfo, DeliveryResult, OutboundMessage
 from oohcore.clock import ManualClock
@@ -55,11 +55,6 @@ class Recorder:
 
     def close(self) -> None:
         pass
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(FRIDAY_EVENING)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from engine_support import CHANNELS, FIXTURES, FRIDAY_EVENING, HEATING
+from engine_support import CHANNELS, FIXTURES, HEATING
 from oohcore import timers
 from oohcore.calls import calls
 from oohcore.channels import DeliveryResult, OutboundMessage
@@ -23,16 +23,6 @@ from oohcore.engine import CallNotFound, Engine, InvalidTransition, WrongStaffMe
 from oohcore.vocabulary import EventKind, TimerKind
 
 REPAIRS, IVR, LONE, ORG_B = "0100 000 0002", "0100 000 0001", "0100 000 0004", "0200 000 0001"
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(FRIDAY_EVENING)
-
-
-@pytest.fixture
-def channels() -> dict[str, MemoryChannel]:
-    return {name: MemoryChannel() for name in CHANNELS}
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from engine_support import CHANNELS, FIXTURES, FRIDAY_EVENING, HEATING, REPAIRS
+from engine_support import FIXTURES, HEATING, REPAIRS
 from oohcore.channels.local import MemoryChannel
 from oohcore.clock import ManualClock
 from oohcore.engine import Engine
@@ -42,16 +42,6 @@ class OneRota:
         if role == "repairs-duty":
             return OnCallOfficer("rita", "Rita Duty", phone="07700 900001")
         return None
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(FRIDAY_EVENING)
-
-
-@pytest.fixture
-def channels() -> dict[str, MemoryChannel]:
-    return {name: MemoryChannel() for name in CHANNELS}
 
 
 def _engine(

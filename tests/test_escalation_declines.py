@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from engine_support import CHANNELS, FIXTURES, FRIDAY_EVENING, alert_recipients, refer_heating_call
+from engine_support import FIXTURES, alert_recipients, refer_heating_call
 from oohcore.channels.local import MemoryChannel
 from oohcore.clock import ManualClock
 from oohcore.engine import DeclineRefused, Engine
@@ -24,16 +24,6 @@ from oohcore.vocabulary import EventKind
 
 RITA, MAX, DINA = "07700900001", "07700900002", "07700900003"
 KEY = "a-test-key-of-more-than-16-characters"
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(FRIDAY_EVENING)
-
-
-@pytest.fixture
-def channels() -> dict[str, MemoryChannel]:
-    return {name: MemoryChannel() for name in CHANNELS}
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ import pytest
 from engine_support import (
     CHANNELS,
     FIXTURES,
-    FRIDAY_EVENING,
     HEATING,
     REPAIRS,
     alert_recipients,
@@ -93,16 +92,6 @@ def _orgs(tmp_path: Path, who: str = "in_turn", policy: str = POLICY) -> Path:
     assert stages in text
     option.write_text(text.replace(stages, "", 1))
     return tmp_path / "orgs"
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(FRIDAY_EVENING)
-
-
-@pytest.fixture
-def channels() -> dict[str, MemoryChannel]:
-    return {name: MemoryChannel() for name in CHANNELS}
 
 
 def _engine(

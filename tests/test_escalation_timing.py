@@ -15,23 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from engine_support import CHANNELS, FIXTURES, FRIDAY_EVENING, refer_heating_call
+from engine_support import FIXTURES, FRIDAY_EVENING, refer_heating_call
 from oohcore.channels.local import MemoryChannel
 from oohcore.clock import ManualClock
 from oohcore.engine import Engine
 from oohcore.vocabulary import EventKind
 
 LONE = "0100 000 0004"
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(FRIDAY_EVENING)
-
-
-@pytest.fixture
-def channels() -> dict[str, MemoryChannel]:
-    return {name: MemoryChannel() for name in CHANNELS}
 
 
 @pytest.fixture

@@ -31,16 +31,6 @@ KEY = "a-test-key-of-more-than-16-characters"
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(FRIDAY_EVENING)
-
-
-@pytest.fixture
-def channels() -> dict[str, MemoryChannel]:
-    return {name: MemoryChannel() for name in CHANNELS}
-
-
-@pytest.fixture
 def orgs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(FIXTURES, tmp_path / "orgs")
     org = tmp_path / "orgs" / "org-a" / "organisation.yaml"

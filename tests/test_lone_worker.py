@@ -30,16 +30,6 @@ CHANNELS = ("sms", "email", "pager", "feed", "crm")
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(FRIDAY_EVENING)
-
-
-@pytest.fixture
-def channels() -> dict[str, MemoryChannel]:
-    return {name: MemoryChannel() for name in CHANNELS}
-
-
-@pytest.fixture
 def orgs(tmp_path: Path) -> Path:
     shutil.copytree(FIXTURES, tmp_path / "orgs")
     option = tmp_path / "orgs" / "org-a" / "options" / "lone-worker.yaml"

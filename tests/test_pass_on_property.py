@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from engine_support import CHANNELS, FIXTURES, FRIDAY_EVENING, HEATING, REPAIRS
+from engine_support import FIXTURES, FRIDAY_EVENING, HEATING, REPAIRS
 from oohcore import audit
 from oohcore.channels import DeliveryResult
 from oohcore.channels.local import MemoryChannel
@@ -32,16 +32,6 @@ from oohcore.vocabulary import EventKind
 
 SEEDS = range(6)
 CALLS = 14
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(FRIDAY_EVENING)
-
-
-@pytest.fixture
-def channels() -> dict[str, MemoryChannel]:
-    return {name: MemoryChannel() for name in CHANNELS}
 
 
 @pytest.fixture

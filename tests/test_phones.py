@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from engine_support import CHANNELS, FIXTURES, FRIDAY_EVENING, refer_heating_call
+from engine_support import CHANNELS, FIXTURES, refer_heating_call
 from oohcore.channels.local import MemoryChannel
 from oohcore.clock import ManualClock
 from oohcore.engine import Engine, steps
@@ -72,11 +72,6 @@ def test_a_cdr_links_to_its_call_whatever_the_spelling(
     assert row.call_id == call
     assert row.caller_number == "+447700900123"  # E.164 in storage
     store.close()
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(FRIDAY_EVENING)
 
 
 @pytest.fixture

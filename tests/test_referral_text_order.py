@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from engine_support import CHANNELS, FIXTURES, FRIDAY_EVENING, HEATING, REPAIRS
+from engine_support import FIXTURES, HEATING, REPAIRS
 from oohcore.channels.local import MemoryChannel
 from oohcore.clock import ManualClock
 from oohcore.engine import Engine
@@ -30,16 +30,6 @@ SAY = (
 class EmptyRota:
     def on_call(self, organisation_id: str, role: str, at: datetime) -> OnCallOfficer | None:
         return None
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(FRIDAY_EVENING)
-
-
-@pytest.fixture
-def channels() -> dict[str, MemoryChannel]:
-    return {name: MemoryChannel() for name in CHANNELS}
 
 
 @pytest.fixture

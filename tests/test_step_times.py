@@ -57,11 +57,6 @@ def _engine(orgs: Path, tmp_path: Path, clock: Any) -> Engine:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(FRIDAY_EVENING)
-
-
-@pytest.fixture
 def engine(orgs: Path, tmp_path: Path, clock: ManualClock) -> Iterator[Engine]:
     eng = _engine(orgs, tmp_path, clock)
     yield eng
