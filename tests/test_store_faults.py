@@ -16,6 +16,7 @@ import os
 import subprocess
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -46,7 +47,9 @@ class OutageChannel:
     def __init__(self, inner: MemoryChannel) -> None:
         self.inner = inner
         self.name = inner.name
-        self.info = inner.info
+        # stopping a server inside a send takes seconds on a loaded machine: the send is given
+        # time for it, so the runner does not abandon it as a hung send (docs/adapters.md)
+        self.info = replace(inner.info, send_timeout=timedelta(seconds=10))
         self.during_send: Callable[[], None] | None = None
 
     def send(self, message: OutboundMessage) -> DeliveryResult:
