@@ -431,7 +431,7 @@ def make_chunk(chunk: Chunk) -> tuple[list[tuple[Any, ...]], list[tuple[str, int
 
     Names and addresses go through the row builder of :func:`oohcore.search.index_call`,
     once per distinct value. ``received_at`` is written in the SQLite storage form of
-    :class:`oohcore.store.UTCDateTime` (naive UTC text); the build reads a row back to check.
+    :class:`oohcore.store.columns.UTCDateTime` (naive UTC text); the build reads a row back to check.
     """
     rng = random.Random(chunk.seed)
     org = organisation(chunk.base_seed, chunk.total, chunk.org_index)

@@ -21,20 +21,11 @@ from oohcore import audit, outbox, timers
 from oohcore.audit import append_event, events, events_for_call
 from oohcore.channels import OutboundMessage
 from oohcore.clock import ManualClock
-from oohcore.db import load_all_tables
 from oohcore.outbox import enqueue, messages_for_call
-from oohcore.store import (
-    MIGRATIONS_DIR,
-    NaiveDatetimeError,
-    NestedTransactionError,
-    Prepared,
-    SchemaError,
-    Store,
-    StoreBusyError,
-    StoreError,
-    UTCDateTime,
-    alembic_config,
-)
+from oohcore.store import NestedTransactionError, SchemaError, Store, StoreBusyError, StoreError
+from oohcore.store.columns import NaiveDatetimeError, UTCDateTime
+from oohcore.store.schema import MIGRATIONS_DIR, alembic_config, load_all_tables
+from oohcore.store.statements import Prepared
 from oohcore.timers import set_timer, timers_for_call
 from pg_support import postgres_database
 
@@ -143,8 +134,8 @@ def test_migrations_match_the_declared_tables(store: Store) -> None:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         diff = compare_metadata(context, load_all_tables())
     assert diff == [], (
-        "the tables declared in oohcore.db.TABLE_MODULES differ from what the migrations "
-        "create; add a revision (see oohcore.store.alembic_config):\n"
+        "the tables declared in oohcore.store.schema.TABLE_MODULES differ from what the migrations "
+        "create; add a revision (see oohcore.store.schema.alembic_config):\n"
         + "\n".join(f"  {d!r}"[:200] for d in diff)
     )
 
@@ -553,7 +544,7 @@ def test_insert_or_replace_writes_a_row_then_overwrites_it_in_one_statement(
     """``insert_or_replace`` (the search index's entry of a call, issue 12): a row by its
     unique key columns is inserted, and written again it is overwritten, not doubled."""
     from oohcore.search import call_search
-    from oohcore.store import insert_or_replace
+    from oohcore.store.statements import insert_or_replace
 
     row = {
         "organisation_id": "ealing",

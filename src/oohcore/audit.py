@@ -94,16 +94,11 @@ from sqlalchemy import (
 
 from oohcore import personal_data as _personal
 from oohcore.clock import as_utc
-from oohcore.db import metadata
 from oohcore.errors import OohcoreError
 from oohcore.personal_data import PAYLOAD_KEY, PersonalData, personal_data
-from oohcore.store import (
-    JSONValueError,
-    Prepared,
-    UTCDateTime,
-    insert_ignoring_conflict,
-    to_json,
-)
+from oohcore.store.columns import JSONValueError, UTCDateTime, to_json
+from oohcore.store.schema import metadata
+from oohcore.store.statements import Prepared, insert_ignoring_conflict
 
 if TYPE_CHECKING:
     from oohcore.store import Store

@@ -45,7 +45,7 @@ from oohcore.calls import calls
 from oohcore.outbox import delivery_attempts, outbox
 from oohcore.referrals import OPEN_STATES, referrals
 from oohcore.search import remove_calls
-from oohcore.store import to_json
+from oohcore.store.columns import to_json
 from oohcore.telephony import cdrs
 from oohcore.vocabulary import MessagePurpose
 

@@ -44,9 +44,11 @@ from sqlalchemy import (
 )
 
 from oohcore.clock import as_utc
-from oohcore.db import metadata
 from oohcore.outbox import outbox
-from oohcore.store import Prepared, Store, UTCDateTime, insert_ignoring_conflict
+from oohcore.store import Store
+from oohcore.store.columns import UTCDateTime
+from oohcore.store.schema import metadata
+from oohcore.store.statements import Prepared, insert_ignoring_conflict
 from oohcore.timers import timers
 
 __all__ = [

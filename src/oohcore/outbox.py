@@ -73,10 +73,11 @@ from sqlalchemy import (
 
 from oohcore.channels import OutboundMessage, Receipt, ReceiptState
 from oohcore.clock import as_utc
-from oohcore.db import metadata
 from oohcore.errors import OohcoreError
-from oohcore.queue import DurableQueue, cut_error
-from oohcore.store import JSONValueError, Prepared, UTCDateTime, insert_if_absent, to_json
+from oohcore.store.columns import JSONValueError, UTCDateTime, to_json
+from oohcore.store.queue import DurableQueue, cut_error
+from oohcore.store.schema import metadata
+from oohcore.store.statements import Prepared, insert_if_absent
 
 __all__ = [
     "AttemptOutcome",

@@ -105,8 +105,9 @@ from oohcore.addresses import (
     word_similarity,
 )
 from oohcore.clock import as_utc
-from oohcore.db import metadata
-from oohcore.store import Prepared, UTCDateTime, insert_or_replace
+from oohcore.store.columns import UTCDateTime
+from oohcore.store.schema import metadata
+from oohcore.store.statements import Prepared, insert_or_replace
 
 __all__ = [
     "CANDIDATES_PER_KEY",

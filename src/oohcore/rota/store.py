@@ -35,11 +35,13 @@ from sqlalchemy import (
 )
 
 from oohcore.audit import append_event
-from oohcore.db import metadata
 from oohcore.errors import OohcoreError
 from oohcore.rota.model import OnCallAnswer, OnCallOfficer
 from oohcore.rota.schedule import Layer, Override, RoleSchedule, RotaData, Segment
-from oohcore.store import NestedTransactionError, Prepared, Store, UTCDateTime
+from oohcore.store import NestedTransactionError, Store
+from oohcore.store.columns import UTCDateTime
+from oohcore.store.schema import metadata
+from oohcore.store.statements import Prepared
 from oohcore.vocabulary import EventKind
 
 rotas = Table(
