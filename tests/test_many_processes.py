@@ -47,11 +47,11 @@ from sqlalchemy import func, select, text
 from oohcore import audit
 from oohcore.cli import main as cli
 from oohcore.clock import ManualClock
+from oohcore.durable.health import read_lag
+from oohcore.durable.outbox import outbox
+from oohcore.durable.timers import timers
 from oohcore.engine import Engine
-from oohcore.health import read_lag
-from oohcore.outbox import outbox
 from oohcore.store import Store
-from oohcore.timers import timers
 from pg_support import postgres_database
 
 HELPER = Path(__file__).with_name("many_processes_worker.py")

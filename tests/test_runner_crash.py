@@ -32,8 +32,8 @@ from oohcore.audit import events, verify
 from oohcore.channels import OutboundMessage
 from oohcore.channels.local import LocalChannel
 from oohcore.clock import ManualClock
-from oohcore.outbox import enqueue, outbox
-from oohcore.runner import Runner
+from oohcore.durable.outbox import enqueue, outbox
+from oohcore.durable.runner import Runner
 from oohcore.store import Store
 
 HELPER = Path(__file__).with_name("crash_runner.py")

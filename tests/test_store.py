@@ -17,16 +17,17 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from oohcore import audit, outbox, timers
+from oohcore import audit
 from oohcore.audit import append_event, events, events_for_call
 from oohcore.channels import OutboundMessage
 from oohcore.clock import ManualClock
-from oohcore.outbox import enqueue, messages_for_call
+from oohcore.durable import outbox, timers
+from oohcore.durable.outbox import enqueue, messages_for_call
+from oohcore.durable.timers import set_timer, timers_for_call
 from oohcore.store import NestedTransactionError, SchemaError, Store, StoreBusyError, StoreError
 from oohcore.store.columns import NaiveDatetimeError, UTCDateTime
 from oohcore.store.schema import MIGRATIONS_DIR, alembic_config, load_all_tables
 from oohcore.store.statements import Prepared
-from oohcore.timers import set_timer, timers_for_call
 from pg_support import postgres_database
 
 T0 = datetime(2025, 3, 30, 0, 30, tzinfo=UTC)  # the night the clocks go forward
@@ -405,8 +406,8 @@ def test_postgresql_concurrent_appenders_and_runners(pg_url: str) -> None:
     from sqlalchemy import Connection
 
     from oohcore.channels import ChannelInfo, DeliveryResult
-    from oohcore.runner import Runner
-    from oohcore.timers import TimerRow
+    from oohcore.durable.runner import Runner
+    from oohcore.durable.timers import TimerRow
 
     stores = [Store.open(pg_url, clock=ManualClock(T0)) for _ in range(3)]
     try:

@@ -28,9 +28,9 @@ from oohcore.channels import DeliveryResult, OutboundMessage
 from oohcore.channels.local import MemoryChannel
 from oohcore.cli import main as cli
 from oohcore.clock import ManualClock
+from oohcore.durable.outbox import outbox
+from oohcore.durable.runner import STORE_BACKOFF_MAX, store_backoff
 from oohcore.engine import Engine, OrganisationDesk
-from oohcore.outbox import outbox
-from oohcore.runner import STORE_BACKOFF_MAX, store_backoff
 from oohcore.store import Store, StoreError
 from oohcore.vocabulary import EventKind
 from pg_support import OwnServer, own_postgres_server

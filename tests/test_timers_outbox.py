@@ -27,7 +27,7 @@ from oohcore.channels import (
 )
 from oohcore.channels.local import ConsoleChannel, LocalChannel
 from oohcore.clock import ManualClock
-from oohcore.outbox import (
+from oohcore.durable.outbox import (
     OutboxError,
     OutboxRow,
     RetryPolicy,
@@ -38,9 +38,8 @@ from oohcore.outbox import (
     messages_for_call,
     outbox,
 )
-from oohcore.runner import Runner, RunnerError
-from oohcore.store import Store
-from oohcore.timers import (
+from oohcore.durable.runner import Runner, RunnerError
+from oohcore.durable.timers import (
     TimerError,
     TimerRow,
     cancel_timers,
@@ -51,6 +50,7 @@ from oohcore.timers import (
     set_timer,
     timers_for_call,
 )
+from oohcore.store import Store
 
 T0 = datetime(2025, 1, 10, 2, 0, tzinfo=UTC)
 

@@ -20,7 +20,7 @@
 ``oohcore diff OLD NEW``     what changed between two versions, in a council officer's words
 ``oohcore impact ORG --against OLD --store URL --since DATE``  calls a change would decide
                              differently
-``oohcore health --store URL [--prometheus] [--max-lag S]``  the runners' lag (oohcore.health)
+``oohcore health --store URL [--prometheus] [--max-lag S]``  the runners' lag (oohcore.durable.health)
 """
 
 from __future__ import annotations
@@ -899,7 +899,7 @@ def _cmd_health(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from oohcore.clock import SystemClock
-    from oohcore.health import prometheus, read_lag
+    from oohcore.durable.health import prometheus, read_lag
     from oohcore.store import Store, StoreError
 
     shown = _redacted(args.store)

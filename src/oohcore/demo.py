@@ -36,13 +36,13 @@ from oohcore.cdr_csv import write_cdr_csv
 from oohcore.channels import Channel, OutboundMessage
 from oohcore.channels.local import LocalChannel
 from oohcore.clock import ManualClock
+from oohcore.durable.runner import TickReport
 from oohcore.engine import Engine, EngineError, OrganisationDesk
 from oohcore.reports.daily import SEND_AT, EveningOutput, enqueue_daily_summary, evening_reports
 from oohcore.rota import OnCallOfficer
 from oohcore.rulesets.compiler import Organisation, ServiceOption
 from oohcore.rulesets.loader import load_organisation
 from oohcore.rulesets.models import Question, QuestionType
-from oohcore.runner import TickReport
 from oohcore.telephony import cdrs_from_calls
 from oohcore.vocabulary import EventKind
 

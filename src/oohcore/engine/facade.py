@@ -15,10 +15,14 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from oohcore import audit, directory, outbox, search
+from oohcore import audit, directory, search
 from oohcore.addresses import MAX_QUERY_CHARS, Gazetteer, InvalidPostcode, address_parts
 from oohcore.channels import Channel, Receipt, ReceiptState
 from oohcore.clock import Clock, SystemClock, as_utc
+from oohcore.durable import outbox
+from oohcore.durable.outbox import OutboxRow
+from oohcore.durable.runner import Runner, TickReport
+from oohcore.durable.timers import TimerRow
 from oohcore.engine import inbound, inputs, links, replies, steps
 from oohcore.engine.context import CallContext
 from oohcore.engine.errors import (
@@ -43,16 +47,13 @@ from oohcore.engine.rows import (
 )
 from oohcore.engine.versions import OptionVersions
 from oohcore.engine.views import CallView, NextStep, ReferralView, ScriptView
-from oohcore.outbox import OutboxRow
 from oohcore.phones import e164
 from oohcore.references import InvalidReference, parse_reference
 from oohcore.referrals import OPEN_STATES
 from oohcore.rota import ROTA_FILE, OnCallOfficer, Rota, RotaData, RotaStore, StoreRota, read_rota
 from oohcore.rulesets.compiler import Organisation, ServiceOption
 from oohcore.rulesets.loader import load_organisations
-from oohcore.runner import Runner, TickReport
 from oohcore.store import Store
-from oohcore.timers import TimerRow
 from oohcore.vocabulary import EventKind, TimerKind
 
 __all__ = ["Engine", "OrganisationDesk"]

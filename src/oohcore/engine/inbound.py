@@ -73,7 +73,7 @@ def _key(sender: str, at: datetime, call_id: str | None) -> str:
 
 def answers_to(conn: Connection, organisation_id: str, sender: str, now: datetime) -> int:
     """How many answers went to ``sender``'s number in the window before ``now``."""
-    from oohcore.outbox import outbox
+    from oohcore.durable.outbox import outbox
 
     t = outbox.c
     query = select(func.count()).where(
@@ -87,7 +87,7 @@ def answers_to(conn: Connection, organisation_id: str, sender: str, now: datetim
 
 def was_alerted(conn: Connection, organisation_id: str, call_id: str, sender: str) -> bool:
     """Whether a referral alert of call ``call_id`` went to ``sender``'s number."""
-    from oohcore.outbox import outbox
+    from oohcore.durable.outbox import outbox
 
     t = outbox.c
     rows = conn.execute(
@@ -106,7 +106,7 @@ def is_working_with(conn: Connection, organisation_id: str, sender: str) -> bool
     open, or is the phone of a lone worker's open session."""
     import json
 
-    from oohcore.outbox import outbox
+    from oohcore.durable.outbox import outbox
     from oohcore.referrals import OPEN_STATES, referrals
 
     number = e164(sender)

@@ -38,8 +38,8 @@ from oohcore.audit import (
 )
 from oohcore.calls import calls
 from oohcore.channels import OutboundMessage
+from oohcore.durable.outbox import outbox
 from oohcore.engine.rows import CALLS, CallRow, to_store
-from oohcore.outbox import outbox
 from oohcore.store import Store
 
 __all__ = ["SEALED_KEY", "seal", "verify", "verify_records"]

@@ -16,8 +16,9 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from oohcore import audit, outbox, search, timers
+from oohcore import audit, search
 from oohcore.channels import OutboundMessage
+from oohcore.durable import outbox, timers
 from oohcore.engine import records
 from oohcore.engine.errors import ConcurrentChange
 from oohcore.engine.rows import CALLS, REFERRALS, CallRow, ReferralRow

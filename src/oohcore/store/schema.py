@@ -32,8 +32,9 @@ metadata = MetaData(
 TABLE_MODULES: tuple[str, ...] = (
     "oohcore.audit",
     "oohcore.personal_data",
-    "oohcore.timers",
-    "oohcore.outbox",
+    "oohcore.durable.timers",
+    "oohcore.durable.outbox",
+    "oohcore.durable.receipts",
     "oohcore.search",
     "oohcore.calls",
     "oohcore.referrals",
@@ -43,7 +44,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "oohcore.kpi.outages",
     "oohcore.procedure.materials",
     "oohcore.kpi.measures",  # the KPI queries' indexes on the tables above
-    "oohcore.health",
+    "oohcore.durable.health",
 )
 
 

@@ -3,7 +3,7 @@
 The referral time limit (6.4 b: by default 10 minutes from the end of the call), each escalation
 wait, a lone-worker check-in expiry or a complaint's target date is a row in ``timers``, written
 in the same transaction as the state change that starts it. A crash or restart loses none:
-whichever :class:`~oohcore.runner.Runner` runs next fires what is due.
+whichever :class:`~oohcore.durable.runner.Runner` runs next fires what is due.
 
 Contract
 --------
