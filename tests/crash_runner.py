@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from oohcore.audit import append_event
+from oohcore.audit.chain import append_event
 from oohcore.channels.local import LocalChannel
 from oohcore.clock import ManualClock
 from oohcore.durable.outbox import OutboxRow

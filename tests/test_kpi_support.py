@@ -14,7 +14,7 @@ from uuid import uuid4
 
 from sqlalchemy import Connection
 
-from oohcore.audit import append_event
+from oohcore.audit.chain import append_event
 from oohcore.calls import calls
 from oohcore.clock import ManualClock
 from oohcore.durable.outbox import outbox

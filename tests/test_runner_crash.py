@@ -28,7 +28,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Select, func, select
 
-from oohcore.audit import events, verify
+from oohcore.audit.chain import events
+from oohcore.audit.verify import verify
 from oohcore.channels import OutboundMessage
 from oohcore.channels.local import LocalChannel
 from oohcore.clock import ManualClock

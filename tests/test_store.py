@@ -18,10 +18,13 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from oohcore import audit
-from oohcore.audit import append_event, events, events_for_call
+from oohcore.audit import chain as audit_chain
+from oohcore.audit import read as audit_read
+from oohcore.audit.chain import append_event, events
+from oohcore.audit.read import events_for_call
 from oohcore.channels import OutboundMessage
 from oohcore.clock import ManualClock
-from oohcore.durable import outbox, timers
+from oohcore.durable import outbox, receipts, timers
 from oohcore.durable.outbox import enqueue, messages_for_call
 from oohcore.durable.timers import set_timer, timers_for_call
 from oohcore.store import NestedTransactionError, SchemaError, Store, StoreBusyError, StoreError
@@ -159,7 +162,7 @@ def test_statements_and_ddl_compile_for_postgresql() -> None:
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
     prepared = [
         value
-        for module in (audit, timers, outbox)
+        for module in (audit_chain, audit_read, timers, outbox, receipts)
         for value in vars(module).values()
         if isinstance(value, Prepared)
     ]
@@ -167,13 +170,13 @@ def test_statements_and_ddl_compile_for_postgresql() -> None:
     for p in prepared:
         sql = str(p.statement.compile(dialect=dialect))  # type: ignore[attr-defined]
         assert "?" not in sql
-    for_update = str(audit._select_head.statement.compile(dialect=dialect))  # type: ignore[attr-defined]
+    for_update = str(audit_chain._select_head.statement.compile(dialect=dialect))  # type: ignore[attr-defined]
     assert "FOR UPDATE" in for_update
     claim = str(outbox._due.statement.compile(dialect=dialect))  # type: ignore[attr-defined]
     assert "FOR UPDATE SKIP LOCKED" in claim
-    for table in (events, audit.audit_heads, timers.timers, outbox.outbox):
+    for table in (events, audit_chain.audit_heads, timers.timers, outbox.outbox):
         ddl = str(CreateTable(table).compile(dialect=dialect))
-        assert "TIMESTAMP WITH TIME ZONE" in ddl or table is audit.audit_heads
+        assert "TIMESTAMP WITH TIME ZONE" in ddl or table is audit_chain.audit_heads
         for index in table.indexes:
             str(CreateIndex(index).compile(dialect=dialect))
 
@@ -217,7 +220,7 @@ def test_a_failed_transaction_leaves_nothing_behind(store: Store) -> None:
         assert events_for_call(conn, "C1") == []
         assert messages_for_call(conn, "C1") == []
         assert timers_for_call(conn, "C1") == []
-        assert conn.execute(select(audit.audit_heads)).all() == []
+        assert conn.execute(select(audit_chain.audit_heads)).all() == []
     # The store is still usable, and a successful transaction keeps all three.
     with store.transaction() as conn:
         _write_everything(conn, "C2")
@@ -523,8 +526,8 @@ def test_prepared_statements_raise_sqlalchemy_exceptions(store: Store) -> None:
         "hash": "0" * 64,
     }
     with pytest.raises(IntegrityError), store.transaction() as conn:
-        assert audit._insert_event.execute(conn, row).lastrowid == 1
-        audit._insert_event.execute(conn, row)  # same (organisation_id, seq)
+        assert audit_chain._insert_event.execute(conn, row).lastrowid == 1
+        audit_chain._insert_event.execute(conn, row)  # same (organisation_id, seq)
     with store.read() as conn:
         assert conn.execute(select(events.c.id)).all() == []
 

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, func, select
 
-from oohcore.audit import append_event, events, events_for_call, verify
+from oohcore.audit.chain import append_event, events
+from oohcore.audit.read import events_for_call
+from oohcore.audit.verify import verify
 from oohcore.channels import (
     Channel,
     ChannelError,

@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from oohcore import audit, directory
+from oohcore.audit import read as audit_read
 from oohcore.calendar import ServiceCalendar
 from oohcore.calls import calls
 from oohcore.cdr_csv import write_cdr_csv
@@ -548,7 +549,7 @@ def run_demo(
         _scenes(engine, org, engine_clock, scenes)
         with engine.store.read() as conn:
             report = audit.verify(conn, org.id)
-            events = Counter(e.kind for e in audit.events_for_organisation(conn, org.id))
+            events = Counter(e.kind for e in audit_read.events_for_organisation(conn, org.id))
     finally:
         engine.close()
         local.close()

@@ -48,7 +48,7 @@ from sqlalchemy import (
     update,
 )
 
-from oohcore.audit import append_event, canonical_json
+from oohcore.audit.chain import append_event, canonical_json
 from oohcore.clock import as_utc
 from oohcore.errors import OohcoreError
 from oohcore.rulesets.models import EMAIL_PATTERN, PHONE_PATTERN, DirectoryEntry

@@ -15,8 +15,11 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from oohcore import audit, directory, search
+from oohcore import directory, search
 from oohcore.addresses import MAX_QUERY_CHARS, Gazetteer, InvalidPostcode, address_parts
+from oohcore.audit import chain as audit_chain
+from oohcore.audit import model as audit_model
+from oohcore.audit import read as audit_read
 from oohcore.channels import Channel, Receipt, ReceiptState
 from oohcore.clock import Clock, SystemClock, as_utc
 from oohcore.durable import outbox
@@ -303,7 +306,7 @@ class Engine:
                 raise links.LinkRefused("the link is of an escalation that is no longer running")
             used = any(
                 e.kind == EventKind.REFERRAL_LINK_USED and e.payload.get("nonce") == parsed.nonce
-                for e in audit.events_for_call(conn, referral.call_id)
+                for e in audit_read.events_for_call(conn, referral.call_id)
             )
             if used:
                 raise links.LinkRefused("the link was used before: a link works once")
@@ -436,10 +439,10 @@ class OrganisationDesk:
             raise CallNotFound(f"no call with reference {ref.text} in {self.id}")
         return self._view(row)
 
-    def events(self, call_id: str) -> list[audit.EventRow]:
+    def events(self, call_id: str) -> list[audit_model.EventRow]:
         with self.engine.store.read() as conn:
             self._load(conn, call_id)
-            return audit.events_for_call(conn, call_id)
+            return audit_read.events_for_call(conn, call_id)
 
     def messages(self, call_id: str) -> list[OutboxRow]:
         with self.engine.store.read() as conn:
@@ -520,7 +523,7 @@ class OrganisationDesk:
         """``ctx`` at a time not before the call's last recorded step: an ``at=`` the host
         ``given`` earlier is refused, the engine's clock reading earlier is moved up to it
         (:func:`oohcore.engine.inputs.not_before`; 6.4b durations are never negative)."""
-        last = audit.last_event_at(conn, self.id, ctx.row.id)
+        last = audit_chain.last_event_at(conn, self.id, ctx.row.id)
         now = inputs.not_before(ctx.now, last, given=given)
         return ctx if now == ctx.now else replace(ctx, now=now)
 
@@ -646,7 +649,7 @@ class OrganisationDesk:
             seen.add(current)
             attended = {
                 payload.get("referral")
-                for payload in audit.payloads_for_call(
+                for payload in audit_read.payloads_for_call(
                     conn,
                     self.id,
                     current,
@@ -935,7 +938,7 @@ class OrganisationDesk:
         """Who the referral's current alert reached and who has declined (5.3.2), from the
         call's events."""
         kinds = (EventKind.ACTION_REFER, EventKind.REFERRAL_ESCALATED, EventKind.REFERRAL_DECLINED)
-        payloads = audit.payloads_for_call(conn, self.id, referral.call_id, kinds)
+        payloads = audit_read.payloads_for_call(conn, self.id, referral.call_id, kinds)
         return Alerted.from_events(referral, payloads)
 
     def _commit(

@@ -16,7 +16,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from oohcore import audit, search
+from oohcore import search
+from oohcore.audit import chain as audit_chain
 from oohcore.channels import OutboundMessage
 from oohcore.durable import outbox, timers
 from oohcore.engine import records
@@ -182,7 +183,7 @@ def commit(conn: Connection, result: StepResult) -> CallRow | None:
             postcode=e.postcode,
         )
     for ev in _sealed(result):
-        audit.append_event(
+        audit_chain.append_event(
             conn,
             organisation_id=org,
             call_id=call_id,

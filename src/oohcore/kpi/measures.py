@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
-from oohcore.audit import events
+from oohcore.audit.chain import events
 from oohcore.calls import calls
 from oohcore.durable.outbox import outbox
 from oohcore.kpi.outages import MAX_OUTAGE_MINUTES, Outage, outages_between

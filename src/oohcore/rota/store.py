@@ -34,7 +34,7 @@ from sqlalchemy import (
     update,
 )
 
-from oohcore.audit import append_event
+from oohcore.audit.chain import append_event
 from oohcore.errors import OohcoreError
 from oohcore.rota.model import OnCallAnswer, OnCallOfficer
 from oohcore.rota.schedule import Layer, Override, RoleSchedule, RotaData, Segment

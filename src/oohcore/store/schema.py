@@ -30,8 +30,8 @@ metadata = MetaData(
 # Modules that declare tables on ``metadata``. Importing them all gives the complete schema
 # (Alembic's env.py and the migration drift test call ``load_all_tables``).
 TABLE_MODULES: tuple[str, ...] = (
-    "oohcore.audit",
-    "oohcore.personal_data",
+    "oohcore.audit.chain",
+    "oohcore.audit.personal",
     "oohcore.durable.timers",
     "oohcore.durable.outbox",
     "oohcore.durable.receipts",
