@@ -547,7 +547,7 @@ def test_insert_or_replace_writes_a_row_then_overwrites_it_in_one_statement(
 ) -> None:
     """``insert_or_replace`` (the search index's entry of a call, issue 12): a row by its
     unique key columns is inserted, and written again it is overwritten, not doubled."""
-    from oohcore.search import call_search
+    from oohcore.search.index import call_search
     from oohcore.store.statements import insert_or_replace
 
     row = {

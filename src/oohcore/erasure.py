@@ -45,7 +45,7 @@ from oohcore.calls import calls
 from oohcore.durable.outbox import outbox
 from oohcore.durable.receipts import delivery_attempts
 from oohcore.referrals import OPEN_STATES, referrals
-from oohcore.search import remove_calls
+from oohcore.search.index import remove_calls
 from oohcore.store.columns import to_json
 from oohcore.telephony import cdrs
 from oohcore.vocabulary import MessagePurpose

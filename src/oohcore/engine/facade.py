@@ -15,8 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from oohcore import directory, search
-from oohcore.addresses import MAX_QUERY_CHARS, Gazetteer, InvalidPostcode, address_parts
+from oohcore import directory
 from oohcore.audit import chain as audit_chain
 from oohcore.audit import model as audit_model
 from oohcore.audit import read as audit_read
@@ -56,6 +55,9 @@ from oohcore.referrals import OPEN_STATES
 from oohcore.rota import ROTA_FILE, OnCallOfficer, Rota, RotaData, RotaStore, StoreRota, read_rota
 from oohcore.rulesets.compiler import Organisation, ServiceOption
 from oohcore.rulesets.loader import load_organisations
+from oohcore.search import query as search_query
+from oohcore.search.addresses import MAX_QUERY_CHARS, InvalidPostcode, address_parts
+from oohcore.search.gazetteer import Gazetteer
 from oohcore.store import Store
 from oohcore.vocabulary import EventKind, TimerKind
 
@@ -138,7 +140,7 @@ class Engine:
         """Load the organisations (a folder of them, or already loaded ones) and open the store.
 
         Each organisation folder may hold a ``rota.yaml`` (:mod:`oohcore.rota`) and a
-        ``gazetteer.csv`` (:mod:`oohcore.addresses`), which are loaded too.
+        ``gazetteer.csv`` (:mod:`oohcore.search.gazetteer`), which are loaded too.
 
         ``require_sign_off``: serve only service options whose exact version has been signed
         off by the organisation (5.3.1: scripts are not made operational until signed off). An
@@ -495,11 +497,11 @@ class OrganisationDesk:
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int = 20,
-    ) -> list[search.SearchHit]:
+    ) -> list[search_query.SearchHit]:
         """Earlier calls of this organisation (5.2.7, 7.4.2)."""
         inputs.search_arguments(caller_name, address, uprn, service_option, since, until, limit)
         with self.engine.store.read() as conn:
-            return search.search(
+            return search_query.search(
                 conn,
                 organisation_id=self.id,
                 caller_name=caller_name,
@@ -991,7 +993,7 @@ class OrganisationDesk:
             a.get(k) for k in ("caller_name", "address", "uprn", "postcode")
         ):
             return None
-        hit = search.likely_duplicate(
+        hit = search_query.likely_duplicate(
             conn,
             organisation_id=self.id,
             caller_name=a.get("caller_name"),

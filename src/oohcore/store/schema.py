@@ -35,7 +35,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "oohcore.durable.timers",
     "oohcore.durable.outbox",
     "oohcore.durable.receipts",
-    "oohcore.search",
+    "oohcore.search.index",
     "oohcore.calls",
     "oohcore.referrals",
     "oohcore.directory",
