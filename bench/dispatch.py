@@ -1,8 +1,8 @@
 """Referral alerts dispatched through the outbox and the Notify adapter, beside a plain loop.
 
-10,000 referral alerts (by default) are enqueued through ``oohcore.outbox.enqueue`` into a
+10,000 referral alerts (by default) are enqueued through ``oohcore.durable.outbox.enqueue`` into a
 SQLite store, as the engine does when a call completes (``created_at`` = the end of the call),
-and a :class:`~oohcore.runner.Runner` sends them through :class:`oohcore_notify.NotifyChannel`
+and a :class:`~oohcore.durable.runner.Runner` sends them through :class:`oohcore_notify.NotifyChannel`
 to a local fake GOV.UK Notify server (a real HTTP server on 127.0.0.1 that checks every JWT).
 The peer is the plain loop a council would write without oohcore: the same messages, one
 ``NotificationsAPIClient.send_sms_notification`` call each, to the same server.
@@ -35,8 +35,8 @@ from sqlalchemy import func, select
 from oohcore.channels import OutboundMessage
 from oohcore.channels.testing import sample_message
 from oohcore.clock import SystemClock
-from oohcore.outbox import enqueue, outbox
-from oohcore.runner import Runner
+from oohcore.durable.outbox import enqueue, outbox
+from oohcore.durable.runner import Runner
 from oohcore.store import Store
 from oohcore_notify import NotifyChannel, NotifyConfig
 from oohcore_notify.testing import FakeNotify

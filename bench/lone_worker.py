@@ -40,8 +40,8 @@ from sqlalchemy import func, select
 
 from oohcore.channels import ChannelInfo, DeliveryResult, OutboundMessage
 from oohcore.clock import ManualClock, as_utc
+from oohcore.durable.timers import next_due_at, timers
 from oohcore.engine import Engine
-from oohcore.timers import next_due_at, timers
 
 FIXTURE = Path(__file__).parent / "fixtures" / "lone_worker"
 NUMBER = "0300 000 0004"

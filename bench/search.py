@@ -68,9 +68,11 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from oohcore import addresses
-from oohcore import search as s
-from oohcore.search import call_search
+from oohcore.search import addresses
+from oohcore.search import index as s_index
+from oohcore.search import names as s_names
+from oohcore.search import query as s_query
+from oohcore.search.index import call_search
 
 GENERATOR_VERSION = 3
 SEED = 20_260_522
@@ -431,7 +433,7 @@ def make_chunk(chunk: Chunk) -> tuple[list[tuple[Any, ...]], list[tuple[str, int
 
     Names and addresses go through the row builder of :func:`oohcore.search.index_call`,
     once per distinct value. ``received_at`` is written in the SQLite storage form of
-    :class:`oohcore.store.UTCDateTime` (naive UTC text); the build reads a row back to check.
+    :class:`oohcore.store.columns.UTCDateTime` (naive UTC text); the build reads a row back to check.
     """
     rng = random.Random(chunk.seed)
     org = organisation(chunk.base_seed, chunk.total, chunk.org_index)
@@ -473,11 +475,11 @@ def make_chunk(chunk: Chunk) -> tuple[list[tuple[Any, ...]], list[tuple[str, int
         call_id = f"{rng.getrandbits(128):032x}"
         name_fields = name_cache.get(name or "")
         if name_fields is None:
-            name_fields = name_cache[name or ""] = s._name_fields(name)
+            name_fields = name_cache[name or ""] = s_index._name_fields(name)
         akey = (address, uprn, postcode)
         address_fields = address_cache.get(akey)
         if address_fields is None:
-            address_fields = address_cache[akey] = s._address_fields(address, uprn, postcode)
+            address_fields = address_cache[akey] = s_index._address_fields(address, uprn, postcode)
         row = {
             "organisation_id": org.id,
             "call_id": call_id,
@@ -506,12 +508,12 @@ def schema_fingerprint(total: int, seed: int) -> str:
     ddl += sorted(str(CreateIndex(ix).compile(dialect=dialect)) for ix in call_search.indexes)
     # The keys are part of the schema: the functions that derive them are too.
     for function in (
-        s._name_fields,
-        s._address_fields,
-        s._name_keys,
-        s._address_key_parts,
-        s._street_letters,
-        s.normalise_name,
+        s_index._name_fields,
+        s_index._address_fields,
+        s_names._name_keys,
+        s_index._address_key_parts,
+        s_index._street_letters,
+        s_names.normalise_name,
         addresses.normalise_address,
         addresses.address_parts,
         addresses.sound_key,
@@ -578,7 +580,7 @@ def check_storage_form(path: Path, samples: dict[str, Samples]) -> None:
     with engine.connect() as conn:
         for sample in samples.values():
             for t in sample.items[:20]:
-                hits = s.search(
+                hits = s_query.search(
                     conn, organisation_id=t.organisation_id, since=t.received_at,
                     until=t.received_at, service_option=t.option,
                 )  # fmt: skip
@@ -628,7 +630,7 @@ def percentile(values: list[float], p: float) -> float:
 
 def explain(conn: Connection, args: dict[str, Any]) -> None:
     """Log SQLite's plan for each lookup a search makes (to check the indexes are used)."""
-    q = s._build_query(
+    q = s_query._build_query(
         args["organisation_id"],
         args.get("caller_name"),
         args.get("address"),
@@ -644,8 +646,8 @@ def explain(conn: Connection, args: dict[str, Any]) -> None:
         "since": q.since,
         "until": q.until,
     }
-    for lookup, params in s._lookups(q):
-        statement = s._statement(
+    for lookup, params in s_query._lookups(q):
+        statement = s_query._statement(
             lookup, q.service_option is not None, q.since is not None, q.until is not None
         )
         compiled = statement.compile(dialect=conn.dialect)
@@ -711,19 +713,19 @@ def main() -> int:
                 log(f"{kind}:")
                 explain(conn, by_kind[kind][0][0])
         for args, _ in warm:
-            s.search(conn, **args)
+            s_query.search(conn, **args)
         load_before = os.getloadavg()[0]
         for kind, (args, _) in timed:
             c0 = time.process_time()
             t0 = time.perf_counter()
-            s.search(conn, **args)
+            s_query.search(conn, **args)
             latencies[kind].append((time.perf_counter() - t0) * 1000)
             cpu.append((time.process_time() - c0) * 1000)
         load_after = os.getloadavg()[0]
         # Recall, untimed: is the call looked for among all the hits (not only the first 20,
         # which for a busy address or a common name are rightly other, newer calls)?
         for kind, (args, wanted) in timed:
-            hits = s.search(conn, **args, limit=s.MAX_LIMIT)
+            hits = s_query.search(conn, **args, limit=s_query.MAX_LIMIT)
             found[kind] += any(h.call_id == wanted for h in hits)
     engine.dispose()
     everything = [v for values in latencies.values() for v in values]

@@ -12,13 +12,13 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from oohcore.audit import append_event
+from oohcore.audit.chain import append_event
 from oohcore.channels.local import LocalChannel
 from oohcore.clock import ManualClock
-from oohcore.outbox import OutboxRow
-from oohcore.runner import Runner
+from oohcore.durable.outbox import OutboxRow
+from oohcore.durable.runner import Runner
+from oohcore.durable.timers import TimerRow
 from oohcore.store import Store
-from oohcore.timers import TimerRow
 
 
 def on_sent(conn: Connection, row: OutboxRow, now: datetime) -> None:

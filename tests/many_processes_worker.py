@@ -8,7 +8,7 @@
     as JSON to ``OUT`` when done.
 
 ``python many_processes_worker.py runner URL RULESETS RECEIVER_URL NOW LEASE_S``
-    ticks a :class:`~oohcore.runner.Runner` at the logical time ``NOW`` until SIGTERM, sending
+    ticks a :class:`~oohcore.durable.runner.Runner` at the logical time ``NOW`` until SIGTERM, sending
     every message by HTTP POST to the receiving peer (``RECEIVER_URL``), with claim leases of
     ``LEASE_S`` seconds on the real clock. The test SIGKILLs one of these mid-dispatch.
 """
@@ -38,9 +38,9 @@ from typing import Any  # noqa: E402
 
 from oohcore.channels import ChannelInfo, DeliveryResult, OutboundMessage  # noqa: E402
 from oohcore.clock import ManualClock, SystemClock  # noqa: E402
+from oohcore.durable.runner import Runner  # noqa: E402
 from oohcore.engine import Engine  # noqa: E402
 from oohcore.engine.errors import ConcurrentChange, InvalidTransition  # noqa: E402
-from oohcore.runner import Runner  # noqa: E402
 
 NUMBERS = {"org-a": "0300 000 0001", "org-b": "0300 000 0002", "org-c": "0300 000 0003"}
 T0 = datetime.fromisoformat("2026-11-20T18:00:00+00:00")

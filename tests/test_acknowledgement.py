@@ -175,9 +175,9 @@ def test_an_unknown_reference_or_text_is_recorded_and_answered_politely(
     [(to, body)] = _replies(channels)
     assert to == RITA and body.startswith("Sorry, we could not match")
     with engine.store.read() as conn:
-        from oohcore import audit
+        from oohcore.audit import read as audit_read
 
-        kinds = [e.kind for e in audit.events_for_organisation(conn, "org-a")]
+        kinds = [e.kind for e in audit_read.events_for_organisation(conn, "org-a")]
     assert kinds.count(EventKind.INBOUND_RECEIVED) == 2
 
 

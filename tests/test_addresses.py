@@ -6,10 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from oohcore.addresses import (
-    AddressRecord,
-    Gazetteer,
-    GazetteerError,
+from oohcore.errors import OohcoreError
+from oohcore.search.addresses import (
     InvalidPostcode,
     address_parts,
     address_similarity,
@@ -20,7 +18,7 @@ from oohcore.addresses import (
     postcode_sector,
     sound_key,
 )
-from oohcore.errors import OohcoreError
+from oohcore.search.gazetteer import AddressRecord, Gazetteer, GazetteerError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "example-borough" / "gazetteer.csv"
 
@@ -321,9 +319,10 @@ def test_duplicate_records_given_directly_are_refused() -> None:
 
 def test_names_and_addresses_share_one_text_folding() -> None:
     """One helper folds case and accents for both addresses and callers' names (search)."""
-    from oohcore import addresses, search
+    from oohcore.search import addresses
+    from oohcore.search import names as search_names
 
     assert addresses.ascii_upper("Zoë Ångström, rue d’Été") == "ZOE ANGSTROM, RUE D’ETE"
-    assert search.ascii_upper is addresses.ascii_upper
-    assert search.normalise_name("Zoë O’Brien") == "ZOE OBRIEN"
+    assert search_names.ascii_upper is addresses.ascii_upper
+    assert search_names.normalise_name("Zoë O’Brien") == "ZOE OBRIEN"
     assert addresses.normalise_address("1 Rue d’Été") == "1 RUE DETE"

@@ -12,19 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, select, text, update
 
-from oohcore.audit import (
-    GENESIS_HASH,
-    AuditChainError,
-    AuditError,
-    AuditPayloadError,
-    append_event,
-    audit_heads,
-    chain_head,
-    events,
-    events_for_call,
-    events_for_organisation,
-    verify,
-)
+from oohcore.audit.chain import append_event, audit_heads, events
+from oohcore.audit.model import GENESIS_HASH, AuditChainError, AuditError, AuditPayloadError
+from oohcore.audit.read import chain_head, events_for_call, events_for_organisation
+from oohcore.audit.verify import verify
 from oohcore.clock import ManualClock
 from oohcore.store import Store
 from plan_support import plan
@@ -203,7 +194,7 @@ def test_an_edited_kind_or_call_is_detected(store: Store) -> None:
 
 def test_a_rewritten_event_with_a_recomputed_hash_breaks_the_next_link(store: Store) -> None:
     """Editing an event and fixing its own hash is caught by the next event's prev_hash."""
-    from oohcore.audit import event_hash
+    from oohcore.audit.chain import event_hash
 
     ids = _fill(store)
     with store.transaction() as conn:
@@ -342,7 +333,7 @@ def test_a_calls_events_are_read_through_its_own_index_and_come_back_in_chain_or
     ORDER BY seq in the statement had SQLite walk the organisation's whole (organisation_id,
     seq) index instead — every event of the organisation for each call read — so they are put
     in chain order after the read, interleaved with other calls' events or not."""
-    from oohcore import audit
+    from oohcore.audit import read as audit_read
 
     with store.transaction() as conn:
         for i in range(6):
@@ -359,12 +350,12 @@ def test_a_calls_events_are_read_through_its_own_index_and_come_back_in_chain_or
         evs = events_for_call(conn, "C2", organisation_id="ealing")
         assert [e.payload["i"] for e in evs] == list(range(6))
         assert [e.seq for e in evs] == sorted(e.seq for e in evs)
-        got = audit.payloads_for_call(conn, "ealing", "C2", ("referral.attended", "none"))
+        got = audit_read.payloads_for_call(conn, "ealing", "C2", ("referral.attended", "none"))
         assert [p["referral"] for p in got] == ["C2-1", "C2-3", "C2-5"]
         for statement in (
-            audit._events_for_call_scoped,
-            audit._events_for_call,
-            audit._payloads_of_kinds[2],
+            audit_read._events_for_call_scoped,
+            audit_read._events_for_call,
+            audit_read._payloads_of_kinds[2],
         ):
             compiled = statement._plan_sqlite(conn.dialect)
             steps = plan(conn, compiled.sql, [None] * len(compiled.names))

@@ -71,7 +71,7 @@ def test_the_protocol_imports_nothing_of_the_store() -> None:
     code = (
         "import sys, oohcore.channels, oohcore.channels.testing, oohcore.channels.local;"
         "bad = [m for m in sys.modules if m.startswith(('sqlalchemy', 'oohcore.store',"
-        " 'oohcore.outbox', 'oohcore.engine', 'oohcore.rulesets'))];"
+        " 'oohcore.durable', 'oohcore.engine', 'oohcore.rulesets'))];"
         "print(','.join(bad))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -18,18 +18,12 @@ from engine_support import FIXTURES, FRIDAY_EVENING, refer_heating_call
 from oohcore.channels import ChannelInfo, DeliveryResult, OutboundMessage
 from oohcore.channels.local import MemoryChannel
 from oohcore.clock import ManualClock
+from oohcore.durable.outbox import OutboxRow, RetryPolicy, enqueue, get_message, messages_for_call
+from oohcore.durable.receipts import attempts_for
+from oohcore.durable.runner import Runner, TickReport
+from oohcore.durable.timers import TimerRow
 from oohcore.engine import Engine
-from oohcore.outbox import (
-    OutboxRow,
-    RetryPolicy,
-    attempts_for,
-    enqueue,
-    get_message,
-    messages_for_call,
-)
-from oohcore.runner import Runner, TickReport
 from oohcore.store import Store
-from oohcore.timers import TimerRow
 
 T0 = datetime(2026, 1, 10, 3, 0, tzinfo=UTC)
 HUNG_TIMEOUT = 1.0  # the hung channel's declared send_timeout, in seconds

@@ -181,7 +181,7 @@ def test_head_prints_a_pin_per_organisation(
 ) -> None:
     import json
 
-    from oohcore.audit import chain_heads
+    from oohcore.audit.read import chain_heads
     from oohcore.store import Store
 
     url = _store_with_calls(tmp_path)
@@ -204,7 +204,7 @@ def test_verify_fails_when_a_pinned_head_is_no_longer_on_the_chain(
 ) -> None:
     from sqlalchemy import select, update
 
-    from oohcore.audit import audit_heads, event_hash, events
+    from oohcore.audit.chain import audit_heads, event_hash, events
 
     url = _store_with_calls(tmp_path)
     pins = [line.split()[0] for line in _heads(url, capsys).splitlines()]
@@ -279,7 +279,7 @@ def test_a_pin_of_another_organisation_than_the_one_verified_is_refused(
 def test_verify_after_a_purge_passes_and_after_an_edit_fails(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from oohcore.audit import append_event
+    from oohcore.audit.chain import append_event
     from oohcore.retention import purge_personal_data
     from oohcore.store import Store
 

@@ -18,19 +18,11 @@ from oohcore.channels import (
     ReceiptState,
 )
 from oohcore.clock import ManualClock
-from oohcore.outbox import (
-    AttemptOutcome,
-    OutboxRow,
-    RetryPolicy,
-    attempts_for,
-    delivery_receipts,
-    enqueue,
-    get_message,
-    receipts_for,
-)
-from oohcore.runner import Runner, RunnerError, TokenBucket
+from oohcore.durable.outbox import OutboxRow, RetryPolicy, enqueue, get_message
+from oohcore.durable.receipts import AttemptOutcome, attempts_for, delivery_receipts, receipts_for
+from oohcore.durable.runner import Runner, RunnerError, TokenBucket
+from oohcore.durable.timers import TimerRow
 from oohcore.store import Store
-from oohcore.timers import TimerRow
 
 T0 = datetime(2025, 1, 10, 2, 0, tzinfo=UTC)
 

@@ -30,10 +30,10 @@ from pathlib import Path
 from sqlalchemy import Connection, func, select
 
 from oohcore.channels import ChannelInfo, DeliveryResult, OutboundMessage
-from oohcore.outbox import enqueue, outbox
-from oohcore.runner import Runner
+from oohcore.durable.outbox import enqueue, outbox
+from oohcore.durable.runner import Runner
+from oohcore.durable.timers import TimerRow
 from oohcore.store import Store
-from oohcore.timers import TimerRow
 from test_store import pg_url  # noqa: F401  (the throwaway PostgreSQL database fixture)
 
 T0 = datetime(2025, 3, 1, 2, 0, tzinfo=UTC)

@@ -17,7 +17,9 @@ import pytest
 from sqlalchemy import func, select
 
 from oohcore import directory
-from oohcore.audit import canonical_json, events, events_for_organisation, verify
+from oohcore.audit.chain import canonical_json, events
+from oohcore.audit.read import events_for_organisation
+from oohcore.audit.verify import verify
 from oohcore.cli import main
 from oohcore.clock import ManualClock
 from oohcore.rulesets.loader import load_organisation

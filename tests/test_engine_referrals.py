@@ -14,11 +14,11 @@ import pytest
 from sqlalchemy import func, select
 
 from engine_support import CHANNELS, FIXTURES, HEATING
-from oohcore import timers
 from oohcore.calls import calls
 from oohcore.channels import DeliveryResult, OutboundMessage
 from oohcore.channels.local import MemoryChannel
 from oohcore.clock import ManualClock
+from oohcore.durable import timers
 from oohcore.engine import CallNotFound, Engine, InvalidTransition, WrongStaffMember
 from oohcore.vocabulary import EventKind, TimerKind
 

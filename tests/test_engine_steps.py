@@ -15,6 +15,7 @@ import pytest
 
 from engine_support import FIXTURES
 from oohcore.calls import ACTION_STATES
+from oohcore.durable.timers import TimerRow
 from oohcore.engine import InvalidTransition, MissingEssentialFields, steps
 from oohcore.engine.actions import HANDLERS
 from oohcore.engine.context import CallContext
@@ -23,7 +24,6 @@ from oohcore.engine.rows import CallRow, ReferralRow
 from oohcore.rota import OnCallOfficer
 from oohcore.rulesets.compiler import Organisation
 from oohcore.rulesets.loader import load_organisations
-from oohcore.timers import TimerRow
 from oohcore.vocabulary import EventKind, MessagePurpose, TimerKind
 
 NOW = datetime(2026, 11, 20, 22, 0, tzinfo=ZoneInfo("Europe/London"))

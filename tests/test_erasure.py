@@ -18,10 +18,10 @@ from engine_support import CHANNELS, FIXTURES, FRIDAY_EVENING, HEATING, REPAIRS
 from oohcore.channels.local import MemoryChannel
 from oohcore.cli import main
 from oohcore.clock import ManualClock
-from oohcore.db import metadata
 from oohcore.engine import Engine
 from oohcore.engine.records import verify
 from oohcore.retention import RetentionError, purge_expired, purge_personal_data
+from oohcore.store.schema import metadata
 from oohcore.telephony import cdrs_from_calls, import_cdrs
 from pg_support import postgres_database
 

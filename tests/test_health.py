@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection
 
-from oohcore import health
 from oohcore.channels import OutboundMessage
 from oohcore.cli import main
 from oohcore.clock import ManualClock
-from oohcore.outbox import enqueue
-from oohcore.runner import Runner
+from oohcore.durable import health
+from oohcore.durable.outbox import enqueue
+from oohcore.durable.runner import Runner
+from oohcore.durable.timers import TimerRow, set_timer
 from oohcore.store import Store
-from oohcore.timers import TimerRow, set_timer
 
 T0 = datetime(2025, 1, 10, 2, 0, tzinfo=UTC)
 

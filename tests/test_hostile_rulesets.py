@@ -19,7 +19,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # tests/hostile (pytest imports by path)
 from hostile.corpus import BOROUGH, CASES, CATALOGUE, Case, build
 from hostile.run import time_limit, validate_in_process, validate_in_subprocess
-from oohcore.addresses import Gazetteer, word_similarity
 from oohcore.answers import clean_answer
 from oohcore.engine import Engine
 from oohcore.errors import RulesetError
@@ -35,6 +34,8 @@ from oohcore.rulesets.loader import load_organisation, validate
 from oohcore.rulesets.models import DEFAULT_TEXT_LENGTH, Question, QuestionType
 from oohcore.rulesets.source import parse_yaml
 from oohcore.rulesets.templates import TemplateError, compile_template
+from oohcore.search.addresses import word_similarity
+from oohcore.search.gazetteer import Gazetteer
 
 ROOT = Path(__file__).parents[1]
 

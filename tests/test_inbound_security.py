@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine_support import CHANNELS, FIXTURES, FRIDAY_EVENING, refer_heating_call
-from oohcore import audit
+from oohcore.audit import model as audit_model
+from oohcore.audit import read as audit_read
 from oohcore.channels.local import MemoryChannel
 from oohcore.clock import ManualClock
 from oohcore.engine import Engine, InvalidArgument, links
@@ -54,9 +55,9 @@ def engine(
     eng.close()
 
 
-def _events(engine: Engine) -> list[audit.EventRow]:
+def _events(engine: Engine) -> list[audit_model.EventRow]:
     with engine.store.read() as conn:
-        return list(audit.events_for_organisation(conn, "org-a"))
+        return list(audit_read.events_for_organisation(conn, "org-a"))
 
 
 def _answers(channels: dict[str, MemoryChannel], to: str | None = None) -> list[str]:

@@ -438,7 +438,9 @@ def test_the_event_kpi_queries_read_the_partial_index_and_its_kinds_match_the_mi
     from oohcore.store import Store
 
     LONDON_T0 = datetime(2026, 1, 1, tzinfo=ZoneInfo("Europe/London"))
-    migration = importlib.import_module("oohcore.migrations.versions.0014_fewer_index_pages_a_step")
+    migration = importlib.import_module(
+        "oohcore.store.migrations.versions.0014_fewer_index_pages_a_step"
+    )
     assert migration.KPI_KINDS == measures.KPI_EVENT_KINDS_SQL
     store = Store.open(f"sqlite:///{tmp_path / 'k.sqlite'}", clock=ManualClock(LONDON_T0))
     period = Period.day(date(2026, 1, 1))

@@ -14,10 +14,10 @@ from uuid import uuid4
 
 from sqlalchemy import Connection
 
-from oohcore.audit import append_event
+from oohcore.audit.chain import append_event
 from oohcore.calls import calls
 from oohcore.clock import ManualClock
-from oohcore.outbox import outbox
+from oohcore.durable.outbox import outbox
 from oohcore.referrals import referrals
 from oohcore.rulesets.compiler import Organisation
 from oohcore.rulesets.loader import load_organisation

@@ -45,13 +45,14 @@ import pytest
 from sqlalchemy import func, select, text
 
 from oohcore import audit
+from oohcore.audit import read as audit_read
 from oohcore.cli import main as cli
 from oohcore.clock import ManualClock
+from oohcore.durable.health import read_lag
+from oohcore.durable.outbox import outbox
+from oohcore.durable.timers import timers
 from oohcore.engine import Engine
-from oohcore.health import read_lag
-from oohcore.outbox import outbox
 from oohcore.store import Store
-from oohcore.timers import timers
 from pg_support import postgres_database
 
 HELPER = Path(__file__).with_name("many_processes_worker.py")
@@ -325,7 +326,7 @@ def test_many_desks_and_runners_on_one_postgresql(pg_url: str, tmp_path: Path) -
     report = audit.verify(store)
     assert report.ok, str(report)
     with store.read() as conn:
-        assert sorted(audit.organisations(conn)) == sorted(NUMBERS)
+        assert sorted(audit_read.organisations(conn)) == sorted(NUMBERS)
     for org in NUMBERS:
         assert cli(["audit", "verify", "--store", pg_url, "--organisation", org]) == 0
     store.close()

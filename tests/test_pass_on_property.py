@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from engine_support import FIXTURES, FRIDAY_EVENING, HEATING, REPAIRS
-from oohcore import audit
+from oohcore.audit import read as audit_read
 from oohcore.channels import DeliveryResult
 from oohcore.channels.local import MemoryChannel
 from oohcore.clock import ManualClock
@@ -131,7 +131,7 @@ def _recount(engine: Engine) -> dict[str, Any]:
     late: list[float] = []
     never = 0
     with engine.store.read() as conn:
-        rows = audit.events_for_organisation(conn, "org-a")
+        rows = audit_read.events_for_organisation(conn, "org-a")
     for e in rows:
         if e.kind == EventKind.REFERRAL_DEADLINE_MET:
             met.append(float(e.payload["pass_on_s"]))

@@ -16,22 +16,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, insert, select, text, update
 
-from oohcore.audit import (
-    AuditError,
-    AuditPayloadError,
-    ChainPin,
-    append_event,
-    audit_heads,
-    chain_heads,
-    event_hash,
-    events,
-    events_for_call,
-    events_for_organisation,
-    organisations,
-    verify,
-)
+from oohcore.audit.chain import append_event, audit_heads, event_hash, events
+from oohcore.audit.model import AuditError, AuditPayloadError, ChainPin
+from oohcore.audit.personal import PAYLOAD_KEY, personal_data
+from oohcore.audit.read import chain_heads, events_for_call, events_for_organisation, organisations
+from oohcore.audit.verify import verify
 from oohcore.clock import ManualClock
-from oohcore.personal_data import PAYLOAD_KEY, personal_data
 from oohcore.retention import RetentionError, purge_personal_data
 from oohcore.store import Store
 from pg_support import postgres_database

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from chromium_support import assert_renders
 from oohcore.cdr_csv import write_cdr_csv
 from oohcore.cli import main
-from oohcore.outbox import outbox
+from oohcore.durable.outbox import outbox
 from oohcore.reports import (
     KINDS,
     ReportError,

@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, insert, select
 
-from oohcore.audit import append_event, events, events_for_call, verify
+from oohcore.audit.chain import append_event, events
+from oohcore.audit.personal import personal_data
+from oohcore.audit.read import events_for_call
+from oohcore.audit.verify import verify
 from oohcore.calls import calls
 from oohcore.clock import ManualClock
-from oohcore.personal_data import personal_data
 from oohcore.retention import RetentionError, purge_expired
 from oohcore.store import Store
 from plan_support import plan, statements

@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from engine_support import FIXTURES, HEATING, LONDON, REPAIRS
-from oohcore.audit import events_for_organisation, verify
+from oohcore.audit.read import events_for_organisation
+from oohcore.audit.verify import verify
 from oohcore.clock import ManualClock
 from oohcore.engine import Engine
 from oohcore.errors import RulesetError

@@ -28,12 +28,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Select, func, select
 
-from oohcore.audit import events, verify
+from oohcore.audit.chain import events
+from oohcore.audit.verify import verify
 from oohcore.channels import OutboundMessage
 from oohcore.channels.local import LocalChannel
 from oohcore.clock import ManualClock
-from oohcore.outbox import enqueue, outbox
-from oohcore.runner import Runner
+from oohcore.durable.outbox import enqueue, outbox
+from oohcore.durable.runner import Runner
 from oohcore.store import Store
 
 HELPER = Path(__file__).with_name("crash_runner.py")

@@ -8,19 +8,11 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import Connection, create_engine, select
 
-from oohcore import search as s
-from oohcore.addresses import InvalidPostcode
-from oohcore.search import (
-    CallToIndex,
-    call_search,
-    index_call,
-    index_calls,
-    likely_duplicate,
-    name_similarity,
-    normalise_name,
-    remove_calls,
-    search,
-)
+from oohcore.search import query as s_query
+from oohcore.search.addresses import InvalidPostcode
+from oohcore.search.index import CallToIndex, call_search, index_call, index_calls, remove_calls
+from oohcore.search.names import name_similarity, normalise_name
+from oohcore.search.query import likely_duplicate, search
 
 T0 = datetime(2026, 1, 10, 18, 0, tzinfo=UTC)
 ORG = "eastbrook"
@@ -61,7 +53,7 @@ def add(
     )
 
 
-def ids(hits: list[s.SearchHit]) -> list[str]:
+def ids(hits: list[s_query.SearchHit]) -> list[str]:
     return [h.call_id for h in hits]
 
 
@@ -322,7 +314,7 @@ def test_odd_details_do_not_stop_a_call_being_indexed(conn: Connection) -> None:
 # -- the duplicate check -------------------------------------------------------------------------
 
 
-def dup(conn: Connection, **kwargs: object) -> s.SearchHit | None:
+def dup(conn: Connection, **kwargs: object) -> s_query.SearchHit | None:
     args: dict[str, object] = {
         "organisation_id": ORG,
         "service_option": "housing-repairs",
@@ -338,7 +330,9 @@ def test_a_second_call_about_the_same_address_is_a_likely_duplicate(conn: Connec
     # A neighbour reports the same address, spelt differently.
     hit = dup(conn, caller_name="Ahmed Khan", address="12a High St.")
     assert hit is not None and hit.call_id == "first"
-    assert hit.address_score is not None and hit.address_score >= s.DUPLICATE_ADDRESS_THRESHOLD
+    assert (
+        hit.address_score is not None and hit.address_score >= s_query.DUPLICATE_ADDRESS_THRESHOLD
+    )
     # The next house along is not.
     assert dup(conn, caller_name="Ahmed Khan", address="14 High Street") is None
     assert dup(conn, caller_name="Ahmed Khan", address="12 High Street") is None  # 12 is not 12A
@@ -408,11 +402,11 @@ def test_the_lookups_read_in_one_statement_find_what_each_finds_alone(conn: Conn
             uprn=100 + i % 5,
             postcode=("SW1A 1AA", "N1 9GU")[i % 2],
         )
-    q = s._build_query(
+    q = s_query._build_query(
         ORG, "John Smith", "12 High Street", 101, "SW1A 1AA", "housing-repairs", None, None
     )
-    lookups = list(s._lookups(q))
+    lookups = list(s_query._lookups(q))
     assert {lookup for lookup, _ in lookups} >= {"uprn", "name_key", "address_key", "postcode"}
-    one_by_one = [row for lookup in lookups for row in s._execute_all(conn, q, [lookup])]
+    one_by_one = [row for lookup in lookups for row in s_query._execute_all(conn, q, [lookup])]
     assert len(one_by_one) > len(lookups)
-    assert s._execute_all(conn, q, lookups) == one_by_one
+    assert s_query._execute_all(conn, q, lookups) == one_by_one

@@ -17,25 +17,20 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from oohcore import audit, outbox, timers
-from oohcore.audit import append_event, events, events_for_call
+from oohcore import audit
+from oohcore.audit import chain as audit_chain
+from oohcore.audit import read as audit_read
+from oohcore.audit.chain import append_event, events
+from oohcore.audit.read import events_for_call
 from oohcore.channels import OutboundMessage
 from oohcore.clock import ManualClock
-from oohcore.db import load_all_tables
-from oohcore.outbox import enqueue, messages_for_call
-from oohcore.store import (
-    MIGRATIONS_DIR,
-    NaiveDatetimeError,
-    NestedTransactionError,
-    Prepared,
-    SchemaError,
-    Store,
-    StoreBusyError,
-    StoreError,
-    UTCDateTime,
-    alembic_config,
-)
-from oohcore.timers import set_timer, timers_for_call
+from oohcore.durable import outbox, receipts, timers
+from oohcore.durable.outbox import enqueue, messages_for_call
+from oohcore.durable.timers import set_timer, timers_for_call
+from oohcore.store import NestedTransactionError, SchemaError, Store, StoreBusyError, StoreError
+from oohcore.store.columns import NaiveDatetimeError, UTCDateTime
+from oohcore.store.schema import MIGRATIONS_DIR, alembic_config, load_all_tables
+from oohcore.store.statements import Prepared
 from pg_support import postgres_database
 
 T0 = datetime(2025, 3, 30, 0, 30, tzinfo=UTC)  # the night the clocks go forward
@@ -143,8 +138,8 @@ def test_migrations_match_the_declared_tables(store: Store) -> None:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         diff = compare_metadata(context, load_all_tables())
     assert diff == [], (
-        "the tables declared in oohcore.db.TABLE_MODULES differ from what the migrations "
-        "create; add a revision (see oohcore.store.alembic_config):\n"
+        "the tables declared in oohcore.store.schema.TABLE_MODULES differ from what the migrations "
+        "create; add a revision (see oohcore.store.schema.alembic_config):\n"
         + "\n".join(f"  {d!r}"[:200] for d in diff)
     )
 
@@ -167,7 +162,7 @@ def test_statements_and_ddl_compile_for_postgresql() -> None:
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
     prepared = [
         value
-        for module in (audit, timers, outbox)
+        for module in (audit_chain, audit_read, timers, outbox, receipts)
         for value in vars(module).values()
         if isinstance(value, Prepared)
     ]
@@ -175,13 +170,13 @@ def test_statements_and_ddl_compile_for_postgresql() -> None:
     for p in prepared:
         sql = str(p.statement.compile(dialect=dialect))  # type: ignore[attr-defined]
         assert "?" not in sql
-    for_update = str(audit._select_head.statement.compile(dialect=dialect))  # type: ignore[attr-defined]
+    for_update = str(audit_chain._select_head.statement.compile(dialect=dialect))  # type: ignore[attr-defined]
     assert "FOR UPDATE" in for_update
     claim = str(outbox._due.statement.compile(dialect=dialect))  # type: ignore[attr-defined]
     assert "FOR UPDATE SKIP LOCKED" in claim
-    for table in (events, audit.audit_heads, timers.timers, outbox.outbox):
+    for table in (events, audit_chain.audit_heads, timers.timers, outbox.outbox):
         ddl = str(CreateTable(table).compile(dialect=dialect))
-        assert "TIMESTAMP WITH TIME ZONE" in ddl or table is audit.audit_heads
+        assert "TIMESTAMP WITH TIME ZONE" in ddl or table is audit_chain.audit_heads
         for index in table.indexes:
             str(CreateIndex(index).compile(dialect=dialect))
 
@@ -225,7 +220,7 @@ def test_a_failed_transaction_leaves_nothing_behind(store: Store) -> None:
         assert events_for_call(conn, "C1") == []
         assert messages_for_call(conn, "C1") == []
         assert timers_for_call(conn, "C1") == []
-        assert conn.execute(select(audit.audit_heads)).all() == []
+        assert conn.execute(select(audit_chain.audit_heads)).all() == []
     # The store is still usable, and a successful transaction keeps all three.
     with store.transaction() as conn:
         _write_everything(conn, "C2")
@@ -414,8 +409,8 @@ def test_postgresql_concurrent_appenders_and_runners(pg_url: str) -> None:
     from sqlalchemy import Connection
 
     from oohcore.channels import ChannelInfo, DeliveryResult
-    from oohcore.runner import Runner
-    from oohcore.timers import TimerRow
+    from oohcore.durable.runner import Runner
+    from oohcore.durable.timers import TimerRow
 
     stores = [Store.open(pg_url, clock=ManualClock(T0)) for _ in range(3)]
     try:
@@ -531,8 +526,8 @@ def test_prepared_statements_raise_sqlalchemy_exceptions(store: Store) -> None:
         "hash": "0" * 64,
     }
     with pytest.raises(IntegrityError), store.transaction() as conn:
-        assert audit._insert_event.execute(conn, row).lastrowid == 1
-        audit._insert_event.execute(conn, row)  # same (organisation_id, seq)
+        assert audit_chain._insert_event.execute(conn, row).lastrowid == 1
+        audit_chain._insert_event.execute(conn, row)  # same (organisation_id, seq)
     with store.read() as conn:
         assert conn.execute(select(events.c.id)).all() == []
 
@@ -552,8 +547,8 @@ def test_insert_or_replace_writes_a_row_then_overwrites_it_in_one_statement(
 ) -> None:
     """``insert_or_replace`` (the search index's entry of a call, issue 12): a row by its
     unique key columns is inserted, and written again it is overwritten, not doubled."""
-    from oohcore.search import call_search
-    from oohcore.store import insert_or_replace
+    from oohcore.search.index import call_search
+    from oohcore.store.statements import insert_or_replace
 
     row = {
         "organisation_id": "ealing",

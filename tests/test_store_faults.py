@@ -25,13 +25,14 @@ from sqlalchemy import func, select
 
 from engine_support import CHANNELS, FIXTURES, FRIDAY_EVENING, HEATING, REPAIRS
 from oohcore import audit
+from oohcore.audit import chain as audit_chain
 from oohcore.channels import DeliveryResult, OutboundMessage
 from oohcore.channels.local import MemoryChannel
 from oohcore.cli import main as cli
 from oohcore.clock import ManualClock
+from oohcore.durable.outbox import outbox
+from oohcore.durable.runner import STORE_BACKOFF_MAX, store_backoff
 from oohcore.engine import Engine, OrganisationDesk
-from oohcore.outbox import outbox
-from oohcore.runner import STORE_BACKOFF_MAX, store_backoff
 from oohcore.store import Store, StoreError
 from oohcore.vocabulary import EventKind
 from pg_support import OwnServer, own_postgres_server
@@ -96,8 +97,8 @@ def _delivered_once(engine: Engine, memory: dict[str, MemoryChannel]) -> None:
         rows = conn.execute(select(outbox.c.idempotency_key, outbox.c.sent_at)).all()
         sent_events = conn.execute(
             select(func.count())
-            .select_from(audit.events)
-            .where(audit.events.c.kind == EventKind.MESSAGE_SENT)
+            .select_from(audit_chain.events)
+            .where(audit_chain.events.c.kind == EventKind.MESSAGE_SENT)
         ).scalar_one()
     assert rows and all(sent_at is not None for _, sent_at in rows)
     given = Counter(m.idempotency_key for ch in memory.values() for m in ch.messages)

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, func, select
 
-from oohcore.audit import append_event, events, events_for_call, verify
+from oohcore.audit.chain import append_event, events
+from oohcore.audit.read import events_for_call
+from oohcore.audit.verify import verify
 from oohcore.channels import (
     Channel,
     ChannelError,
@@ -27,7 +29,7 @@ from oohcore.channels import (
 )
 from oohcore.channels.local import ConsoleChannel, LocalChannel
 from oohcore.clock import ManualClock
-from oohcore.outbox import (
+from oohcore.durable.outbox import (
     OutboxError,
     OutboxRow,
     RetryPolicy,
@@ -38,9 +40,8 @@ from oohcore.outbox import (
     messages_for_call,
     outbox,
 )
-from oohcore.runner import Runner, RunnerError
-from oohcore.store import Store
-from oohcore.timers import (
+from oohcore.durable.runner import Runner, RunnerError
+from oohcore.durable.timers import (
     TimerError,
     TimerRow,
     cancel_timers,
@@ -51,6 +52,7 @@ from oohcore.timers import (
     set_timer,
     timers_for_call,
 )
+from oohcore.store import Store
 
 T0 = datetime(2025, 1, 10, 2, 0, tzinfo=UTC)
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from oohcore.addresses import GazetteerError
 from oohcore.cli import main
 from oohcore.engine import Engine
 from oohcore.errors import RulesetError
+from oohcore.search.gazetteer import GazetteerError
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "example-borough"
 LOCATED = re.compile(r"^\S+:\d+:\d+: ", re.M)

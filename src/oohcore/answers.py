@@ -13,9 +13,9 @@ import re
 from datetime import date
 from typing import Any
 
-from oohcore.addresses import InvalidPostcode, normalise_postcode
 from oohcore.rulesets.models import DEFAULT_TEXT_LENGTH, Question, QuestionType
 from oohcore.rulesets.patterns import full_match
+from oohcore.search.addresses import InvalidPostcode, normalise_postcode
 
 _PHONE_RE = re.compile(r"^\+?[0-9]{6,15}$")
 _NUMBER_RE = re.compile(

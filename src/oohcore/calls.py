@@ -25,8 +25,8 @@ from types import MappingProxyType
 
 from sqlalchemy import Column, Index, Integer, String, Table, Text, UniqueConstraint, text
 
-from oohcore.db import metadata
-from oohcore.store import UTCDateTime
+from oohcore.store.columns import UTCDateTime
+from oohcore.store.schema import metadata
 
 ACTION_STATES: Mapping[str, str] = MappingProxyType(
     {

@@ -20,7 +20,7 @@
 ``oohcore diff OLD NEW``     what changed between two versions, in a council officer's words
 ``oohcore impact ORG --against OLD --store URL --since DATE``  calls a change would decide
                              differently
-``oohcore health --store URL [--prometheus] [--max-lag S]``  the runners' lag (oohcore.health)
+``oohcore health --store URL [--prometheus] [--max-lag S]``  the runners' lag (oohcore.durable.health)
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from oohcore.errors import OohcoreError, Problem, RulesetError
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
-    from oohcore.audit import ChainPin
+    from oohcore.audit.model import ChainPin
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -214,7 +214,7 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
 
 def _cmd_audit_head(args: argparse.Namespace) -> int:
     """Print each organisation's chain head (``ORG:SEQ:HASH`` and the time of that event)."""
-    from oohcore.audit import chain_heads
+    from oohcore.audit.read import chain_heads
 
     with _audit_store(args.store) as (conn, shown):
         _check_organisation(conn, args.organisation)
@@ -260,7 +260,7 @@ def _audit_store(url_text: str) -> Iterator[tuple[Connection, str]]:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-    from oohcore.audit import events
+    from oohcore.audit.chain import events
     from oohcore.clock import SystemClock
     from oohcore.store import Store, StoreError
 
@@ -319,7 +319,7 @@ def _audit_store(url_text: str) -> Iterator[tuple[Connection, str]]:
 
 
 def _check_organisation(conn: Connection, organisation_id: str | None) -> None:
-    from oohcore.audit import organisations
+    from oohcore.audit.read import organisations
 
     if organisation_id is None:
         return
@@ -337,7 +337,7 @@ def _redacted(url_text: str) -> str:
 
 
 def _pin(text: str) -> ChainPin:
-    from oohcore.audit import ChainPin
+    from oohcore.audit.model import ChainPin
 
     try:
         return ChainPin.parse(text)
@@ -899,7 +899,7 @@ def _cmd_health(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from oohcore.clock import SystemClock
-    from oohcore.health import prometheus, read_lag
+    from oohcore.durable.health import prometheus, read_lag
     from oohcore.store import Store, StoreError
 
     shown = _redacted(args.store)

@@ -30,19 +30,20 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from oohcore import audit, directory
+from oohcore.audit import read as audit_read
 from oohcore.calendar import ServiceCalendar
 from oohcore.calls import calls
 from oohcore.cdr_csv import write_cdr_csv
 from oohcore.channels import Channel, OutboundMessage
 from oohcore.channels.local import LocalChannel
 from oohcore.clock import ManualClock
+from oohcore.durable.runner import TickReport
 from oohcore.engine import Engine, EngineError, OrganisationDesk
 from oohcore.reports.daily import SEND_AT, EveningOutput, enqueue_daily_summary, evening_reports
 from oohcore.rota import OnCallOfficer
 from oohcore.rulesets.compiler import Organisation, ServiceOption
 from oohcore.rulesets.loader import load_organisation
 from oohcore.rulesets.models import Question, QuestionType
-from oohcore.runner import TickReport
 from oohcore.telephony import cdrs_from_calls
 from oohcore.vocabulary import EventKind
 
@@ -548,7 +549,7 @@ def run_demo(
         _scenes(engine, org, engine_clock, scenes)
         with engine.store.read() as conn:
             report = audit.verify(conn, org.id)
-            events = Counter(e.kind for e in audit.events_for_organisation(conn, org.id))
+            events = Counter(e.kind for e in audit_read.events_for_organisation(conn, org.id))
     finally:
         engine.close()
         local.close()

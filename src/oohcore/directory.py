@@ -48,12 +48,12 @@ from sqlalchemy import (
     update,
 )
 
-from oohcore.audit import append_event, canonical_json
+from oohcore.audit.chain import append_event, canonical_json
 from oohcore.clock import as_utc
-from oohcore.db import metadata
 from oohcore.errors import OohcoreError
 from oohcore.rulesets.models import EMAIL_PATTERN, PHONE_PATTERN, DirectoryEntry
-from oohcore.store import UTCDateTime
+from oohcore.store.columns import UTCDateTime
+from oohcore.store.schema import metadata
 from oohcore.vocabulary import EventKind
 
 __all__ = [

@@ -42,10 +42,11 @@ from typing import Any
 from sqlalchemy import Connection, and_, exists, select, update
 
 from oohcore.calls import calls
-from oohcore.outbox import delivery_attempts, outbox
+from oohcore.durable.outbox import outbox
+from oohcore.durable.receipts import delivery_attempts
 from oohcore.referrals import OPEN_STATES, referrals
-from oohcore.search import remove_calls
-from oohcore.store import to_json
+from oohcore.search.index import remove_calls
+from oohcore.store.columns import to_json
 from oohcore.telephony import cdrs
 from oohcore.vocabulary import MessagePurpose
 

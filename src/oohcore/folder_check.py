@@ -3,7 +3,7 @@
 ``oohcore validate`` checks the rulesets (``organisation.yaml``, ``options/``, ``directory.yaml``)
 through :func:`oohcore.rulesets.loader.validate`; this module adds the files beside them that
 the engine also reads when it opens — ``rota.yaml`` (:mod:`oohcore.rota`), ``gazetteer.csv``
-(:mod:`oohcore.addresses`, 7.11) — and any call detail records (``*.csv``, 11.6.1) the folder
+(:mod:`oohcore.search.gazetteer`, 7.11) — and any call detail records (``*.csv``, 11.6.1) the folder
 keeps. Each problem is the same located :class:`~oohcore.errors.Problem` ``Engine.open`` would
 raise, so a folder that validates also opens. A file oohcore does not read is reported as a
 warning (a typo such as ``rota.yml`` would otherwise be silently ignored).
@@ -15,10 +15,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from oohcore import rota
-from oohcore.addresses import Gazetteer, GazetteerError
 from oohcore.cdr_csv import check_cdr_file
 from oohcore.errors import OohcoreError, Problem, RulesetError
 from oohcore.procedure.scenarios import SCENARIOS_DIR
+from oohcore.search.gazetteer import Gazetteer, GazetteerError
 
 __all__ = ["check_folder_files", "check_rota"]
 

@@ -26,8 +26,8 @@ from __future__ import annotations
 from sqlalchemy import Column, Index, Integer, String, Table, Text
 
 from oohcore.calls import build_lifecycle
-from oohcore.db import metadata
-from oohcore.store import UTCDateTime
+from oohcore.store.columns import UTCDateTime
+from oohcore.store.schema import metadata
 
 __all__ = [
     "OPEN_STATES",

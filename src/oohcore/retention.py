@@ -3,7 +3,7 @@
 Specification 7.14.7: each Participating Organisation (and each of its service options) may have
 its own retention policy, and ICO standards are the minimum. 7.14.3: hold no more personal data
 than needed. The audit chain (:mod:`oohcore.audit`) keeps the proof of every call for ever; the
-personal data it covers lives beside it (:mod:`oohcore.personal_data`) and is what a policy
+personal data it covers lives beside it (:mod:`oohcore.audit.personal`) and is what a policy
 deletes:
 
 * :func:`purge_personal_data` deletes one call's personal data (data and salt, so its digests
@@ -42,11 +42,12 @@ from datetime import datetime
 from sqlalchemy import Connection, and_, func, select, update
 
 from oohcore import audit
-from oohcore.audit import events
+from oohcore.audit import chain as audit_chain
+from oohcore.audit.chain import events
+from oohcore.audit.personal import personal_data
 from oohcore.calls import calls
 from oohcore.clock import as_utc
 from oohcore.erasure import active_work, erase_call_copies, has_active_work
-from oohcore.personal_data import personal_data
 from oohcore.vocabulary import EventKind
 
 __all__ = ["RetentionError", "purge_expired", "purge_personal_data"]
@@ -108,7 +109,7 @@ def purge_personal_data(
     ids = [int(r[0]) for r in conn.execute(present)]
     if not ids:
         return 0
-    purge_event = audit.append_event(
+    purge_event = audit_chain.append_event(
         conn,
         organisation_id=organisation_id,
         call_id=call_id,

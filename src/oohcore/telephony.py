@@ -44,10 +44,10 @@ from sqlalchemy import (
 )
 
 from oohcore.calls import calls
-from oohcore.db import metadata
 from oohcore.errors import OohcoreError, Problem
 from oohcore.phones import e164
-from oohcore.store import UTCDateTime
+from oohcore.store.columns import UTCDateTime
+from oohcore.store.schema import metadata
 
 if TYPE_CHECKING:
     from oohcore.rulesets.compiler import Organisation

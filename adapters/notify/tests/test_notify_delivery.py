@@ -13,8 +13,8 @@ from sqlalchemy import Connection
 
 from oohcore.channels.testing import sample_message
 from oohcore.clock import ManualClock
-from oohcore.outbox import OutboxRow, RetryPolicy, enqueue, get_message
-from oohcore.runner import Runner
+from oohcore.durable.outbox import OutboxRow, RetryPolicy, enqueue, get_message
+from oohcore.durable.runner import Runner
 from oohcore.store import Store
 from oohcore_notify import NotifyChannel, NotifyConfig
 from oohcore_notify.testing import FakeNotify

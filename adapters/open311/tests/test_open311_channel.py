@@ -17,10 +17,10 @@ from oohcore.channels import Channel, DeliveryStatus, OutboundMessage
 from oohcore.channels.registry import build_channels
 from oohcore.channels.testing import ChannelContract, sample_message
 from oohcore.clock import ManualClock
-from oohcore.outbox import RetryPolicy, enqueue, get_message
-from oohcore.runner import Runner
+from oohcore.durable.outbox import RetryPolicy, enqueue, get_message
+from oohcore.durable.runner import Runner
+from oohcore.durable.timers import TimerRow
 from oohcore.store import Store
-from oohcore.timers import TimerRow
 from oohcore_open311 import Open311Channel, Open311Config
 
 T0 = datetime(2026, 1, 10, 3, 0, tzinfo=UTC)

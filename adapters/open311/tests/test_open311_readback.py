@@ -13,10 +13,11 @@ from sqlalchemy import Connection
 
 from oohcore.channels.testing import sample_message
 from oohcore.clock import ManualClock
-from oohcore.outbox import enqueue, get_message, receipts_for
-from oohcore.runner import Runner
+from oohcore.durable.outbox import enqueue, get_message
+from oohcore.durable.receipts import receipts_for
+from oohcore.durable.runner import Runner
+from oohcore.durable.timers import TimerRow
 from oohcore.store import Store
-from oohcore.timers import TimerRow
 from oohcore_open311 import Open311Channel, Open311Error, ReadBackError, parse_requests
 
 T0 = datetime(2026, 1, 10, 3, 0, tzinfo=UTC)

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import Connection
 
 from oohcore.clock import ManualClock
-from oohcore.outbox import RetryPolicy, enqueue, get_message
-from oohcore.runner import Runner
+from oohcore.durable.outbox import RetryPolicy, enqueue, get_message
+from oohcore.durable.runner import Runner
+from oohcore.durable.timers import TimerRow
 from oohcore.store import Store
-from oohcore.timers import TimerRow
 from oohcore_pager import PagerHttpChannel, SnppChannel
 from oohcore_pager.testing import GatewayTestServer, SnppTestServer, pager_message
 

@@ -18,10 +18,11 @@ from oohcore.channels.hostile import HostileHttpPeer
 from oohcore.channels.local import MemoryChannel
 from oohcore.channels.testing import sample_message
 from oohcore.clock import ManualClock
-from oohcore.outbox import attempts_for, enqueue, get_message
-from oohcore.runner import Runner
+from oohcore.durable.outbox import enqueue, get_message
+from oohcore.durable.receipts import attempts_for
+from oohcore.durable.runner import Runner
+from oohcore.durable.timers import TimerRow
 from oohcore.store import Store
-from oohcore.timers import TimerRow
 from oohcore_webhook import WebhookChannel
 
 T0 = datetime(2026, 1, 10, 3, 0, tzinfo=UTC)

@@ -33,7 +33,7 @@ The delivery contract
   runner's lease on the message holds, and reads no unbounded answer
   (:mod:`oohcore.channels.deadline` does both for HTTP adapters); it must not read the clock
   for anything that matters to the message. The runner sends each channel's messages on a
-  thread of its own and abandons a send that outlives ``send_timeout`` (:mod:`oohcore.sending`).
+  thread of its own and abandons a send that outlives ``send_timeout`` (:mod:`oohcore.durable.sending`).
 * Delivery reports that arrive later (a provider's callback, a status look-up) are
   :class:`Receipt` values, matched to the message by the provider's id or the idempotency key.
 """

@@ -15,10 +15,16 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from oohcore import audit, directory, outbox, search
-from oohcore.addresses import MAX_QUERY_CHARS, Gazetteer, InvalidPostcode, address_parts
+from oohcore import directory
+from oohcore.audit import chain as audit_chain
+from oohcore.audit import model as audit_model
+from oohcore.audit import read as audit_read
 from oohcore.channels import Channel, Receipt, ReceiptState
 from oohcore.clock import Clock, SystemClock, as_utc
+from oohcore.durable import outbox
+from oohcore.durable.outbox import OutboxRow
+from oohcore.durable.runner import Runner, TickReport
+from oohcore.durable.timers import TimerRow
 from oohcore.engine import inbound, inputs, links, replies, steps
 from oohcore.engine.context import CallContext
 from oohcore.engine.errors import (
@@ -43,16 +49,16 @@ from oohcore.engine.rows import (
 )
 from oohcore.engine.versions import OptionVersions
 from oohcore.engine.views import CallView, NextStep, ReferralView, ScriptView
-from oohcore.outbox import OutboxRow
 from oohcore.phones import e164
 from oohcore.references import InvalidReference, parse_reference
 from oohcore.referrals import OPEN_STATES
 from oohcore.rota import ROTA_FILE, OnCallOfficer, Rota, RotaData, RotaStore, StoreRota, read_rota
 from oohcore.rulesets.compiler import Organisation, ServiceOption
 from oohcore.rulesets.loader import load_organisations
-from oohcore.runner import Runner, TickReport
+from oohcore.search import query as search_query
+from oohcore.search.addresses import MAX_QUERY_CHARS, InvalidPostcode, address_parts
+from oohcore.search.gazetteer import Gazetteer
 from oohcore.store import Store
-from oohcore.timers import TimerRow
 from oohcore.vocabulary import EventKind, TimerKind
 
 __all__ = ["Engine", "OrganisationDesk"]
@@ -134,7 +140,7 @@ class Engine:
         """Load the organisations (a folder of them, or already loaded ones) and open the store.
 
         Each organisation folder may hold a ``rota.yaml`` (:mod:`oohcore.rota`) and a
-        ``gazetteer.csv`` (:mod:`oohcore.addresses`), which are loaded too.
+        ``gazetteer.csv`` (:mod:`oohcore.search.gazetteer`), which are loaded too.
 
         ``require_sign_off``: serve only service options whose exact version has been signed
         off by the organisation (5.3.1: scripts are not made operational until signed off). An
@@ -302,7 +308,7 @@ class Engine:
                 raise links.LinkRefused("the link is of an escalation that is no longer running")
             used = any(
                 e.kind == EventKind.REFERRAL_LINK_USED and e.payload.get("nonce") == parsed.nonce
-                for e in audit.events_for_call(conn, referral.call_id)
+                for e in audit_read.events_for_call(conn, referral.call_id)
             )
             if used:
                 raise links.LinkRefused("the link was used before: a link works once")
@@ -435,10 +441,10 @@ class OrganisationDesk:
             raise CallNotFound(f"no call with reference {ref.text} in {self.id}")
         return self._view(row)
 
-    def events(self, call_id: str) -> list[audit.EventRow]:
+    def events(self, call_id: str) -> list[audit_model.EventRow]:
         with self.engine.store.read() as conn:
             self._load(conn, call_id)
-            return audit.events_for_call(conn, call_id)
+            return audit_read.events_for_call(conn, call_id)
 
     def messages(self, call_id: str) -> list[OutboxRow]:
         with self.engine.store.read() as conn:
@@ -491,11 +497,11 @@ class OrganisationDesk:
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int = 20,
-    ) -> list[search.SearchHit]:
+    ) -> list[search_query.SearchHit]:
         """Earlier calls of this organisation (5.2.7, 7.4.2)."""
         inputs.search_arguments(caller_name, address, uprn, service_option, since, until, limit)
         with self.engine.store.read() as conn:
-            return search.search(
+            return search_query.search(
                 conn,
                 organisation_id=self.id,
                 caller_name=caller_name,
@@ -519,7 +525,7 @@ class OrganisationDesk:
         """``ctx`` at a time not before the call's last recorded step: an ``at=`` the host
         ``given`` earlier is refused, the engine's clock reading earlier is moved up to it
         (:func:`oohcore.engine.inputs.not_before`; 6.4b durations are never negative)."""
-        last = audit.last_event_at(conn, self.id, ctx.row.id)
+        last = audit_chain.last_event_at(conn, self.id, ctx.row.id)
         now = inputs.not_before(ctx.now, last, given=given)
         return ctx if now == ctx.now else replace(ctx, now=now)
 
@@ -645,7 +651,7 @@ class OrganisationDesk:
             seen.add(current)
             attended = {
                 payload.get("referral")
-                for payload in audit.payloads_for_call(
+                for payload in audit_read.payloads_for_call(
                     conn,
                     self.id,
                     current,
@@ -934,7 +940,7 @@ class OrganisationDesk:
         """Who the referral's current alert reached and who has declined (5.3.2), from the
         call's events."""
         kinds = (EventKind.ACTION_REFER, EventKind.REFERRAL_ESCALATED, EventKind.REFERRAL_DECLINED)
-        payloads = audit.payloads_for_call(conn, self.id, referral.call_id, kinds)
+        payloads = audit_read.payloads_for_call(conn, self.id, referral.call_id, kinds)
         return Alerted.from_events(referral, payloads)
 
     def _commit(
@@ -987,7 +993,7 @@ class OrganisationDesk:
             a.get(k) for k in ("caller_name", "address", "uprn", "postcode")
         ):
             return None
-        hit = search.likely_duplicate(
+        hit = search_query.likely_duplicate(
             conn,
             organisation_id=self.id,
             caller_name=a.get("caller_name"),

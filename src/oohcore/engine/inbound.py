@@ -71,7 +71,7 @@ def answers_to(conn: Connection, organisation_id: str, sender: str, now: datetim
     the audit chain, which a purge cannot change (7.14.3), while a purge clears a recipient.
     The answers sent in the window are read through the organisation's by-sending index and
     the unsent ones through the queue's, so an inbound text reads about an hour's messages."""
-    from oohcore.outbox import outbox
+    from oohcore.durable.outbox import outbox
 
     t = outbox.c
     since = now - REPLY_WINDOW
@@ -86,7 +86,7 @@ def answers_to(conn: Connection, organisation_id: str, sender: str, now: datetim
 
 def was_alerted(conn: Connection, organisation_id: str, call_id: str, sender: str) -> bool:
     """Whether a referral alert of call ``call_id`` went to ``sender``'s number."""
-    from oohcore.outbox import outbox
+    from oohcore.durable.outbox import outbox
 
     t = outbox.c
     rows = conn.execute(
@@ -105,7 +105,7 @@ def is_working_with(conn: Connection, organisation_id: str, sender: str) -> bool
     open, or is the phone of a lone worker's open session."""
     import json
 
-    from oohcore.outbox import outbox
+    from oohcore.durable.outbox import outbox
     from oohcore.referrals import OPEN_STATES, referrals
 
     number = e164(sender)

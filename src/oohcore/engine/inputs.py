@@ -29,7 +29,8 @@ from oohcore.engine.errors import (
     InvalidArgument,
     UnknownOrganisation,
 )
-from oohcore.store import Store, is_conflict
+from oohcore.store import Store
+from oohcore.store.store import is_conflict
 
 __all__ = [
     "CALLER_NUMBER_MAX",

@@ -28,18 +28,14 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from oohcore import audit
-from oohcore.audit import (
-    AuditProblem,
-    AuditReport,
-    ChainPin,
-    _reading,
-    canonical_json,
-    events_for_organisation,
-)
+from oohcore.audit import read as audit_read
+from oohcore.audit.chain import canonical_json
+from oohcore.audit.model import AuditProblem, AuditReport, ChainPin
+from oohcore.audit.read import _reading, events_for_organisation
 from oohcore.calls import calls
 from oohcore.channels import OutboundMessage
+from oohcore.durable.outbox import outbox
 from oohcore.engine.rows import CALLS, CallRow, to_store
-from oohcore.outbox import outbox
 from oohcore.store import Store
 
 __all__ = ["SEALED_KEY", "seal", "verify", "verify_records"]
@@ -213,6 +209,6 @@ def verify(
     :func:`verify_records` for each organisation: what ``oohcore audit verify`` runs."""
     with _reading(source) as conn:
         report = audit.verify(conn, organisation_id, expect=expect)
-        orgs = [organisation_id] if organisation_id is not None else audit.organisations(conn)
+        orgs = [organisation_id] if organisation_id is not None else audit_read.organisations(conn)
         extra = [p for org in orgs for p in verify_records(conn, org)]
     return replace(report, problems=report.problems + tuple(extra)) if extra else report

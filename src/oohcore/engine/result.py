@@ -16,11 +16,13 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from oohcore import audit, outbox, search, timers
+from oohcore.audit import chain as audit_chain
 from oohcore.channels import OutboundMessage
+from oohcore.durable import outbox, timers
 from oohcore.engine import records
 from oohcore.engine.errors import ConcurrentChange
 from oohcore.engine.rows import CALLS, REFERRALS, CallRow, ReferralRow
+from oohcore.search import index as search_index
 
 __all__ = ["EventOut", "ReferralWrite", "SearchEntry", "StepResult", "TimerOut", "commit"]
 
@@ -169,7 +171,7 @@ def commit(conn: Connection, result: StepResult) -> CallRow | None:
         )
     if result.index is not None:
         e = result.index
-        search.index_call(
+        search_index.index_call(
             conn,
             organisation_id=org,
             call_id=call_id,
@@ -181,7 +183,7 @@ def commit(conn: Connection, result: StepResult) -> CallRow | None:
             postcode=e.postcode,
         )
     for ev in _sealed(result):
-        audit.append_event(
+        audit_chain.append_event(
             conn,
             organisation_id=org,
             call_id=call_id,

@@ -3,7 +3,7 @@
 :class:`CallRow` has one attribute per column of ``calls`` and :class:`ReferralRow` one per column
 of ``referrals``; the conversions between the engine's values and their stored forms (answers
 as JSON, ``in_hours`` as an integer, a snapshot as JSON) live in ``_TO_STORE`` / ``_FROM_STORE``
-here and nowhere else. Statements are built once (:class:`~oohcore.store.Prepared`).
+here and nowhere else. Statements are built once (:class:`~oohcore.store.statements.Prepared`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from sqlalchemy import Connection, Table, and_, bindparam, insert, select, text,
 
 from oohcore.calls import WAITING_CONDITION, call_counters, calls
 from oohcore.referrals import referrals
-from oohcore.store import Prepared, insert_ignoring_conflict, to_json
+from oohcore.store.columns import to_json
+from oohcore.store.statements import Prepared, insert_ignoring_conflict
 
 __all__ = ["CallRow", "ReferralRow"]
 

@@ -20,6 +20,7 @@ from oohcore.answers import clean_answer
 from oohcore.calls import next_state
 from oohcore.channels import OutboundMessage
 from oohcore.directory import placeholders
+from oohcore.durable.timers import TimerRow
 from oohcore.engine.actions import Description, handler
 from oohcore.engine.actions.lone_worker import staff_of
 from oohcore.engine.context import CallContext, hours_at
@@ -40,7 +41,6 @@ from oohcore.references import format_reference
 from oohcore.referrals import OPEN_STATES, next_referral_state
 from oohcore.rulesets.compiler import Organisation, Outcome, ServiceOption
 from oohcore.rulesets.models import Action, RoleKind
-from oohcore.timers import TimerRow
 from oohcore.vocabulary import EventKind, MessagePurpose, TimerKind, action_event
 
 __all__ = [

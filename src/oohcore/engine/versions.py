@@ -26,7 +26,8 @@ from oohcore.rulesets.compiler import (
     version_hash,
 )
 from oohcore.rulesets.source import Source
-from oohcore.store import Prepared, to_json
+from oohcore.store.columns import to_json
+from oohcore.store.statements import Prepared
 
 __all__ = ["OptionVersions", "definition_of"]
 

@@ -31,12 +31,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
-from oohcore.audit import events
+from oohcore.audit.chain import events
 from oohcore.calls import calls
+from oohcore.durable.outbox import outbox
 from oohcore.kpi.outages import MAX_OUTAGE_MINUTES, Outage, outages_between
 from oohcore.kpi.periods import Period
 from oohcore.kpi.targets import UNASSIGNED, ServiceLevelTarget, Targets
-from oohcore.outbox import outbox
 from oohcore.referrals import referrals
 from oohcore.telephony import cdrs
 from oohcore.vocabulary import EventKind, MessagePurpose

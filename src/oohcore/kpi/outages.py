@@ -14,9 +14,9 @@ from datetime import datetime
 from sqlalchemy import Column, Connection, Index, Integer, String, Table, Text, or_, select
 
 from oohcore.clock import as_utc
-from oohcore.db import metadata
 from oohcore.errors import OohcoreError
-from oohcore.store import UTCDateTime
+from oohcore.store.columns import UTCDateTime
+from oohcore.store.schema import metadata
 
 __all__ = [
     "MAX_OUTAGE_MINUTES",

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Column, Connection, Date, Index, Integer, String, Table, Text, select
 
 from oohcore.clock import as_utc
-from oohcore.db import metadata
 from oohcore.errors import OohcoreError
-from oohcore.store import UTCDateTime
+from oohcore.store.columns import UTCDateTime
+from oohcore.store.schema import metadata
 
 if TYPE_CHECKING:
     from oohcore.rulesets.compiler import Organisation

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
 
 from oohcore.channels import OutboundMessage
+from oohcore.durable.outbox import enqueue
 from oohcore.kpi.measures import telephony, total
 from oohcore.kpi.periods import Period
 from oohcore.kpi.targets import Targets
-from oohcore.outbox import enqueue
 from oohcore.vocabulary import MessagePurpose
 
 if TYPE_CHECKING:

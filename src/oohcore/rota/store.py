@@ -34,12 +34,14 @@ from sqlalchemy import (
     update,
 )
 
-from oohcore.audit import append_event
-from oohcore.db import metadata
+from oohcore.audit.chain import append_event
 from oohcore.errors import OohcoreError
 from oohcore.rota.model import OnCallAnswer, OnCallOfficer
 from oohcore.rota.schedule import Layer, Override, RoleSchedule, RotaData, Segment
-from oohcore.store import NestedTransactionError, Prepared, Store, UTCDateTime
+from oohcore.store import NestedTransactionError, Store
+from oohcore.store.columns import UTCDateTime
+from oohcore.store.schema import metadata
+from oohcore.store.statements import Prepared
 from oohcore.vocabulary import EventKind
 
 rotas = Table(

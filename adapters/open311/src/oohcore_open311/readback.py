@@ -9,7 +9,7 @@ for a closed request, when it was closed), and its location and description.
 A status becomes a :class:`~oohcore.channels.Receipt` (state ``delivered``: the CRM holds the
 request; the detail says ``open`` or ``closed`` and the notes, the time is the CRM's
 ``updated_datetime``) matched to the message by its provider reference. The outbox keeps a
-receipt once, however often it is read back (``oohcore.outbox.record_receipt``), so recording
+receipt once, however often it is read back (``oohcore.durable.receipts.record_receipt``), so recording
 each look-up's receipts keeps exactly the status *changes*.
 """
 

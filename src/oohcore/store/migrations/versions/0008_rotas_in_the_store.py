@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import oohcore.store
+import oohcore.store.columns
 
 revision: str = "0008"
 down_revision: str | Sequence[str] | None = "0010"
@@ -29,7 +29,7 @@ def upgrade() -> None:
         sa.Column("organisation_id", sa.String(length=64), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("data", sa.Text(), nullable=False),
-        sa.Column("updated_at", oohcore.store.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", oohcore.store.columns.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("organisation_id", name=op.f("pk_rotas")),
     )
     op.create_table(
@@ -40,8 +40,8 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("summary", sa.Text(), nullable=False),
         sa.Column("changed_by", sa.String(length=128), nullable=False),
-        sa.Column("requested_at", oohcore.store.UTCDateTime(), nullable=False),
-        sa.Column("applied_at", oohcore.store.UTCDateTime(), nullable=False),
+        sa.Column("requested_at", oohcore.store.columns.UTCDateTime(), nullable=False),
+        sa.Column("applied_at", oohcore.store.columns.UTCDateTime(), nullable=False),
         sa.Column("event_id", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_rota_changes")),
     )

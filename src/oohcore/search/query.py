@@ -20,10 +20,10 @@ How tolerance works: keys to find candidates, then scores
       the last word is taken as the surname and the first as the forename. ``name_key`` is
       ``<sound key of surname>:<sound key of forename>`` (an initial is kept as the letter),
       and ``surname_key`` the surname's sound key; the sound key is Soundex with English
-      spelling variants folded first (:func:`oohcore.addresses.sound_key`). So ``Jon Smyth``
+      spelling variants folded first (:func:`oohcore.search.addresses.sound_key`). So ``Jon Smyth``
       and ``John Smith`` share ``S530:J500``. A search also looks under the surname with the
       initial, with no forename, and with the two words swapped.
-    * Addresses are normalised (:func:`oohcore.addresses.normalise_address`: case,
+    * Addresses are normalised (:func:`oohcore.search.addresses.normalise_address`: case,
       punctuation, spacing, ``Rd``/``Road``, ``Flat``/``Apt`` …). ``address_key`` is
       ``<first two letters of the first street or building word>:<house number digits>:
       <initial of the next word>`` (the flat number when there is no house number; the first
@@ -34,8 +34,8 @@ How tolerance works: keys to find candidates, then scores
       street type, and one without a number every number (a prefix of the key, read as a
       range of the same index). The UPRN and the postcode, when known, are keys of their own.
     * Each candidate then gets a name score (surname 60%, forename 40%, each word compared
-      with an edit distance and the sound key: :func:`oohcore.addresses.word_similarity`) and
-      an address score (:func:`oohcore.addresses.address_similarity`; the same UPRN on both
+      with an edit distance and the sound key: :func:`oohcore.search.addresses.word_similarity`) and
+      an address score (:func:`oohcore.search.addresses.address_similarity`; the same UPRN on both
       sides scores 1, different UPRNs at most 0.5; different postcodes × 0.8). A hit's score
       is the mean of the scores for what was searched for (a criterion the earlier call did
       not record counts 0.5). Hits below ``min_score`` (0.5) are dropped.
@@ -67,511 +67,71 @@ Personal data
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Iterator
-from contextlib import suppress
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
-    BigInteger,
-    Column,
     Connection,
-    Index,
     Select,
-    String,
-    Table,
     and_,
     bindparam,
-    delete,
     insert,
     literal_column,
     select,
-    text,
     union_all,
 )
 
-from oohcore.addresses import (
-    APOSTROPHES_RE,
+from oohcore.clock import as_utc
+from oohcore.search.addresses import (
     AddressParts,
-    InvalidPostcode,
     address_parts,
     address_similarity,
-    ascii_upper,
     normalise_postcode,
-    sound_key,
-    word_similarity,
 )
-from oohcore.clock import as_utc
-from oohcore.db import metadata
-from oohcore.store import Prepared, UTCDateTime, insert_or_replace
+from oohcore.search.index import _address_key_parts, _require_org, _uprn, call_search
+from oohcore.search.names import _query_name_keys, _typo_keys, name_similarity, normalise_name
+from oohcore.store.statements import Prepared
 
 __all__ = [
     "CANDIDATES_PER_KEY",
     "DEFAULT_DUPLICATE_WINDOW",
+    "DUPLICATE_ADDRESSES_DISAGREE_BELOW",
     "DUPLICATE_ADDRESS_THRESHOLD",
     "DUPLICATE_NAME_THRESHOLD",
-    "CallToIndex",
+    "MAX_LIMIT",
+    "MIN_SCORE",
+    "TYPO_FALLBACK_BELOW",
     "SearchHit",
-    "call_search",
-    "index_call",
-    "index_calls",
     "likely_duplicate",
-    "name_similarity",
-    "normalise_name",
-    "remove_calls",
     "search",
 ]
 
+
 DUPLICATE_ADDRESS_THRESHOLD = 0.9
+
+
 DUPLICATE_NAME_THRESHOLD = 0.85
+
+
 DUPLICATE_ADDRESSES_DISAGREE_BELOW = 0.6
+
+
 DEFAULT_DUPLICATE_WINDOW = timedelta(hours=24)
+
+
 CANDIDATES_PER_KEY = 50
+
+
 MIN_SCORE = 0.5
+
+
 TYPO_FALLBACK_BELOW = 3
-TYPO_LOOKUPS = 8
+
+
 MAX_LIMIT = 500
-_NAME_LENGTH = 200  # longer text is cut, not refused: the index never fails a call
-_ADDRESS_LENGTH = 400
-
-call_search = Table(
-    "call_search",
-    metadata,
-    Column("organisation_id", String(64), primary_key=True),
-    Column("call_id", String(64), primary_key=True),
-    Column("service_option", String(64), nullable=False),
-    Column("received_at", UTCDateTime(), nullable=False),
-    Column("caller_name", String(_NAME_LENGTH)),  # normalised: upper-case words
-    Column("name_key", String(16)),  # S530:J500
-    Column("surname_key", String(4)),  # S530
-    Column("address", String(_ADDRESS_LENGTH)),  # normalised
-    Column("address_key", String(24)),  # HI:12:S
-    Column("uprn", BigInteger),
-    Column("postcode", String(8)),  # SW1A 1AA
-    # Each key's index holds only the calls that have that key (migration 0014): a call with no
-    # UPRN or postcode writes no page of those indexes, and a lookup by a key (``=`` or a
-    # range) implies it is not NULL, so SQLite and PostgreSQL use them as before.
-    *(
-        Index(
-            None,
-            "organisation_id",
-            key,
-            "received_at",
-            sqlite_where=text(f"{key} IS NOT NULL"),
-            postgresql_where=text(f"{key} IS NOT NULL"),
-        )
-        for key in ("name_key", "surname_key", "address_key", "uprn", "postcode")
-    ),
-    Index(None, "organisation_id", "service_option", "received_at"),
-    Index(None, "organisation_id", "received_at"),
-)
-"""One row per indexed call. Columns ending in ``_key`` are derived for lookups only."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Names
-# ---------------------------------------------------------------------------------------------
-
-_TITLES = frozenset(
-    [
-        "MR",
-        "MRS",
-        "MS",
-        "MISS",
-        "MX",
-        "DR",
-        "PROF",
-        "REV",
-        "REVD",
-        "FR",
-        "SIR",
-        "DAME",
-        "LADY",
-        "LORD",
-        "CLLR",
-        "COUNCILLOR",
-        "SGT",
-        "PC",
-    ]
-)
-_PARTICLES = frozenset(
-    [
-        "O",
-        "MC",
-        "MAC",
-        "DE",
-        "DA",
-        "DI",
-        "DU",
-        "DEL",
-        "DELLA",
-        "LE",
-        "LA",
-        "VAN",
-        "VON",
-        "DER",
-        "DEN",
-        "TER",
-    ]
-)
-_DIGITS_RE = re.compile(r"\d+")
-_NOT_LETTERS_RE = re.compile(r"[^A-Z]+")
-_NO_NAME = frozenset(
-    {"", "ANON", "ANONYMOUS", "UNKNOWN", "WITHHELD", "REFUSED", "NOT GIVEN", "NONE", "N A", "NA"}
-)
-
-
-@lru_cache(maxsize=65536)
-def normalise_name(text: str) -> str:
-    """A caller's name in one canonical spelling, or "" when no name was given.
-
-    >>> normalise_name("Mrs. Mary O'Brien-Mc Donald")
-    'MARY OBRIEN MCDONALD'
-    """
-    s = APOSTROPHES_RE.sub("", ascii_upper(text))
-    raw = [t for t in _NOT_LETTERS_RE.sub(" ", s).split() if t not in _TITLES]
-    if " ".join(raw) in _NO_NAME:
-        return ""
-    out: list[str] = []
-    pending = ""
-    for tok in raw:
-        if tok in _PARTICLES:
-            pending += tok  # joined to the next word: MC DONALD → MCDONALD
-            continue
-        out.append(pending + tok)
-        pending = ""
-    if pending:
-        out.append(pending)
-    return " ".join(out)
-
-
-def _forename_key(forename: str) -> str:
-    return forename if len(forename) == 1 else sound_key(forename)
-
-
-@lru_cache(maxsize=65536)
-def _name_keys(normalised: str) -> tuple[str | None, str | None]:
-    """(name_key, surname_key) of a normalised name."""
-    words = normalised.split()
-    if not words:
-        return None, None
-    surname = sound_key(words[-1])
-    forename = _forename_key(words[0]) if len(words) > 1 else ""
-    return f"{surname}:{forename}", surname
-
-
-def _query_name_keys(normalised: str) -> tuple[list[str], list[str]]:
-    """Where to look for a searched name: (name keys to match exactly, name-key prefixes).
-
-    ``John Smith`` looks under ``S530:J500`` (the same sound), ``S530:J`` (recorded with an
-    initial), ``S530:`` (recorded with a surname only) and ``J500:S530`` (written surname
-    first). ``J Smith`` looks under every forename starting with J (the prefix ``S530:J``). A
-    single word is taken as a surname: every forename (the prefix ``S530:``).
-    """
-    words = normalised.split()
-    if len(words) == 1:
-        return [], [f"{sound_key(words[0])}:"]
-    forename, surname = words[0], words[-1]
-    s = sound_key(surname)
-    if len(forename) == 1:
-        return [f"{s}:"], [f"{s}:{forename}"]
-    keys = [f"{s}:{_forename_key(forename)}", f"{s}:{forename[0]}", f"{s}:"]
-    swapped = f"{sound_key(forename)}:{_forename_key(surname)}"
-    if swapped not in keys:
-        keys.append(swapped)
-    return keys, []
-
-
-def _typo_keys(normalised: str, tried: Iterable[str]) -> list[str]:
-    """Name keys for the likeliest one-slip spellings of a searched name: one letter dropped
-    (``Smiith``) or two neighbours swapped (``Wrad``), surname first, then forename; at most
-    :data:`TYPO_LOOKUPS`. Used only when the name's own keys find (almost) nothing."""
-    words = normalised.split()
-    if len(words) < 2:
-        return []
-    forename, surname = words[0], words[-1]
-    s, f = sound_key(surname), _forename_key(forename)
-    seen = set(tried)
-    out: list[str] = []
-    for variant in _slips(surname):
-        key = f"{sound_key(variant)}:{f}"
-        if key not in seen:
-            seen.add(key)
-            out.append(key)
-    if len(forename) > 1:
-        for variant in _slips(forename):
-            key = f"{s}:{sound_key(variant)}"
-            if key not in seen:
-                seen.add(key)
-                out.append(key)
-    return out[:TYPO_LOOKUPS]
-
-
-def _slips(word: str) -> Iterator[str]:
-    for i in range(len(word) - 1):
-        yield word[:i] + word[i + 1 :]  # a letter too many
-        yield word[:i] + word[i + 1] + word[i] + word[i + 2 :]  # two letters swapped
-    yield word[:-1]
-
-
-def name_similarity(query: str, candidate: str) -> float:
-    """How well a recorded name fits a searched one, 0 to 1 (both normalised or not).
-
-    Surname (last word) 60%, forename (first word) 40%; an initial meeting a forename with that
-    initial counts 0.8; when either side has only a surname, the score is 0.9 × the surname's.
-    Names written surname first are tried too, at 0.95 of their score.
-    """
-    q, c = normalise_name(query).split(), normalise_name(candidate).split()
-    if not q or not c:
-        return 0.0
-    if q == c:
-        return 1.0
-
-    def pair(qf: str | None, qs: str, cf: str | None, cs: str) -> float:
-        surname = word_similarity(qs, cs)
-        if qf is None or cf is None:
-            return 0.9 * surname
-        if len(qf) == 1 or len(cf) == 1:
-            forename = 0.8 if qf[0] == cf[0] else 0.0
-        else:
-            forename = word_similarity(qf, cf)
-        return 0.6 * surname + 0.4 * forename
-
-    qf, cf = (q[0] if len(q) > 1 else None), (c[0] if len(c) > 1 else None)
-    best = pair(qf, q[-1], cf, c[-1])
-    if len(q) > 1:
-        best = max(best, 0.95 * pair(q[-1], q[0], cf, c[-1]))
-    return round(best, 4)
-
-
-# ---------------------------------------------------------------------------------------------
-# Addresses
-# ---------------------------------------------------------------------------------------------
-
-# Words that open many street names and so say little on their own.
-_KEY_SKIP = frozenset(
-    [
-        "SAINT",
-        "UPPER",
-        "LOWER",
-        "GREAT",
-        "LITTLE",
-        "NORTH",
-        "SOUTH",
-        "EAST",
-        "WEST",
-        "OLD",
-        "NEW",
-        "OUTSIDE",
-        "NEAR",
-        "OPPOSITE",
-    ]
-)
-
-
-_FOLDED_PREFIXES = ("KN", "WR", "PH", "PS", "GN")  # as in sound_key: Kn → N, Ph → F …
-
-
-def _street_letters(word: str) -> str:
-    """The first two letters of a street or building word, spelt as it sounds: the sound
-    key's initial (``C``/``K``/``S``, ``Ph``/``F``, vowels as ``A``) and the next letter."""
-    rest = word[2:] if word[:2] in _FOLDED_PREFIXES else word[1:]
-    return sound_key(word)[:1] + rest[:1]
-
-
-def _address_key_parts(parts: AddressParts) -> tuple[str, str, str] | None:
-    """(first two letters of the first street or building word, house number, initial of the
-    next word): ``12a High St.`` → ("HI", "12", "S"); ``Flat 3, Kestrel House`` → ("KE",
-    "3", "H").
-
-    Letters rather than whole words, so that a typo after the second letter of a street name
-    still finds the call.
-    """
-    words = parts.words
-    start = next((i for i, w in enumerate(words) if w not in _KEY_SKIP), 0)
-    if not words:
-        return None
-    following = words[start + 1][0] if start + 1 < len(words) else ""
-    number = parts.number_digits
-    if number is None and parts.flat is not None:
-        m = _DIGITS_RE.match(parts.flat)
-        number = m.group(0) if m else parts.flat
-    return _street_letters(words[start]), number or "", following
-
-
-def _address_key(parts: AddressParts) -> str | None:
-    key = _address_key_parts(parts)
-    return ":".join(key) if key else None
-
-
-def _indexable_uprn(value: int | str | None) -> int | None:
-    """A UPRN to index, or None: an unreadable one is left out, never refused."""
-    try:
-        return _uprn(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _uprn(value: int | str | None) -> int | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise TypeError("a UPRN is a whole number, not a bool")
-    if isinstance(value, int):
-        return value
-    text = value.strip()
-    if not text.isdigit():
-        raise ValueError(f"{value!r} is not a UPRN (a whole number of up to 12 digits)")
-    return int(text)
-
-
-# ---------------------------------------------------------------------------------------------
-# Writing the index
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class CallToIndex:
-    """What :func:`index_calls` needs to know about one call."""
-
-    organisation_id: str
-    call_id: str
-    service_option: str
-    received_at: datetime
-    caller_name: str | None = None
-    address: str | None = None
-    uprn: int | str | None = None
-    postcode: str | None = None
-
-
-def _require_org(organisation_id: str) -> str:
-    if not isinstance(organisation_id, str) or not organisation_id:
-        raise ValueError(
-            "organisation_id is required: earlier-call search is always scoped to one "
-            "organisation (spec 7.10)"
-        )
-    return organisation_id
-
-
-def _name_fields(caller_name: str | None) -> dict[str, Any]:
-    name = normalise_name(caller_name) if isinstance(caller_name, str) else ""
-    name_key, surname_key = _name_keys(name)
-    return {
-        "caller_name": name[:_NAME_LENGTH] or None,
-        "name_key": name_key,
-        "surname_key": surname_key,
-    }
-
-
-def _address_fields(
-    address: str | None, uprn: int | str | None, postcode: str | None
-) -> dict[str, Any]:
-    text = address.strip() if isinstance(address, str) else ""
-    parts = address_parts(text) if text else None
-    normalised_postcode: str | None = None
-    raw_postcode = postcode or (parts.postcode if parts else None)
-    if raw_postcode:
-        # An unreadable postcode is left out: the index never refuses a call (the script
-        # validates postcodes before they get here).
-        with suppress(InvalidPostcode):
-            normalised_postcode = normalise_postcode(raw_postcode)
-    return {
-        "address": parts.normalised[:_ADDRESS_LENGTH] if parts and parts.normalised else None,
-        "address_key": _address_key(parts) if parts else None,
-        "uprn": _indexable_uprn(uprn),
-        "postcode": normalised_postcode,
-    }
-
-
-def _row(call: CallToIndex) -> dict[str, Any]:
-    return {
-        "organisation_id": _require_org(call.organisation_id),
-        "call_id": call.call_id,
-        "service_option": call.service_option,
-        "received_at": as_utc(call.received_at),
-        **_name_fields(call.caller_name),
-        **_address_fields(call.address, call.uprn, call.postcode),
-    }
-
-
-def index_call(
-    conn: Connection,
-    *,
-    organisation_id: str,
-    call_id: str,
-    service_option: str,
-    received_at: datetime,
-    caller_name: str | None = None,
-    address: str | None = None,
-    uprn: int | str | None = None,
-    postcode: str | None = None,
-) -> None:
-    """Add a call to the search index, or replace its entry (5.2.7).
-
-    Called by the engine inside the transaction that records the call, so the index never
-    disagrees with the calls. Calling it again for the same call (new details from the Caller)
-    replaces the entry. An unreadable postcode or UPRN is left out rather than refused, and
-    very long names and addresses are cut to the column sizes: indexing never fails a call.
-    """
-    row = _row(
-        CallToIndex(
-            organisation_id,
-            call_id,
-            service_option,
-            received_at,
-            caller_name,
-            address,
-            uprn,
-            postcode,
-        )
-    )
-    insert_or_replace(conn, call_search, ("organisation_id", "call_id"), row)
-
-
-def index_calls(conn: Connection, calls: Iterable[CallToIndex], *, batch: int = 20_000) -> int:
-    """Add many calls not yet in the index (a backfill or a rebuild); returns how many.
-
-    Rows are inserted in batches of ``batch`` with ``executemany``. A call already in the index
-    makes the insert fail (use :func:`index_call` to replace one).
-    """
-    count = 0
-    rows: list[dict[str, Any]] = []
-    for call in calls:
-        rows.append(_row(call))
-        if len(rows) >= batch:
-            conn.execute(insert(call_search), rows)
-            count += len(rows)
-            rows = []
-    if rows:
-        conn.execute(insert(call_search), rows)
-        count += len(rows)
-    return count
-
-
-def remove_calls(conn: Connection, *, organisation_id: str, call_ids: Iterable[str]) -> int:
-    """Delete calls from the index (retention, 7.14.7); returns how many rows went."""
-    org = _require_org(organisation_id)
-    ids = list(call_ids)
-    removed = 0
-    for start in range(0, len(ids), 500):
-        result = conn.execute(
-            delete(call_search).where(
-                and_(
-                    call_search.c.organisation_id == org,
-                    call_search.c.call_id.in_(ids[start : start + 500]),
-                )
-            )
-        )
-        removed += result.rowcount
-    return removed
-
-
-# ---------------------------------------------------------------------------------------------
-# Searching
-# ---------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -633,6 +193,8 @@ class _Query:
 # Lookups: how candidates are read. Each is a statement built once (per combination of
 # filters) from the same scoped base and cached, executed with its parameters.
 _EQUAL = ("uprn", "name_key", "surname_key", "address_key", "postcode")
+
+
 _RANGE = ("name_key_range", "address_key_range")
 
 

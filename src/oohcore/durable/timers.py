@@ -3,7 +3,7 @@
 The referral time limit (6.4 b: by default 10 minutes from the end of the call), each escalation
 wait, a lone-worker check-in expiry or a complaint's target date is a row in ``timers``, written
 in the same transaction as the state change that starts it. A crash or restart loses none:
-whichever :class:`~oohcore.runner.Runner` runs next fires what is due.
+whichever :class:`~oohcore.durable.runner.Runner` runs next fires what is due.
 
 Contract
 --------
@@ -47,10 +47,10 @@ from sqlalchemy import (
 )
 
 from oohcore.clock import as_utc
-from oohcore.db import metadata
 from oohcore.errors import OohcoreError
-from oohcore.queue import DurableQueue
-from oohcore.store import JSONValueError, UTCDateTime, to_json
+from oohcore.store.columns import JSONValueError, UTCDateTime, to_json
+from oohcore.store.queue import DurableQueue
+from oohcore.store.schema import metadata
 
 __all__ = [
     "TimerError",
@@ -112,7 +112,7 @@ class TimerRow:
         return self.fired_at is None and self.cancelled_at is None
 
 
-# The shared mechanics (oohcore.queue): insert-if-absent keys, due selection (SKIP LOCKED on
+# The shared mechanics (oohcore.store.queue): insert-if-absent keys, due selection (SKIP LOCKED on
 # PostgreSQL), conditional transitions, error noting. Timers have no lease: a timer fires in the
 # transaction that commits its effects, and ``mark_fired`` is the conditional update that wins.
 _queue = DurableQueue(

@@ -14,13 +14,13 @@ A host runs one (or several, in several processes) :class:`Runner` next to its s
    *outside* any transaction — each channel on a worker thread of its own, so a slow or hung
    channel never holds back another's messages, and a send that outlives its channel's
    ``send_timeout`` (plus ``send_grace``) is abandoned as a failed attempt
-   (:mod:`oohcore.sending`) — then one transaction records the results of a batch:
+   (:mod:`oohcore.durable.sending`) — then one transaction records the results of a batch:
    ``mark_sent`` plus ``on_sent(conn, row, now)`` for each message sent (if anything in it
    fails, each message is recorded in a transaction of its own instead, so one bad callback
    holds back no other). A failed attempt is recorded at once, in a transaction of its own: a
    retry on the durable schedule (backoff with jitter, the provider's ``retry_after``), or a
    failure for good, whose ``on_failed(conn, row, now)`` runs in that same transaction, so the
-   engine escalates at once (8.14). Every attempt is kept (``oohcore.outbox.attempts_for``). A
+   engine escalates at once (8.14). Every attempt is kept (``oohcore.durable.receipts.attempts_for``). A
    message whose channel is not in the runner's mapping fails permanently with a message
    saying so (misconfiguration must be visible and escalate, not wait silently).
 
@@ -48,7 +48,7 @@ step so that timestamps stay accurate during long ticks.
 Contract for callbacks
 ----------------------
 
-* ``on_timer(conn, timer, now)``: required. ``timer`` is a :class:`~oohcore.timers.TimerRow`
+* ``on_timer(conn, timer, now)``: required. ``timer`` is a :class:`~oohcore.durable.timers.TimerRow`
   (already marked fired at ``now``). Typical work: check the call's state (the timer may be
   stale: an acknowledgement may have arrived; do nothing then), append events, enqueue the next
   escalation's messages, set the next timer.
@@ -88,25 +88,26 @@ from sqlalchemy import Connection
 
 from oohcore.channels import Channel, DeliveryResult, DeliveryStatus, Receipt
 from oohcore.clock import Clock, as_utc
-from oohcore.errors import OohcoreError
-from oohcore.health import Health, lag, watch
-from oohcore.outbox import (
+from oohcore.durable.health import Health, lag, watch
+from oohcore.durable.outbox import (
     LEASE_FILL,
-    AttemptOutcome,
     FailureOutcome,
     OutboxRow,
-    ReceiptCallback,
-    ReceiptRecord,
     RetryPolicy,
     claim_due,
     get_message,
     mark_sent,
-    record_attempt,
     record_failure,
-    record_receipt,
     release,
 )
-from oohcore.sending import (
+from oohcore.durable.receipts import (
+    AttemptOutcome,
+    ReceiptCallback,
+    ReceiptRecord,
+    record_attempt,
+    record_receipt,
+)
+from oohcore.durable.sending import (
     Abandoned,
     ChannelWorker,
     Done,
@@ -116,8 +117,9 @@ from oohcore.sending import (
     Job,
     wait_for,
 )
+from oohcore.durable.timers import TimerRow, due_timers, mark_fired, record_timer_error
+from oohcore.errors import OohcoreError
 from oohcore.store import Store, StoreError
-from oohcore.timers import TimerRow, due_timers, mark_fired, record_timer_error
 
 __all__ = [
     "MessageCallback",
@@ -165,7 +167,7 @@ class TickReport:
     # covered a send): they are sent by a later round or tick
     deferred: list[int] = field(default_factory=list)
     errors: list[TickError] = field(default_factory=list)
-    # the lag left after the tick (runners given ``lag_threshold``; see oohcore.health)
+    # the lag left after the tick (runners given ``lag_threshold``; see oohcore.durable.health)
     lag: Health | None = None
 
     @property
@@ -237,9 +239,9 @@ class Runner:
         """``lease_clock``: the real clock leases and rate limits are measured on (default the
         store's clock); the ``now`` given to :meth:`tick` is what is recorded.
         ``lag_threshold``: after each tick, read the lag left (``TickReport.lag``) and record a
-        lag episode when it passes this (:func:`oohcore.health.watch`, once per episode).
+        lag episode when it passes this (:func:`oohcore.durable.health.watch`, once per episode).
         ``send_grace``: how much longer than its ``send_timeout`` a channel's send is waited
-        for before it is abandoned (:mod:`oohcore.sending`)."""
+        for before it is abandoned (:mod:`oohcore.durable.sending`)."""
         if claim_lease <= timedelta(0):
             raise RunnerError("claim_lease must be positive")
         for name, channel in channels.items():
@@ -358,7 +360,7 @@ class Runner:
 
     def _dispatch_messages(self, clock: Callable[[], datetime], report: TickReport) -> bool:
         """Send one claim of due messages, each channel's on its own worker (see
-        :mod:`oohcore.sending`); ``False`` if none was sent or failed."""
+        :mod:`oohcore.durable.sending`); ``False`` if none was sent or failed."""
         with self.store.transaction() as conn:
             rows = claim_due(
                 conn,
@@ -647,7 +649,7 @@ class Runner:
     def record_receipt(self, receipt: Receipt, *, now: datetime | None = None) -> ReceiptRecord:
         """Keep a delivery receipt (a provider's callback, a status look-up) in one transaction,
         calling ``on_receipt`` there for a failure receipt of a message not already failed
-        (see :func:`oohcore.outbox.record_receipt`). ``now`` (default the store's clock) is
+        (see :func:`oohcore.durable.receipts.record_receipt`). ``now`` (default the store's clock) is
         recorded as the time it arrived. If ``on_receipt`` raises, nothing is kept and the
         error propagates: answer the provider's callback with an error so that it retries."""
         at = as_utc(now) if now is not None else as_utc(self.store.clock.now())

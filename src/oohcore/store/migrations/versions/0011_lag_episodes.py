@@ -1,4 +1,4 @@
-"""lag episodes: when the runners fell behind the threshold (oohcore.health)
+"""lag episodes: when the runners fell behind the threshold (oohcore.durable.health)
 
 Revision ID: 0011
 Revises: 0008

@@ -10,7 +10,7 @@ once; only a connection lost *while the commit is on its way* leaves the outcome
 A fault of the machine: the database cannot be reached or is restarting (PostgreSQL closes its
 connections), the disk is full, an I/O error, the connection pool is exhausted, the database
 file is damaged. Errors of the statement itself (``IntegrityError``, ``DataError``,
-``ProgrammingError``) and a concurrent transaction's conflict (:func:`oohcore.store.is_conflict`)
+``ProgrammingError``) and a concurrent transaction's conflict (:func:`oohcore.store.store.is_conflict`)
 are not faults: they keep SQLAlchemy's classes, and the engine maps them to ``ConcurrentChange``
 and ``InvalidArgument``.
 """
@@ -36,7 +36,7 @@ class Fault(Enum):
 
 
 # PostgreSQL's SQLSTATEs for "another transaction got there first" (kept in step with
-# oohcore.store.CONFLICT_SQLSTATES, which the engine turns into ConcurrentChange).
+# oohcore.store.store.CONFLICT_SQLSTATES, which the engine turns into ConcurrentChange).
 _CONFLICTS = frozenset({"40001", "40P01", "55P03", "23505"})
 _PG_DAMAGED = frozenset({"XX001", "XX002"})  # data_corrupted, index_corrupted
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from oohcore.channels import Channel, DeliveryResult
-from oohcore.outbox import OutboxRow
+from oohcore.durable.outbox import OutboxRow
 
 __all__ = ["Abandoned", "ChannelWorker", "Done", "Event", "Finished", "Handback", "Job", "wait_for"]
 

@@ -39,8 +39,9 @@ from typing import Any, Literal
 
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text, insert, text
 
-from oohcore.db import metadata
-from oohcore.store import Prepared, to_json
+from oohcore.store.columns import to_json
+from oohcore.store.schema import metadata
+from oohcore.store.statements import Prepared
 
 __all__ = [
     "PAYLOAD_KEY",
@@ -98,7 +99,7 @@ def sealed(personal: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
     """``(data_json, salt_hex, reference)`` for personal data about to be stored.
 
     ``reference`` is what the chained payload carries under :data:`PAYLOAD_KEY`: the sorted
-    field names and the digest. Raises :class:`oohcore.store.JSONValueError` for data that is
+    field names and the digest. Raises :class:`oohcore.store.columns.JSONValueError` for data that is
     not JSON.
     """
     data_json = to_json(dict(personal))

@@ -5,7 +5,7 @@ Revises:
 Create Date: 2026-11-22
 
 Timestamps are ``DateTime(timezone=True)`` here; the tables declare them as
-``oohcore.store.UTCDateTime``, whose storage type this is.
+``oohcore.store.columns.UTCDateTime``, whose storage type this is.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ finished state (sent or failed; fired or cancelled). What they have in common li
 * **error noting**: ``attempts`` counted and ``last_error`` kept on a pending row
   (:meth:`DurableQueue.note_error`).
 
-Statements are built once per queue and run through :class:`~oohcore.store.Prepared`.
+Statements are built once per queue and run through :class:`~oohcore.store.statements.Prepared`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
-from oohcore.store import Prepared, insert_if_absent
+from oohcore.store.statements import Prepared, insert_if_absent
 
 __all__ = ["DurableQueue", "Transition"]
 

@@ -15,7 +15,7 @@ soon after it falls due. The store already says how far behind they are, whateve
 :func:`lag` reads both in one short read (each is one indexed ``MIN``/``COUNT``); :func:`read_lag`
 does it on a :class:`~oohcore.store.Store`; :func:`prometheus` renders it in the Prometheus text
 exposition format for a host to serve on its metrics endpoint (``oohcore health --prometheus``
-prints the same). A runner given ``lag_threshold`` (:class:`oohcore.runner.Runner`) checks its
+prints the same). A runner given ``lag_threshold`` (:class:`oohcore.durable.runner.Runner`) checks its
 lag after each tick and reports it (``TickReport.lag``); when lag passes the threshold an
 **episode** is recorded in ``lag_episodes`` (:func:`watch`): one row when it starts, closed when
 lag is back under the threshold — once per episode however many runners, processes or ticks see
@@ -44,10 +44,12 @@ from sqlalchemy import (
 )
 
 from oohcore.clock import as_utc
-from oohcore.db import metadata
-from oohcore.outbox import outbox
-from oohcore.store import Prepared, Store, UTCDateTime, insert_ignoring_conflict
-from oohcore.timers import timers
+from oohcore.durable.outbox import outbox
+from oohcore.durable.timers import timers
+from oohcore.store import Store
+from oohcore.store.columns import UTCDateTime
+from oohcore.store.schema import metadata
+from oohcore.store.statements import Prepared, insert_ignoring_conflict
 
 __all__ = [
     "EpisodeChange",
